@@ -1,0 +1,148 @@
+"""The native evaluator: facts and `as_of` in, one outcome per rule in force out.
+
+Pure: no clock, database or I/O. A rule fires when every condition of its
+`when` list is known to hold. A destructive action (rules.actions) is then
+blocked by an active legal hold, and any action by an active exception on
+its rule for the subject; a blocked outcome is `retain` and names the reason.
+An error while evaluating a subject is an outcome too: it never acts (fail
+closed) and carries no personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from rules.expressions import Condition
+from rules.facts import camera_facts, held_keys, local_time, reader_facts
+from rules.records import CameraRecording, ExceptionGrant, Reader
+from rules.ruleset import CompiledRule, LibraryAt
+
+__all__ = ["ConditionResult", "Outcome", "Status", "evaluate_subject", "subject_type_of"]
+
+Subject = Reader | CameraRecording
+
+
+class Status(StrEnum):
+    FIRES = "fires"
+    BLOCKED = "blocked"
+    NOT_APPLICABLE = "not_applicable"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionResult:
+    text: str
+    holds: bool | None
+    values: Mapping[str, Any]
+    deadline: Any  # for `as_of > X`: X, the last day (or moment) the condition does not hold
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    rule: CompiledRule
+    status: Status
+    conditions: tuple[ConditionResult, ...] = ()
+    exception: ExceptionGrant | None = None
+    legal_hold_until: date | None = None
+    legal_hold: bool = False
+    error: str | None = None
+
+
+def subject_type_of(subject: Subject) -> str:
+    return "reader" if isinstance(subject, Reader) else "camera_recording"
+
+
+def evaluate_subject(
+    snapshot: LibraryAt,
+    subject: Subject,
+    as_of: date | datetime,
+    exceptions: Sequence[ExceptionGrant] = (),
+    *,
+    trace: bool = True,
+) -> list[Outcome]:
+    """Every rule in force for `subject` on `as_of`, each with its outcome."""
+    subject_type = subject_type_of(subject)
+    rules = snapshot.rules[subject_type]
+    try:
+        env = _facts(snapshot, subject, as_of)
+    except Exception as error:  # fail closed: a subject we cannot read is not acted on
+        return [Outcome(rule, Status.ERROR, error=_safe(error)) for rule in rules]
+    return [_outcome(rule, env, snapshot, subject, exceptions, trace) for rule in rules]
+
+
+def _facts(snapshot: LibraryAt, subject: Subject, as_of: date | datetime) -> dict[str, Any]:
+    zone = snapshot.library.zone
+    if isinstance(subject, CameraRecording):
+        env = camera_facts(subject, local_time(as_of, zone), zone)
+    else:
+        env = reader_facts(subject, snapshot.day, zone)
+        env.update(snapshot.params)
+        if env["valid_until"] is None and snapshot.derive_valid_until is not None:
+            env["valid_until"] = snapshot.derive_valid_until.evaluate(env)
+            env["valid_until_derived"] = env["valid_until"] is not None
+        env["missing_mandatory"], env["excess_data"] = _inventory(snapshot, subject, env)
+        return env
+    env.update(snapshot.params)
+    return env
+
+
+def _inventory(snapshot: LibraryAt, reader: Reader, env: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    inventory = snapshot.library.library.inventory
+    held = held_keys(reader)
+    conditional = snapshot.library.mandatory_when
+    required = set(inventory.mandatory) | {key for key, c in conditional.items() if c.holds(env)}
+    allowed = set(inventory.mandatory) | set(inventory.optional) | set(conditional)
+    return sorted(required - held), sorted(held - allowed)
+
+
+def _outcome(
+    rule: CompiledRule,
+    env: Mapping[str, Any],
+    snapshot: LibraryAt,
+    subject: Subject,
+    exceptions: Sequence[ExceptionGrant],
+    trace: bool,
+) -> Outcome:
+    gap = snapshot.gaps.get(rule.id)
+    if gap is not None:
+        return Outcome(rule, Status.ERROR, error=f"parameter {gap!r} has no value in force on {snapshot.day}")
+    try:
+        fires = all(condition.holds(env) is True for condition in rule.conditions)
+        results = tuple(_trace(c, env) for c in rule.conditions) if trace else ()
+    except Exception as error:  # fail closed
+        return Outcome(rule, Status.ERROR, error=_safe(error))
+    if not fires:
+        return Outcome(rule, Status.NOT_APPLICABLE, results)
+    if rule.action.destructive and env.get("legal_hold"):
+        hold = subject.legal_hold
+        return Outcome(rule, Status.BLOCKED, results, legal_hold=True, legal_hold_until=hold.until if hold else None)
+    granted = _active_exception(rule, subject.id, snapshot.day, exceptions)
+    if granted is not None:
+        return Outcome(rule, Status.BLOCKED, results, exception=granted)
+    return Outcome(rule, Status.FIRES, results)
+
+
+def _trace(condition: Condition, env: Mapping[str, Any]) -> ConditionResult:
+    deadline = condition.deadline(env) if condition.deadline else None
+    values = {name: env[name] for name in condition.names}
+    return ConditionResult(condition.text, condition.holds(env), values, deadline)
+
+
+def _active_exception(
+    rule: CompiledRule, subject: str, day: date, exceptions: Iterable[ExceptionGrant]
+) -> ExceptionGrant | None:
+    if not rule.rule.exception_by:
+        return None
+    for grant in exceptions:
+        if grant.rule == rule.id and grant.subject == subject and grant.from_ <= day <= grant.until:
+            return grant
+    return None
+
+
+def _safe(error: Exception) -> str:
+    """An error description without the values involved (they may be personal data)."""
+    return f"evaluation failed ({type(error).__name__}); the subject was not acted on"

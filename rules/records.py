@@ -1,0 +1,129 @@
+"""The record contract of DESIGN.md: JSON Lines, one record a line.
+
+Every record has `type` and `library`. Unknown fields and wrong types are
+rejected with the line number and the field; messages never repeat the value
+they reject, so no personal data reaches an error message or a log.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+from rules.policy import PersonalKey
+
+__all__ = [
+    "INCIDENT_KINDS",
+    "CameraRecording",
+    "ExceptionGrant",
+    "Incident",
+    "LegalHold",
+    "Loan",
+    "Reader",
+    "Record",
+    "RECORD",
+]
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Day = date | datetime  # a date without time is 00:00 in the library's time zone
+Count = Annotated[int, Field(ge=0)]
+Money = Annotated[Decimal, Field(ge=0)]
+PersonalData = dict[PersonalKey, str | None]
+
+IncidentKind = Literal[
+    "card_lost",
+    "item_lost",
+    "item_damaged",
+    "unauthorised_removal",
+    "damage_refused",
+    "expelled_from_premises",
+    "reservation_not_collected",
+    "gross_misconduct",
+]
+INCIDENT_KINDS: tuple[str, ...] = IncidentKind.__args__  # type: ignore[attr-defined]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    library: Id
+    id: Id
+
+
+class LegalHold(BaseModel):
+    """Data that must not be erased; active while `until` is null or not yet past."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    reason: Annotated[str, StringConstraints(min_length=1)]
+    until: date | None
+
+
+class Reader(_Record):
+    type: Literal["reader"]
+    kind: Literal["person", "legal_entity"]
+    category: str | None = None
+    birth_date: date | None = None
+    renewed_at: Day | None = None
+    valid_until: Day | None = None
+    last_activity_at: Day | None = None
+    one_time: bool | None = None
+    debt: Money | None = None
+    obligations_settled_at: Day | None = None
+    active_loans: Count | None = None
+    reminded_loans: Count | None = None
+    reminded_ill_loans: Count | None = None
+    guardian: PersonalData | None = None
+    legal_hold: LegalHold | None = None
+    erasure_requested_at: Day | None = None
+    history_erasure_requested_at: Day | None = None
+    personal: PersonalData | None = None
+
+
+class Loan(_Record):
+    type: Literal["loan"]
+    reader: Id | None
+    item: Id
+    borrowed_at: Day
+    due_at: Day | None = None
+    returned_at: Day | None = None
+    ill: bool = False
+
+
+class CameraRecording(_Record):
+    type: Literal["camera_recording"]
+    camera: Id
+    start: Day
+    end: Day
+    location: str
+    legal_hold: LegalHold | None = None
+
+
+class Incident(_Record):
+    type: Literal["incident"]
+    reader: Id
+    kind: IncidentKind
+    at: Day
+
+
+class ExceptionGrant(_Record):
+    """A director's time-limited, justified suspension of one rule for one subject."""
+
+    type: Literal["exception"]
+    subject: Id
+    rule: Id
+    role: Id
+    granted_by: Annotated[str, StringConstraints(min_length=1)]
+    reason: Annotated[str, StringConstraints(min_length=1)]
+    from_: date = Field(alias="from")
+    until: date
+
+
+Record = Annotated[
+    Reader | Loan | CameraRecording | Incident | ExceptionGrant,
+    Field(discriminator="type"),
+]
+RECORD: TypeAdapter[Reader | Loan | CameraRecording | Incident | ExceptionGrant] = TypeAdapter(Record)

@@ -1,0 +1,151 @@
+"""A validated policy compiled for evaluation, and its snapshot at a given day.
+
+`Ruleset.library(id).at(day)` selects the rules and parameter values in force
+on that day: a later regulation adds a dated value or a new rule version, and
+`as_of` picks what applied then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rules.actions import ACTIONS, Action
+from rules.expressions import Condition, compile_condition
+from rules.facts import CAMERA_FACTS, READER_FACTS
+from rules.loading import LoadedPolicy
+from rules.periods import Period
+from rules.policy import DatedValue, Library, Rule
+
+__all__ = ["CompiledLibrary", "CompiledRule", "LibraryAt", "PolicyGap", "Ruleset", "param_value"]
+
+SUBJECT_FACTS: Mapping[str, Mapping[str, str]] = {"reader": READER_FACTS, "camera_recording": CAMERA_FACTS}
+
+
+class PolicyGap(Exception):
+    """A rule in force names a parameter that has no value in force on the day evaluated."""
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    rule: Rule
+    library: str
+    action: Action
+    conditions: tuple[Condition, ...]
+    derive_valid_until: Condition | None
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+@dataclass(frozen=True)
+class LibraryAt:
+    """A library's rules and parameter values in force on one day."""
+
+    library: CompiledLibrary
+    day: date
+    rules: Mapping[str, tuple[CompiledRule, ...]]
+    params: Mapping[str, Any]
+    derive_valid_until: Condition | None
+    gaps: Mapping[str, str]  # rule id -> the parameter it names that has no value in force
+    param_cites: Mapping[str, str]
+
+
+@dataclass
+class CompiledLibrary:
+    library: Library
+    zone: ZoneInfo
+    rules: tuple[CompiledRule, ...]
+    params: Mapping[str, Mapping[date, DatedValue]]
+    mandatory_when: Mapping[str, Condition]
+    _snapshots: dict[date, LibraryAt] = field(default_factory=dict, repr=False)
+
+    @property
+    def id(self) -> str:
+        return self.library.id
+
+    def versions(self, rule_id: str) -> list[CompiledRule]:
+        return [r for r in self.rules if r.id == rule_id]
+
+    def at(self, day: date) -> LibraryAt:
+        snapshot = self._snapshots.get(day)
+        if snapshot is None:
+            snapshot = self._snapshots[day] = self._snapshot(day)
+        return snapshot
+
+    def _snapshot(self, day: date) -> LibraryAt:
+        in_force = [r for r in self.rules if r.rule.in_force(day)]
+        params: dict[str, Any] = {}
+        cites: dict[str, str] = {}
+        for name, values in self.params.items():
+            value = param_value(values, day)
+            if value is not None:
+                params[name] = value
+                cites[name] = values[max(d for d in values if d <= day)].cite
+        derive = next((r.derive_valid_until for r in in_force if r.derive_valid_until), None)
+        by_subject = {s: tuple(r for r in in_force if r.rule.subject == s) for s in SUBJECT_FACTS}
+        gaps = {
+            r.id: name
+            for r in in_force
+            for condition in r.conditions
+            for name in condition.names
+            if name in self.params and name not in params
+        }
+        return LibraryAt(self, day, by_subject, params, derive, gaps, cites)
+
+
+class Ruleset:
+    """Every library of a policy, compiled; `revision` identifies the policy."""
+
+    def __init__(self, loaded: LoadedPolicy) -> None:
+        self.revision = loaded.revision
+        self.policy = loaded.policy
+        self.libraries = {lib.id: _compile_library(lib) for lib in loaded.policy.libraries}
+
+    def library(self, library_id: str) -> CompiledLibrary:
+        return self.libraries[library_id]
+
+
+def param_value(values: Mapping[date, DatedValue], day: date) -> Any:
+    """The value in force on `day` (the latest dated on or before it), converted for evaluation."""
+    dates = [d for d in values if d <= day]
+    if not dates:
+        return None
+    raw = values[max(dates)].value
+    if isinstance(raw, str):
+        return Period.parse(raw)
+    if isinstance(raw, list):
+        return tuple(raw)
+    return raw
+
+
+def library_params(library: Library) -> dict[str, Mapping[date, DatedValue]]:
+    params: dict[str, Mapping[date, DatedValue]] = dict(library.params)
+    for rule in library.rules:
+        params.update(rule.params)
+    return params
+
+
+def _compile_library(library: Library) -> CompiledLibrary:
+    params = library_params(library)
+    known_reader = frozenset(READER_FACTS) | frozenset(params)
+    rules = tuple(_compile_rule(library.id, rule, frozenset(params)) for rule in library.rules)
+    mandatory_when = {key: compile_condition(text, known_reader) for key, text in library.inventory.mandatory_when.items()}
+    return CompiledLibrary(library, ZoneInfo(library.time_zone), rules, params, mandatory_when)
+
+
+def _compile_rule(library_id: str, rule: Rule, params: frozenset[str]) -> CompiledRule:
+    known = frozenset(SUBJECT_FACTS[rule.subject]) | params
+    conditions = tuple(compile_condition(text, known) for text in rule.when)
+    derive = rule.derive.get("valid_until")
+    return CompiledRule(
+        rule,
+        library_id,
+        ACTIONS[rule.action],
+        conditions,
+        compile_condition(derive, known) if derive else None,
+    )

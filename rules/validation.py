@@ -1,0 +1,139 @@
+"""Validating a stream of record-contract lines against the policy.
+
+Structural errors come from the record models; then the checks that need the
+policy and `as_of`: unknown library, duplicate id, a birth date after `as_of`,
+a registration that ends before it starts, an exception on a rule that allows
+none or from a role the regulation does not empower. Every problem names the
+line and the field, and never the rejected value.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+from pydantic import ValidationError
+
+from rules.facts import local_day, local_time
+from rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Loan, Reader
+from rules.ruleset import Ruleset
+
+__all__ = ["RecordProblem", "RecordSet", "read_records"]
+
+AnyRecord = Reader | Loan | CameraRecording | Incident | ExceptionGrant
+
+
+@dataclass(frozen=True, slots=True)
+class RecordProblem:
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}" if self.field else f"line {self.line}: {self.message}"
+
+
+@dataclass
+class RecordSet:
+    readers: list[Reader] = field(default_factory=list)
+    recordings: list[CameraRecording] = field(default_factory=list)
+    loans: list[Loan] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    exceptions: list[ExceptionGrant] = field(default_factory=list)
+    _grants: dict[tuple[str, str], list[ExceptionGrant]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, record: AnyRecord) -> None:
+        if isinstance(record, Reader):
+            self.readers.append(record)
+        elif isinstance(record, CameraRecording):
+            self.recordings.append(record)
+        elif isinstance(record, Loan):
+            self.loans.append(record)
+        elif isinstance(record, Incident):
+            self.incidents.append(record)
+        else:
+            self.exceptions.append(record)
+            self._grants[(record.library, record.subject)].append(record)
+
+    def grants_for(self, library: str, subject: str) -> list[ExceptionGrant]:
+        return self._grants.get((library, subject), [])
+
+
+def read_records(lines: Iterable[str], ruleset: Ruleset, as_of: date) -> tuple[RecordSet, list[RecordProblem]]:
+    """Valid records, and a problem for every invalid line (its records are left out)."""
+    records, problems = RecordSet(), []
+    first_seen: dict[tuple[str, str, str], int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = RECORD.validate_json(line)
+        except ValidationError as error:
+            problems.extend(_structural(number, error))
+            continue
+        found = list(_semantic(record, ruleset, as_of))
+        key = (record.type, record.library, record.id)
+        if key in first_seen:
+            found.append(RecordProblem(number, "id", f"duplicate {record.type} id in library {record.library!r}; first on line {first_seen[key]}"))
+        if found:
+            problems.extend(RecordProblem(number, p.field, p.message) for p in found)
+            continue
+        first_seen[key] = number
+        records.add(record)
+    return records, problems
+
+
+def _structural(number: int, error: ValidationError) -> Iterator[RecordProblem]:
+    for detail in error.errors(include_input=False, include_url=False):
+        loc = [str(p) for p in detail["loc"] if p not in _MODEL_TAGS]
+        message = detail["msg"]
+        if detail["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif detail["type"] == "missing":
+            message = "required field is missing"
+        elif detail["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+            loc, message = ["type"], "type must be one of: reader, loan, camera_recording, incident, exception"
+        yield RecordProblem(number, ".".join(loc), message)
+
+
+_MODEL_TAGS = {"reader", "loan", "camera_recording", "incident", "exception", "[key]"}
+
+
+def _semantic(record: AnyRecord, ruleset: Ruleset, as_of: date) -> Iterator[RecordProblem]:
+    library = ruleset.libraries.get(record.library)
+    if library is None:
+        known = ", ".join(sorted(ruleset.libraries))
+        yield RecordProblem(0, "library", f"unknown library; the policy has: {known}")
+        return
+    zone = library.zone
+    if isinstance(record, Reader):
+        if record.birth_date is not None and record.birth_date > as_of:
+            yield RecordProblem(0, "birth_date", "birth date is after as_of")
+        start, end = local_day(record.renewed_at, zone), local_day(record.valid_until, zone)
+        if start is not None and end is not None and end < start:
+            yield RecordProblem(0, "valid_until", "registration ends before renewed_at")
+    elif isinstance(record, CameraRecording):
+        if local_time(record.end, zone) < local_time(record.start, zone):
+            yield RecordProblem(0, "end", "recording ends before it starts")
+    elif isinstance(record, ExceptionGrant):
+        yield from _exception_problems(record, ruleset)
+
+
+def _exception_problems(grant: ExceptionGrant, ruleset: Ruleset) -> Iterator[RecordProblem]:
+    library = ruleset.library(grant.library)
+    versions = library.versions(grant.rule)
+    if grant.until < grant.from_:
+        yield RecordProblem(0, "until", "exception ends before it starts")
+    if not versions:
+        yield RecordProblem(0, "rule", f"library {grant.library!r} has no rule with this id")
+        return
+    allowed = set(versions[-1].rule.exception_by)
+    authority = library.library.exceptions
+    if not allowed:
+        yield RecordProblem(0, "rule", f"rule {grant.rule} allows no exceptions")
+    elif grant.role not in allowed or grant.role not in authority.roles:
+        yield RecordProblem(
+            0, "role", f"role may not grant exceptions to {grant.rule}; empowered: {', '.join(sorted(allowed))} ({authority.cite})"
+        )
