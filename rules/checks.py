@@ -38,7 +38,9 @@ def check_policy(policy: Policy) -> list[Problem]:
     for li, library in enumerate(policy.libraries):
         at: tuple[str | int, ...] = ("libraries", li)
         if library.id in seen:
-            problems.append(((*at, "id"), f"duplicate library id {library.id!r} (first at libraries.{seen[library.id]})"))
+            problems.append(
+                ((*at, "id"), f"duplicate library id {library.id!r} (first at libraries.{seen[library.id]})")
+            )
         seen.setdefault(library.id, li)
         problems.extend(_check_library(library, at))
     return problems
@@ -67,7 +69,9 @@ def _check_library(library: Library, at: tuple[str | int, ...]) -> Iterator[Prob
             params[name] = values
             yield from _check_param(name, values, where)
     for key, text in library.inventory.mandatory_when.items():
-        yield from _check_expression(text, frozenset(READER_FACTS) | frozenset(params), (*at, "inventory", "mandatory_when", key))
+        yield from _check_expression(
+            text, frozenset(READER_FACTS) | frozenset(params), (*at, "inventory", "mandatory_when", key)
+        )
     versions: dict[str, list[Rule]] = {}
     for ri, rule in enumerate(library.rules):
         where = (*at, "rules", ri)
@@ -89,7 +93,9 @@ def _check_param(name: str, values: Mapping[date, DatedValue], where: tuple[str 
                 yield ((*where, str(day), "value"), str(error))
 
 
-def _check_rule(library: Library, rule: Rule, params: Mapping[str, Mapping[date, DatedValue]], where: tuple[str | int, ...]) -> Iterator[Problem]:
+def _check_rule(
+    library: Library, rule: Rule, params: Mapping[str, Mapping[date, DatedValue]], where: tuple[str | int, ...]
+) -> Iterator[Problem]:
     if not rule.id.startswith(f"{library.id}."):
         yield ((*where, "id"), f"rule id must start with the library id: '{library.id}.'")
     action = ACTIONS.get(rule.action)
@@ -97,13 +103,19 @@ def _check_rule(library: Library, rule: Rule, params: Mapping[str, Mapping[date,
         yield ((*where, "action"), f"unknown action {rule.action!r}; known: {', '.join(sorted(ACTIONS))}")
     else:
         if rule.subject not in action.subjects:
-            yield ((*where, "subject"), f"action {rule.action!r} acts on {', '.join(sorted(action.subjects))}, not {rule.subject}")
+            yield (
+                (*where, "subject"),
+                f"action {rule.action!r} acts on {', '.join(sorted(action.subjects))}, not {rule.subject}",
+            )
         if rule.effect not in action.effects:
             allowed = ", ".join(sorted(e.value for e in action.effects))
             yield ((*where, "effect"), f"action {rule.action!r} may only be: {allowed}")
     for role in rule.exception_by:
         if role not in library.exceptions.roles:
-            yield ((*where, "exception_by"), f"role {role!r} is not empowered by the regulation ({library.exceptions.cite})")
+            yield (
+                (*where, "exception_by"),
+                f"role {role!r} is not empowered by the regulation ({library.exceptions.cite})",
+            )
     known = frozenset(_SUBJECT_FACTS[rule.subject]) | frozenset(params)
     for ci, text in enumerate(rule.when):
         yield from _check_expression(text, known, (*where, "when", ci))
@@ -123,7 +135,11 @@ def _check_expression(text: str, known: frozenset[str], where: tuple[str | int, 
 
 
 def _check_param_in_force(
-    text: str, known: frozenset[str], params: Mapping[str, Mapping[date, DatedValue]], rule: Rule, where: tuple[str | int, ...]
+    text: str,
+    known: frozenset[str],
+    params: Mapping[str, Mapping[date, DatedValue]],
+    rule: Rule,
+    where: tuple[str | int, ...],
 ) -> Iterator[Problem]:
     try:
         names = compile_condition(text, known).names
@@ -131,14 +147,20 @@ def _check_param_in_force(
         return
     for name in names:
         if name in params and min(params[name]) > rule.effective_from:
-            yield (where, f"parameter {name!r} has no value in force on {rule.effective_from} (the rule's effective_from)")
+            yield (
+                where,
+                f"parameter {name!r} has no value in force on {rule.effective_from} (the rule's effective_from)",
+            )
 
 
 def _check_example(library: Library, rule: Rule, example: Example, where: tuple[str | int, ...]) -> Iterator[Problem]:
     if example.expect not in {rule.action, NOTHING, RETAIN}:
         yield ((*where, "expect"), f"expect {rule.action!r}, {NOTHING!r} or {RETAIN!r}")
     if (example.reader is None) != (rule.subject != "reader"):
-        yield (where, f"the rule's subject is {rule.subject}; give the example a {'reader' if rule.subject == 'reader' else 'recording'}")
+        yield (
+            where,
+            f"the rule's subject is {rule.subject}; give the example a {'reader' if rule.subject == 'reader' else 'recording'}",
+        )
     try:
         RECORD.validate_json(example_record(library.id, rule, example))
     except ValidationError as error:
@@ -147,7 +169,10 @@ def _check_example(library: Library, rule: Rule, example: Example, where: tuple[
             yield ((*where, "reader" if example.reader is not None else "recording"), f"{field}: {detail['msg']}")
     for gi, grant in enumerate(example.exceptions):
         if grant.role not in rule.exception_by:
-            yield ((*where, "exceptions", gi, "role"), f"rule {rule.id} allows exceptions only by {rule.exception_by or 'nobody'}")
+            yield (
+                (*where, "exceptions", gi, "role"),
+                f"rule {rule.id} allows exceptions only by {rule.exception_by or 'nobody'}",
+            )
 
 
 def _overlap(a: Rule, b: Rule) -> bool:

@@ -129,6 +129,8 @@ def _outcome(
 def _trace(condition: Condition, env: Mapping[str, Any]) -> ConditionResult:
     deadline = condition.deadline(env) if condition.deadline else None
     values = {name: env[name] for name in condition.names}
+    if "valid_until" in values and "valid_until_derived" in env:
+        values["valid_until_derived"] = env["valid_until_derived"]
     return ConditionResult(condition.text, condition.holds(env), values, deadline)
 
 

@@ -77,8 +77,16 @@ def _run(library: CompiledLibrary, rule: CompiledRule, example: Example, entry: 
     assert isinstance(subject, (Reader, CameraRecording))
     grants = [
         ExceptionGrant(
-            type="exception", library=library.id, id=f"example-{i}", subject=subject.id, rule=rule.id,
-            role=g.role, granted_by="example", reason="example", **{"from": g.from_}, until=g.until,
+            type="exception",
+            library=library.id,
+            id=f"example-{i}",
+            subject=subject.id,
+            rule=rule.id,
+            role=g.role,
+            granted_by="example",
+            reason="example",
+            **{"from": g.from_},
+            until=g.until,
         )
         for i, g in enumerate(example.exceptions)
     ]
@@ -119,4 +127,3 @@ def _verdict(rule: CompiledRule, outcome: Outcome | None) -> str:
         Status.NOT_APPLICABLE: NOTHING,
         Status.ERROR: f"error: {outcome.error}",
     }[outcome.status]
-

@@ -40,7 +40,9 @@ def explain(
             )
         if outcome.legal_hold:
             until = outcome.legal_hold_until
-            lines.append(f"      legal hold {'until ' + human(until) if until else 'without an end date'}: data must not be erased")
+            lines.append(
+                f"      legal hold {'until ' + human(until) if until else 'without an end date'}: data must not be erased"
+            )
         if outcome.error:
             lines.append(f"      {outcome.error}")
     return lines

@@ -112,7 +112,7 @@ def camera_facts(recording: CameraRecording, as_of: datetime, zone: ZoneInfo) ->
 
 def held_keys(reader: Reader) -> set[str]:
     """Inventory keys the record holds a value for (personal data and birth date)."""
-    keys = {key for key, value in (reader.personal or {}).items() if value}
+    keys: set[str] = {key for key, value in (reader.personal or {}).items() if value}
     if reader.birth_date is not None:
         keys.add("birth_date")
     return keys

@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from rules.checks import check_policy
 from rules.policy import Policy
 
 __all__ = ["InvalidPolicy", "LoadedPolicy", "PolicyProblem", "load_policy", "parse_policy", "revision_of"]
@@ -74,8 +75,6 @@ def load_policy(path: Path | str) -> LoadedPolicy:
 
 
 def parse_policy(text: str, file: str = "<policy>") -> LoadedPolicy:
-    from rules.checks import check_policy
-
     tree = _parse_yaml(text, file)
     try:
         policy = Policy.model_validate(tree)

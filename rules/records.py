@@ -17,6 +17,7 @@ from rules.policy import PersonalKey
 
 __all__ = [
     "INCIDENT_KINDS",
+    "RECORD",
     "CameraRecording",
     "ExceptionGrant",
     "Incident",
@@ -24,7 +25,6 @@ __all__ = [
     "Loan",
     "Reader",
     "Record",
-    "RECORD",
 ]
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]

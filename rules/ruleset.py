@@ -134,7 +134,9 @@ def _compile_library(library: Library) -> CompiledLibrary:
     params = library_params(library)
     known_reader = frozenset(READER_FACTS) | frozenset(params)
     rules = tuple(_compile_rule(library.id, rule, frozenset(params)) for rule in library.rules)
-    mandatory_when = {key: compile_condition(text, known_reader) for key, text in library.inventory.mandatory_when.items()}
+    mandatory_when: dict[str, Condition] = {
+        key: compile_condition(text, known_reader) for key, text in library.inventory.mandatory_when.items()
+    }
     return CompiledLibrary(library, ZoneInfo(library.time_zone), rules, params, mandatory_when)
 
 

@@ -63,7 +63,7 @@ class RecordSet:
 
 def read_records(lines: Iterable[str], ruleset: Ruleset, as_of: date) -> tuple[RecordSet, list[RecordProblem]]:
     """Valid records, and a problem for every invalid line (its records are left out)."""
-    records, problems = RecordSet(), []
+    records, problems = RecordSet(), list[RecordProblem]()
     first_seen: dict[tuple[str, str, str], int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -76,7 +76,13 @@ def read_records(lines: Iterable[str], ruleset: Ruleset, as_of: date) -> tuple[R
         found = list(_semantic(record, ruleset, as_of))
         key = (record.type, record.library, record.id)
         if key in first_seen:
-            found.append(RecordProblem(number, "id", f"duplicate {record.type} id in library {record.library!r}; first on line {first_seen[key]}"))
+            found.append(
+                RecordProblem(
+                    number,
+                    "id",
+                    f"duplicate {record.type} id in library {record.library!r}; first on line {first_seen[key]}",
+                )
+            )
         if found:
             problems.extend(RecordProblem(number, p.field, p.message) for p in found)
             continue
@@ -135,5 +141,7 @@ def _exception_problems(grant: ExceptionGrant, ruleset: Ruleset) -> Iterator[Rec
         yield RecordProblem(0, "rule", f"rule {grant.rule} allows no exceptions")
     elif grant.role not in allowed or grant.role not in authority.roles:
         yield RecordProblem(
-            0, "role", f"role may not grant exceptions to {grant.rule}; empowered: {', '.join(sorted(allowed))} ({authority.cite})"
+            0,
+            "role",
+            f"role may not grant exceptions to {grant.rule}; empowered: {', '.join(sorted(allowed))} ({authority.cite})",
         )

@@ -1,0 +1,232 @@
+"""The kodex command line: thin commands over the service layer.
+
+Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
+5 a policy example failed or a rule lacks coverage; 6 subject not found.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.errors import ExamplesFailed, failure_for
+from retention.evaluation import evaluate, explain_reader, validate
+from retention.policy_source import load_ruleset, policy_path
+from rules.examples import run_examples
+from rules.loading import InvalidPolicy, load_policy
+from rules.quotes import check_quotes
+
+app = typer.Typer(
+    help="kodex: library regulations and GDPR retention as executable, cited rules.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+policy_app = typer.Typer(help="Check and test the policy (policies.yaml).", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+T = TypeVar("T")
+
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy", help="Policy file. Default: $KODEX_POLICY, else the bundled policies.yaml.", show_default=False
+    ),
+]
+AsOf = Annotated[
+    str,
+    typer.Option(
+        "--as-of",
+        help="Day (YYYY-MM-DD) or moment (ISO 8601 with offset) the decisions are taken for. A day means 00:00 in each library's time zone.",
+    ),
+]
+LibraryOption = Annotated[str | None, typer.Option("--library", help="Only this library (its id, e.g. svkpk).")]
+RecordFile = Annotated[
+    str, typer.Argument(help="Records as JSON Lines (DESIGN.md record contract); '-' reads standard input.")
+]
+
+
+def _run(command: Callable[[], T]) -> T:
+    """Run a command body; map domain errors to their exit code in one place."""
+    try:
+        return command()
+    except Exception as error:
+        failure = failure_for(error)
+        if failure is None:
+            raise
+        err.print(f"[bold red]{failure.title}[/]", markup=True)
+        err.print(str(error), markup=False)
+        raise typer.Exit(failure.exit_code) from None
+
+
+@policy_app.command("check")
+def policy_check(
+    path: Annotated[Path | None, typer.Argument(help="Policy file (default: the active policy).")] = None,
+    seeds: Annotated[
+        Path | None,
+        typer.Option("--seeds", help="Directory of the regulations' texts: also check every quote is verbatim."),
+    ] = None,
+) -> None:
+    """Validate a policy: structure, semantics, and (with --seeds) verbatim quotes. Prints file:line:col per error."""
+
+    def body() -> None:
+        loaded = load_policy(policy_path(path))
+        if seeds is not None:
+            texts = {p.name: p.read_text(encoding="utf-8") for p in seeds.glob("*.txt")}
+            problems = check_quotes(loaded, texts)
+            if problems:
+                raise InvalidPolicy(problems)
+        rules = sum(len(library.rules) for library in loaded.policy.libraries)
+        out.print(
+            f"{loaded.file}: valid — {len(loaded.policy.libraries)} libraries, {rules} rules, revision {loaded.revision}"
+        )
+
+    _run(body)
+
+
+@policy_app.command("test")
+def policy_test(
+    path: Annotated[Path | None, typer.Argument(help="Policy file (default: the active policy).")] = None,
+) -> None:
+    """Run every rule's examples and print per-rule coverage; fail on a wrong result or missing coverage."""
+
+    def body() -> None:
+        ruleset = load_ruleset(policy_path(path))
+        coverage = run_examples(ruleset)
+        table = Table(title=f"policy examples — revision {ruleset.revision[:12]}")
+        for column in ("rule", "examples", "fires", "does not fire", "blocked", "deadline day / day after", "result"):
+            table.add_column(column)
+        failed = 0
+        for entry in coverage:
+            problems = [f"{r.name}: expected {r.expected}, got {r.got}" for r in entry.failed] + entry.gaps
+            failed += bool(problems)
+            deadline = "—" if not entry.has_deadline else f"{_tick(entry.at_deadline)} / {_tick(entry.after_deadline)}"
+            table.add_row(
+                entry.rule,
+                str(len(entry.results)),
+                str(entry.firing),
+                str(entry.not_firing),
+                str(entry.blocked),
+                deadline,
+                "[green]ok[/]" if not problems else "[red]" + "; ".join(problems) + "[/]",
+            )
+        out.print(table)
+        examples = sum(len(e.results) for e in coverage)
+        if failed:
+            raise ExamplesFailed(f"{failed} of {len(coverage)} rules failed")
+        out.print(f"{examples} examples, {len(coverage)} rules: all pass")
+
+    _run(body)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    file: RecordFile,
+    as_of: AsOf,
+    library: LibraryOption = None,
+    all_: Annotated[bool, typer.Option("--all", help="Also print `retain` decisions with their reasons.")] = False,
+    output: Annotated[str, typer.Option("--format", help="jsonl (one decision a line) or table.")] = "jsonl",
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid", help="Skip invalid lines (each reported on stderr) instead of refusing the file."
+        ),
+    ] = False,
+    policy: PolicyOption = None,
+) -> None:
+    """Decide for every reader and camera recording in FILE as of --as-of; print the decisions that call for something."""
+    moment = _as_of(as_of)
+    if output not in {"jsonl", "table"}:
+        raise typer.BadParameter("use jsonl or table", param_hint="--format")
+
+    def body() -> None:
+        ruleset = load_ruleset(policy)
+        if library is not None and library not in ruleset.libraries:
+            raise typer.BadParameter(
+                f"unknown library; the policy has: {', '.join(ruleset.libraries)}", param_hint="--library"
+            )
+        validated = validate(_lines(file), ruleset, moment, skip_invalid=skip_invalid)
+        for problem in validated.skipped:
+            err.print(f"skipped {problem}", markup=False)
+        decisions = evaluate(validated.records, ruleset, moment, library=library, include_all=all_)
+        if output == "jsonl":
+            write = sys.stdout.write
+            for decision in decisions:
+                write(json.dumps(decision, ensure_ascii=False) + "\n")
+        else:
+            out.print(_decision_table(decisions))
+
+    _run(body)
+
+
+@app.command("explain")
+def explain_command(
+    file: RecordFile,
+    as_of: AsOf,
+    reader: Annotated[str, typer.Option("--reader", help="The reader's id (card number) in FILE.")],
+    library: LibraryOption = None,
+    policy: PolicyOption = None,
+) -> None:
+    """Explain in plain words, rule by rule, what applies to one reader and why."""
+    moment = _as_of(as_of)
+
+    def body() -> None:
+        ruleset = load_ruleset(policy)
+        validated = validate(_lines(file), ruleset, moment, skip_invalid=True)
+        for problem in validated.skipped:
+            err.print(f"skipped {problem}", markup=False)
+        for line in explain_reader(validated.records, ruleset, moment, reader, library):
+            out.print(line, markup=False)
+
+    _run(body)
+
+
+def _as_of(text: str) -> date | datetime:
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            "write a day as YYYY-MM-DD or a moment as 2026-11-22T02:00:00+01:00", param_hint="--as-of"
+        ) from None
+
+
+def _lines(file: str) -> Iterator[str]:
+    if file == "-":
+        yield from sys.stdin
+        return
+    path = Path(file)
+    if not path.is_file():
+        raise typer.BadParameter("no such file", param_hint="FILE")
+    with path.open(encoding="utf-8") as handle:
+        yield from handle
+
+
+def _decision_table(decisions: Iterator[dict[str, Any]]) -> Table:
+    table = Table()
+    for column in ("library", "subject", "rule", "action", "cite", "why"):
+        table.add_column(column)
+    for d in decisions:
+        why = d.get("error") or ("exception " + d["exception"]["id"] if "exception" in d else "")
+        if "legal_hold" in d:
+            why = "legal hold"
+        table.add_row(d["library"], d["subject"], d["rule"], d["action"], d["cite"], why)
+    return table
+
+
+def _tick(flag: bool) -> str:
+    return "[green]✓[/]" if flag else "[red]✗[/]"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,38 @@
+"""The one place that maps domain errors to exit codes (and, later, HTTP statuses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retention.evaluation import InvalidRecords, SubjectNotFound
+from rules.loading import InvalidPolicy
+
+__all__ = ["EXIT_OK", "ExamplesFailed", "Failure", "failure_for"]
+
+EXIT_OK = 0
+
+
+class ExamplesFailed(Exception):
+    """A rule's example did not give what it expects, or a rule lacks coverage."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    exit_code: int
+    http_status: int
+    title: str
+
+
+_FAILURES: dict[type[Exception], Failure] = {
+    InvalidPolicy: Failure(3, 422, "invalid policy"),
+    InvalidRecords: Failure(4, 422, "invalid records"),
+    ExamplesFailed: Failure(5, 422, "policy examples failed"),
+    SubjectNotFound: Failure(6, 404, "not found"),
+}
+
+
+def failure_for(error: Exception) -> Failure | None:
+    for kind, failure in _FAILURES.items():
+        if isinstance(error, kind):
+            return failure
+    return None

@@ -1,0 +1,1 @@
+"""The service layer: one function per use case, called by the CLI, the API and the scheduler."""

@@ -1,0 +1,87 @@
+"""Use cases over record files: evaluate every subject, explain one reader.
+
+Load → validate → decide. Nothing is decided for a file with an invalid line
+unless the caller skips invalid lines; then each skipped line is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from rules.decision import build_decision, calls_for_something
+from rules.evaluator import evaluate_subject
+from rules.explain import explain
+from rules.facts import local_day
+from rules.records import CameraRecording, Reader
+from rules.ruleset import Ruleset
+from rules.validation import RecordProblem, RecordSet, read_records
+
+__all__ = ["InvalidRecords", "SubjectNotFound", "Validated", "evaluate", "explain_reader", "validate"]
+
+
+class InvalidRecords(Exception):
+    """The input breaks the record contract (DESIGN.md); each problem names its line and field."""
+
+    def __init__(self, problems: Sequence[RecordProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = list(problems)
+
+
+class SubjectNotFound(Exception):
+    """The subject asked for is not in the input (or is ambiguous across libraries)."""
+
+
+@dataclass(frozen=True)
+class Validated:
+    records: RecordSet
+    skipped: list[RecordProblem]
+
+
+def validate(lines: Iterable[str], ruleset: Ruleset, as_of: date | datetime, *, skip_invalid: bool) -> Validated:
+    day = as_of.date() if isinstance(as_of, datetime) else as_of
+    records, problems = read_records(lines, ruleset, day)
+    if problems and not skip_invalid:
+        raise InvalidRecords(problems)
+    return Validated(records, problems)
+
+
+def evaluate(
+    records: RecordSet,
+    ruleset: Ruleset,
+    as_of: date | datetime,
+    *,
+    library: str | None = None,
+    include_all: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Decisions for every reader and camera recording, in input order (readers first)."""
+    subjects: list[Reader | CameraRecording] = [*records.readers, *records.recordings]
+    for subject in subjects:
+        if library is not None and subject.library != library:
+            continue
+        compiled = ruleset.library(subject.library)
+        day = local_day(as_of, compiled.zone)
+        assert day is not None
+        grants = records.grants_for(subject.library, subject.id)
+        for outcome in evaluate_subject(compiled.at(day), subject, as_of, grants):
+            if include_all or calls_for_something(outcome):
+                yield build_decision(outcome, subject, as_of, ruleset.revision)
+
+
+def explain_reader(
+    records: RecordSet, ruleset: Ruleset, as_of: date | datetime, reader_id: str, library: str | None = None
+) -> list[str]:
+    matches = [r for r in records.readers if r.id == reader_id and (library is None or r.library == library)]
+    if not matches:
+        raise SubjectNotFound(f"no reader with this id{' in library ' + repr(library) if library else ''} in the input")
+    if len(matches) > 1:
+        raise SubjectNotFound("readers with this id exist in several libraries; give --library")
+    reader = matches[0]
+    compiled = ruleset.library(reader.library)
+    day = local_day(as_of, compiled.zone)
+    assert day is not None
+    snapshot = compiled.at(day)
+    outcomes = evaluate_subject(snapshot, reader, as_of, records.grants_for(reader.library, reader.id))
+    return explain(reader.id, reader.library, as_of, ruleset.revision, outcomes, snapshot.param_cites)
