@@ -65,7 +65,7 @@ def evaluate(
         day = local_day(as_of, compiled.zone)
         assert day is not None
         grants = records.grants_for(subject.library, subject.id)
-        for outcome in evaluate_subject(compiled.at(day), subject, as_of, grants):
+        for outcome in evaluate_subject(compiled.at(day), subject, as_of, grants, trace_all=include_all):
             if include_all or calls_for_something(outcome):
                 yield build_decision(outcome, subject, as_of, ruleset.revision)
 

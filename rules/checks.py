@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rules.actions import ACTIONS, RETAIN
-from rules.expressions import InvalidExpression, compile_condition
+from rules.expressions import InvalidExpression, parse
 from rules.facts import CAMERA_FACTS, READER_FACTS
 from rules.periods import InvalidPeriod, Period
 from rules.policy import DatedValue, Example, Library, Policy, Rule
@@ -128,7 +128,7 @@ def _check_rule(
 
 def _check_expression(text: str, known: frozenset[str], where: tuple[str | int, ...]) -> Iterator[Problem]:
     try:
-        compile_condition(text, known)
+        parse(text, known)
     except (InvalidExpression, InvalidPeriod) as error:
         column = getattr(error, "column", 0)
         yield (where, f"{error} (at character {column + 1} of the condition)")
@@ -142,7 +142,7 @@ def _check_param_in_force(
     where: tuple[str | int, ...],
 ) -> Iterator[Problem]:
     try:
-        names = compile_condition(text, known).names
+        names = parse(text, known)[1]
     except (InvalidExpression, InvalidPeriod):
         return
     for name in names:

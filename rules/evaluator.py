@@ -11,10 +11,10 @@ closed) and carries no personal data.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from rules.expressions import Condition
 from rules.facts import camera_facts, held_keys, local_time, reader_facts
@@ -33,16 +33,14 @@ class Status(StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionResult:
+class ConditionResult(NamedTuple):
     text: str
     holds: bool | None
     values: Mapping[str, Any]
     deadline: Any  # for `as_of > X`: X, the last day (or moment) the condition does not hold
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     rule: CompiledRule
     status: Status
     conditions: tuple[ConditionResult, ...] = ()
@@ -62,16 +60,27 @@ def evaluate_subject(
     as_of: date | datetime,
     exceptions: Sequence[ExceptionGrant] = (),
     *,
-    trace: bool = True,
+    trace_all: bool = True,
 ) -> list[Outcome]:
-    """Every rule in force for `subject` on `as_of`, each with its outcome."""
+    """Every rule in force for `subject` on `as_of`, each with its outcome.
+
+    A rule that fires always carries its reasons; with `trace_all` false the
+    rules that do not apply skip them (the nightly hot path).
+    """
     subject_type = subject_type_of(subject)
     rules = snapshot.rules[subject_type]
     try:
         env = _facts(snapshot, subject, as_of)
     except Exception as error:  # fail closed: a subject we cannot read is not acted on
         return [Outcome(rule, Status.ERROR, error=_safe(error)) for rule in rules]
-    return [_outcome(rule, env, snapshot, subject, exceptions, trace) for rule in rules]
+    try:
+        flags = snapshot.fires[subject_type](env)
+    except Exception:  # one rule cannot be decided: decide rule by rule, so only that rule fails (closed)
+        flags = tuple(True for _ in rules)
+    return [
+        _outcome(rule, env, snapshot, subject, exceptions, trace_all) if fired or trace_all else _not_applicable(rule)
+        for rule, fired in zip(rules, flags, strict=True)
+    ]
 
 
 def _facts(snapshot: LibraryAt, subject: Subject, as_of: date | datetime) -> dict[str, Any]:
@@ -91,12 +100,15 @@ def _facts(snapshot: LibraryAt, subject: Subject, as_of: date | datetime) -> dic
 
 
 def _inventory(snapshot: LibraryAt, reader: Reader, env: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    inventory = snapshot.library.library.inventory
+    library = snapshot.library
     held = held_keys(reader)
-    conditional = snapshot.library.mandatory_when
-    required = set(inventory.mandatory) | {key for key, c in conditional.items() if c.holds(env)}
-    allowed = set(inventory.mandatory) | set(inventory.optional) | set(conditional)
-    return sorted(required - held), sorted(held - allowed)
+    required = library.mandatory
+    for key, condition in library.mandatory_when.items():
+        if condition.holds(env):
+            required = required | {key}
+    missing = [] if required <= held else sorted(required - held)
+    excess = [] if held <= library.allowed else sorted(held - library.allowed)
+    return missing, excess
 
 
 def _outcome(
@@ -105,18 +117,19 @@ def _outcome(
     snapshot: LibraryAt,
     subject: Subject,
     exceptions: Sequence[ExceptionGrant],
-    trace: bool,
+    trace_all: bool,
 ) -> Outcome:
-    gap = snapshot.gaps.get(rule.id)
-    if gap is not None:
-        return Outcome(rule, Status.ERROR, error=f"parameter {gap!r} has no value in force on {snapshot.day}")
+    if snapshot.gaps:
+        gap = snapshot.gaps.get(rule.id)
+        if gap is not None:
+            return Outcome(rule, Status.ERROR, error=f"parameter {gap!r} has no value in force on {snapshot.day}")
     try:
-        fires = all(condition.holds(env) is True for condition in rule.conditions)
-        results = tuple(_trace(c, env) for c in rule.conditions) if trace else ()
+        fires = rule.fires(env)
+        results = tuple(_trace(c, env) for c in rule.conditions) if fires or trace_all else ()
     except Exception as error:  # fail closed
         return Outcome(rule, Status.ERROR, error=_safe(error))
     if not fires:
-        return Outcome(rule, Status.NOT_APPLICABLE, results)
+        return Outcome(rule, Status.NOT_APPLICABLE, results) if results else _not_applicable(rule)
     if rule.action.destructive and env.get("legal_hold"):
         hold = subject.legal_hold
         return Outcome(rule, Status.BLOCKED, results, legal_hold=True, legal_hold_until=hold.until if hold else None)
@@ -124,6 +137,11 @@ def _outcome(
     if granted is not None:
         return Outcome(rule, Status.BLOCKED, results, exception=granted)
     return Outcome(rule, Status.FIRES, results)
+
+
+@lru_cache(maxsize=None)
+def _not_applicable(rule: CompiledRule) -> Outcome:
+    return Outcome(rule, Status.NOT_APPLICABLE)
 
 
 def _trace(condition: Condition, env: Mapping[str, Any]) -> ConditionResult:

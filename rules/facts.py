@@ -57,8 +57,9 @@ CAMERA_FACTS: Mapping[str, str] = {
 
 
 def local_day(value: date | datetime | None, zone: ZoneInfo) -> date | None:
-    if value is None or not isinstance(value, datetime):
+    if value is None or value.__class__ is date:
         return value
+    assert isinstance(value, datetime)
     return (value.astimezone(zone) if value.tzinfo else value).date()
 
 

@@ -65,9 +65,11 @@ def add_period(day: _Day, period: Period) -> _Day:
 
 def age_on(birth_date: date, day: date) -> int:
     """Completed years on `day`; born 29 Feb counts a birthday on 28 Feb in common years."""
+    month, birthday = birth_date.month, birth_date.day
+    if month == 2 and birthday == 29 and not calendar.isleap(day.year):
+        birthday = 28
     years = day.year - birth_date.year
-    birthday = add_period(birth_date, Period(years=years))
-    return years if day >= birthday else years - 1
+    return years if (day.month, day.day) >= (month, birthday) else years - 1
 
 
 def end_of_year(day: date) -> date:

@@ -7,14 +7,16 @@ on that day: a later regulation adds a dated value or a new rule version, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ast
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.actions import ACTIONS, Action
-from rules.expressions import Condition, compile_condition
+from rules.codegen import Fires, compile_rule, compile_rules
+from rules.expressions import Condition, compile_condition, parse
 from rules.facts import CAMERA_FACTS, READER_FACTS
 from rules.loading import LoadedPolicy
 from rules.periods import Period
@@ -29,13 +31,15 @@ class PolicyGap(Exception):
     """A rule in force names a parameter that has no value in force on the day evaluated."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: one compiled rule object per rule version
 class CompiledRule:
     rule: Rule
     library: str
     action: Action
     conditions: tuple[Condition, ...]
     derive_valid_until: Condition | None
+    fires: Fires  # the same conditions compiled for speed (rules.codegen)
+    trees: tuple[ast.expr, ...]
 
     @property
     def id(self) -> str:
@@ -49,6 +53,7 @@ class LibraryAt:
     library: CompiledLibrary
     day: date
     rules: Mapping[str, tuple[CompiledRule, ...]]
+    fires: Mapping[str, Callable[[Mapping[str, Any]], tuple[bool, ...]]]  # per subject type, all its rules at once
     params: Mapping[str, Any]
     derive_valid_until: Condition | None
     gaps: Mapping[str, str]  # rule id -> the parameter it names that has no value in force
@@ -62,6 +67,8 @@ class CompiledLibrary:
     rules: tuple[CompiledRule, ...]
     params: Mapping[str, Mapping[date, DatedValue]]
     mandatory_when: Mapping[str, Condition]
+    mandatory: frozenset[str]
+    allowed: frozenset[str]  # mandatory, optional and conditionally mandatory data
     _snapshots: dict[date, LibraryAt] = field(default_factory=dict, repr=False)
 
     @property
@@ -95,7 +102,8 @@ class CompiledLibrary:
             for name in condition.names
             if name in self.params and name not in params
         }
-        return LibraryAt(self, day, by_subject, params, derive, gaps, cites)
+        fires = {s: compile_rules([r.trees for r in rules]) for s, rules in by_subject.items()}
+        return LibraryAt(self, day, by_subject, fires, params, derive, gaps, cites)
 
 
 class Ruleset:
@@ -137,12 +145,16 @@ def _compile_library(library: Library) -> CompiledLibrary:
     mandatory_when: dict[str, Condition] = {
         key: compile_condition(text, known_reader) for key, text in library.inventory.mandatory_when.items()
     }
-    return CompiledLibrary(library, ZoneInfo(library.time_zone), rules, params, mandatory_when)
+    inventory = library.inventory
+    mandatory = frozenset(inventory.mandatory)
+    allowed = mandatory | frozenset(inventory.optional) | frozenset(inventory.mandatory_when)
+    return CompiledLibrary(library, ZoneInfo(library.time_zone), rules, params, mandatory_when, mandatory, allowed)
 
 
 def _compile_rule(library_id: str, rule: Rule, params: frozenset[str]) -> CompiledRule:
     known = frozenset(SUBJECT_FACTS[rule.subject]) | params
     conditions = tuple(compile_condition(text, known) for text in rule.when)
+    trees = tuple(parse(text, known)[0] for text in rule.when)
     derive = rule.derive.get("valid_until")
     return CompiledRule(
         rule,
@@ -150,4 +162,6 @@ def _compile_rule(library_id: str, rule: Rule, params: frozenset[str]) -> Compil
         ACTIONS[rule.action],
         conditions,
         compile_condition(derive, known) if derive else None,
+        compile_rule(trees),
+        trees,
     )
