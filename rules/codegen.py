@@ -11,6 +11,7 @@ node kinds the checker accepts are generated.
 from __future__ import annotations
 
 import ast
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from functools import lru_cache
@@ -81,7 +82,7 @@ class _Generator:
         self.constants: dict[str, Any] = {}
         self.temporaries = 0
 
-    def expression(self, node: ast.expr) -> str:  # noqa: PLR0911 - one branch per accepted node kind
+    def expression(self, node: ast.expr) -> str:
         if isinstance(node, ast.Name):
             return f"e[{node.id!r}]"
         if isinstance(node, ast.Constant):
@@ -168,13 +169,22 @@ def _or(*values: Any) -> bool | None:
     return True if True in truths else None if None in truths else False
 
 
+_CHECKS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
+}
+
+
 def _chain(ops: tuple[str, ...], *operands: Any) -> bool | None:
     if any(o is None for o in operands):
         return None
-    checks = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-              "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-              "in": lambda a, b: a in b, "not in": lambda a, b: a not in b}  # fmt: skip
-    return all(checks[op](operands[i], operands[i + 1]) for i, op in enumerate(ops))
+    return all(_CHECKS[op](operands[i], operands[i + 1]) for i, op in enumerate(ops))
 
 
 def _max(*values: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import cache
 from typing import Any, NamedTuple
 
 from rules.expressions import Condition
@@ -139,7 +139,7 @@ def _outcome(
     return Outcome(rule, Status.FIRES, results)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _not_applicable(rule: CompiledRule) -> Outcome:
     return Outcome(rule, Status.NOT_APPLICABLE)
 

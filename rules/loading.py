@@ -107,7 +107,7 @@ def _parse_yaml(text: str, file: str) -> Any:
 
 def _problems(error: ValidationError, tree: Any, file: str) -> Iterable[PolicyProblem]:
     for detail in error.errors(include_input=False, include_url=False):
-        loc = [_plain(part) for part in detail["loc"] if not _is_union_tag(part)]
+        loc = _real_path(tree, [_plain(part) for part in detail["loc"]])
         line, column = _locate(tree, loc)
         where = ".".join(str(part) for part in loc)
         message = detail["msg"]
@@ -127,8 +127,19 @@ def _plain(part: str | int) -> str | int:
 _DATE_REPR = re.compile(r"datetime\.date\((\d+), (\d+), (\d+)\)")
 
 
-def _is_union_tag(part: str | int) -> bool:
-    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in {"int", "str", "date", "datetime"})
+def _real_path(tree: Any, loc: Loc) -> list[str | int]:
+    """The keys of `loc` that exist in the YAML tree (pydantic adds union member tags), plus a missing last key."""
+    path: list[str | int] = []
+    node = tree
+    for index, part in enumerate(loc):
+        if isinstance(node, CommentedMap) and (key := _find_key(node, part)) is not None:
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif index < len(loc) - 1:
+            continue
+        path.append(part)
+    return path
 
 
 def _locate(tree: Any, loc: Loc) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from rules.policy import PersonalKey
 
@@ -30,7 +30,17 @@ __all__ = [
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Day = date | datetime  # a date without time is 00:00 in the library's time zone
 Count = Annotated[int, Field(ge=0)]
-Money = Annotated[Decimal, Field(ge=0)]
+
+
+def _number(value: object) -> object:
+    if isinstance(value, (str, bool)):
+        raise ValueError("must be a number, not text")  # JSON "10" is text; an amount is written 10
+    if isinstance(value, (int, float)):
+        return Decimal(str(value))
+    return value
+
+
+Money = Annotated[Decimal, BeforeValidator(_number), Field(ge=0)]
 PersonalData = dict[PersonalKey, str | None]
 
 IncidentKind = Literal[

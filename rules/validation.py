@@ -93,7 +93,16 @@ def read_records(lines: Iterable[str], ruleset: Ruleset, as_of: date) -> tuple[R
 
 def _structural(number: int, error: ValidationError) -> Iterator[RecordProblem]:
     for detail in error.errors(include_input=False, include_url=False):
-        loc = [str(p) for p in detail["loc"] if p not in _MODEL_TAGS]
+        raw = [str(p) for p in detail["loc"]]
+        if "[key]" in raw:  # a key of personal/guardian data outside the vocabulary: the key itself may be personal
+            at = raw.index("[key]") - 1
+            yield RecordProblem(
+                number,
+                ".".join(p for p in raw[:at] if p not in _MODEL_TAGS),
+                "unknown key (see the personal-data vocabulary)",
+            )
+            continue
+        loc = [p for p in raw if p not in _MODEL_TAGS]
         message = detail["msg"]
         if detail["type"] == "extra_forbidden":
             message = "unknown field"

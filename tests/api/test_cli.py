@@ -22,7 +22,9 @@ def kodex(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
 
 
 def line(**fields: object) -> str:
-    return json.dumps({"type": "reader", "library": "svkpk", "id": "R-1", "kind": "person", **fields}, ensure_ascii=False)
+    return json.dumps(
+        {"type": "reader", "library": "svkpk", "id": "R-1", "kind": "person", **fields}, ensure_ascii=False
+    )
 
 
 COMPLETE = {"first_name": "Jana", "last_name": "Malá", "address": "Plzeň", "id_document": "OP 1"}
@@ -138,7 +140,9 @@ def test_wrong_usage_exits_2(args: list[str]) -> None:
 
 
 def test_explain_says_why_in_plain_words() -> None:
-    stdin = line(valid_until="2023-01-01", obligations_settled_at="2025-06-01", debt=0, active_loans=0, birth_date="1981-03-02")
+    stdin = line(
+        valid_until="2023-01-01", obligations_settled_at="2025-06-01", debt=0, active_loans=0, birth_date="1981-03-02"
+    )
     result = kodex("explain", "--as-of", "2026-11-22", "--reader", "R-1", "-", stdin=stdin + "\n")
     assert result.exit_code == 0, result.output
     assert "R-1 (svkpk) as of 22 Nov 2026" in result.stdout

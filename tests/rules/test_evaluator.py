@@ -13,8 +13,8 @@ import pytest
 from rules.decision import build_decision
 from rules.evaluator import Outcome, Status, evaluate_subject
 from rules.expressions import Condition
-from rules.records import RECORD, CameraRecording, ExceptionGrant, Reader
 from rules.loading import load_policy
+from rules.records import RECORD, CameraRecording, ExceptionGrant, Reader
 from rules.ruleset import Ruleset
 from tests.conftest import POLICY
 
@@ -22,7 +22,9 @@ AS_OF = date(2026, 11, 22)
 
 
 def reader(library: str = "svkpk", **fields: Any) -> Reader:
-    record = RECORD.validate_json(json.dumps({"type": "reader", "library": library, "id": "R-1", "kind": "person", **fields}))
+    record = RECORD.validate_json(
+        json.dumps({"type": "reader", "library": library, "id": "R-1", "kind": "person", **fields})
+    )
     assert isinstance(record, Reader)
     return record
 
@@ -30,7 +32,7 @@ def reader(library: str = "svkpk", **fields: Any) -> Reader:
 def grant(rule: str, role: str = "director", subject: str = "R-1", **dates: str) -> ExceptionGrant:
     fields = {"from": dates.get("start", "2026-11-01"), "until": dates.get("until", "2026-12-31")}
     return ExceptionGrant.model_validate_json(
-        json.dumps({"type": "exception", "library": rule.split(".")[0], "id": "E-1", "subject": subject,
+        json.dumps({"type": "exception", "library": rule.split(".", maxsplit=1)[0], "id": "E-1", "subject": subject,
                     "rule": rule, "role": role, "granted_by": "Ing. Ředitelová", "reason": "soudní spor", **fields})
     )  # fmt: skip
 
@@ -87,7 +89,12 @@ def test_exception_for_another_reader_or_rule_does_not_apply(ruleset: Ruleset) -
 
 def test_exception_does_not_hold_back_a_rule_that_allows_none(ruleset: Ruleset) -> None:
     requested = reader(erasure_requested_at="2026-11-20", debt=0, active_loans=0)
-    result = outcome(ruleset, requested, "svkpk.erasure.cancellation_on_request", grants=[grant("svkpk.erasure.cancellation_on_request")])
+    result = outcome(
+        ruleset,
+        requested,
+        "svkpk.erasure.cancellation_on_request",
+        grants=[grant("svkpk.erasure.cancellation_on_request")],
+    )
     assert result.status is Status.FIRES
 
 
@@ -116,7 +123,10 @@ def test_svkpk_recording_purged_one_second_after_seven_days(ruleset: Ruleset) ->
         "start": "2026-11-10T10:00:00+01:00", "end": "2026-11-10T11:00:00+01:00"}))  # fmt: skip
     assert isinstance(recording, CameraRecording)
     rule = "svkpk.camera.purge_after_7_days"
-    assert outcome(ruleset, recording, rule, datetime.fromisoformat("2026-11-17T11:00:00+01:00")).status is Status.NOT_APPLICABLE
+    assert (
+        outcome(ruleset, recording, rule, datetime.fromisoformat("2026-11-17T11:00:00+01:00")).status
+        is Status.NOT_APPLICABLE
+    )
     assert outcome(ruleset, recording, rule, datetime.fromisoformat("2026-11-17T11:00:01+01:00")).status is Status.FIRES
     assert outcome(ruleset, recording, rule, datetime.fromisoformat("2026-11-17T10:00:01Z")).status is Status.FIRES
 
@@ -132,7 +142,17 @@ def test_derived_registration_end_is_marked_as_derived_in_the_reasons(ruleset: R
 def test_decision_carries_the_contract_fields(ruleset: Ruleset) -> None:
     subject = reader(**EXPIRED)
     decision = build_decision(outcome(ruleset, subject, RETENTION), subject, AS_OF, ruleset.revision)
-    assert set(decision) >= {"library", "subject_type", "subject", "rule", "action", "cite", "as_of", "policy_revision", "reasons"}
+    assert set(decision) >= {
+        "library",
+        "subject_type",
+        "subject",
+        "rule",
+        "action",
+        "cite",
+        "as_of",
+        "policy_revision",
+        "reasons",
+    }
     assert decision["cite"] == "čl. 9 odst. 2; čl. 10 odst. 7"
     assert decision["policy_revision"] == ruleset.revision
     deadline = decision["reasons"][1]
@@ -175,9 +195,15 @@ PURE = [p for p in (Path(__file__).resolve().parents[2] / "rules").glob("*.py") 
 @pytest.mark.parametrize("module", PURE, ids=[p.name for p in PURE])
 def test_rules_module_reads_no_clock_file_or_database(module: Path) -> None:
     tree = ast.parse(module.read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
     imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    called = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
-    called |= {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    called = {
+        node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    called |= {
+        node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
     assert not imported & FORBIDDEN_MODULES
     assert not called & FORBIDDEN_CALLS

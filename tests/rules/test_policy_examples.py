@@ -41,4 +41,3 @@ def test_every_catalogue_rule_of_the_three_libraries_is_encoded() -> None:
     }  # fmt: skip
     for library, expected in catalogue.items():
         assert expected <= {action for lib, action in actions if lib == library}, library
-

@@ -322,3 +322,9 @@ def test_problem_messages_never_repeat_the_rejected_personal_data():
         shown = str(problem)
         for secret in ("Novák", "novak", CARD, str(PHONE)):
             assert secret not in shown, f"{secret!r} leaked into {shown!r}"
+
+
+def test_unknown_personal_key_is_reported_without_the_key_itself() -> None:
+    _, problems = read(reader(personal={"Jan Novák": "x"}))
+    assert [(p.line, p.field) for p in problems] == [(1, "personal")]
+    assert "Novák" not in str(problems[0])
