@@ -130,24 +130,23 @@ class _Generator:
 
 
 @lru_cache(maxsize=65536)
-def _shift(day: date, period: Period) -> date:
-    return add_period(day, period)
-
-
-@lru_cache(maxsize=65536)
-def _shift_back(day: date, period: Period) -> date:
-    return add_period(day, -period)
+def _shift(day: date, years: int, months: int, days: int) -> date:
+    return add_period(day, Period(years, months, days))
 
 
 def _plus(a: Any, b: Any) -> Any:
     if b.__class__ is Period:
-        return _shift(a, b) if a.__class__ is date else add_period(a, b)
+        if a.__class__ is date:
+            return _shift(a, b.years, b.months, b.days)
+        return add_period(a, b)
     return a + b
 
 
 def _minus(a: Any, b: Any) -> Any:
     if b.__class__ is Period:
-        return _shift_back(a, b) if a.__class__ is date else add_period(a, -b)
+        if a.__class__ is date:
+            return _shift(a, -b.years, -b.months, -b.days)
+        return add_period(a, -b)
     return a - b
 
 

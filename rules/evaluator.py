@@ -43,11 +43,29 @@ class ConditionResult(NamedTuple):
 class Outcome(NamedTuple):
     rule: CompiledRule
     status: Status
-    conditions: tuple[ConditionResult, ...] = ()
+    env: Mapping[str, Any] | None = None  # the facts the rule was decided on; reasons are traced from them on demand
     exception: ExceptionGrant | None = None
     legal_hold_until: date | None = None
     legal_hold: bool = False
     error: str | None = None
+
+    @property
+    def conditions(self) -> tuple[ConditionResult, ...]:
+        """Each condition of the rule with its value and the facts it compared (empty when not traced)."""
+        env = self.env
+        return () if env is None else tuple(_trace(c, env) for c in self.rule.conditions)
+
+
+def _trace(condition: Condition, env: Mapping[str, Any]) -> ConditionResult:
+    try:
+        deadline = condition.deadline(env) if condition.deadline else None
+        holds = condition.holds(env)
+    except Exception:  # the same compiled code decided the rule; if it cannot be traced, say unknown
+        return ConditionResult(condition.text, None, {}, None)
+    values = {name: env[name] for name in condition.names}
+    if "valid_until" in values and "valid_until_derived" in env:
+        values["valid_until_derived"] = env["valid_until_derived"]
+    return ConditionResult(condition.text, holds, values, deadline)
 
 
 def subject_type_of(subject: Subject) -> str:
@@ -73,14 +91,18 @@ def evaluate_subject(
         env = _facts(snapshot, subject, as_of)
     except Exception as error:  # fail closed: a subject we cannot read is not acted on
         return [Outcome(rule, Status.ERROR, error=_safe(error)) for rule in rules]
+    flags: tuple[bool | None, ...]
     try:
         flags = snapshot.fires[subject_type](env)
-    except Exception:  # one rule cannot be decided: decide rule by rule, so only that rule fails (closed)
-        flags = tuple(True for _ in rules)
-    return [
-        _outcome(rule, env, snapshot, subject, exceptions, trace_all) if fired or trace_all else _not_applicable(rule)
-        for rule, fired in zip(rules, flags, strict=True)
-    ]
+    except Exception:  # some rule cannot be decided: decide rule by rule, so only that rule fails (closed)
+        flags = tuple(None for _ in rules)
+    if trace_all:
+        return [_outcome(r, env, snapshot, subject, exceptions, True, f) for r, f in zip(rules, flags, strict=True)]
+    outcomes = [_not_applicable(rule) for rule in rules] if None in flags else list(_idle(rules))
+    for index, fired in enumerate(flags):
+        if fired is not False:
+            outcomes[index] = _outcome(rules[index], env, snapshot, subject, exceptions, False, fired)
+    return outcomes
 
 
 def _facts(snapshot: LibraryAt, subject: Subject, as_of: date | datetime) -> dict[str, Any]:
@@ -118,25 +140,26 @@ def _outcome(
     subject: Subject,
     exceptions: Sequence[ExceptionGrant],
     trace_all: bool,
+    fired: bool | None,  # from the rule set's combined check; None: not known, check this rule alone
 ) -> Outcome:
     if snapshot.gaps:
         gap = snapshot.gaps.get(rule.id)
         if gap is not None:
             return Outcome(rule, Status.ERROR, error=f"parameter {gap!r} has no value in force on {snapshot.day}")
     try:
-        fires = rule.fires(env)
-        results = tuple(_trace(c, env) for c in rule.conditions) if fires or trace_all else ()
+        fires = rule.fires(env) if fired is None else fired
+        traced = env if fires or trace_all else None
     except Exception as error:  # fail closed
         return Outcome(rule, Status.ERROR, error=_safe(error))
     if not fires:
-        return Outcome(rule, Status.NOT_APPLICABLE, results) if results else _not_applicable(rule)
+        return Outcome(rule, Status.NOT_APPLICABLE, traced) if traced is not None else _not_applicable(rule)
     if rule.action.destructive and env.get("legal_hold"):
         hold = subject.legal_hold
-        return Outcome(rule, Status.BLOCKED, results, legal_hold=True, legal_hold_until=hold.until if hold else None)
+        return Outcome(rule, Status.BLOCKED, traced, legal_hold=True, legal_hold_until=hold.until if hold else None)
     granted = _active_exception(rule, subject.id, snapshot.day, exceptions)
     if granted is not None:
-        return Outcome(rule, Status.BLOCKED, results, exception=granted)
-    return Outcome(rule, Status.FIRES, results)
+        return Outcome(rule, Status.BLOCKED, traced, exception=granted)
+    return Outcome(rule, Status.FIRES, traced)
 
 
 @cache
@@ -144,12 +167,10 @@ def _not_applicable(rule: CompiledRule) -> Outcome:
     return Outcome(rule, Status.NOT_APPLICABLE)
 
 
-def _trace(condition: Condition, env: Mapping[str, Any]) -> ConditionResult:
-    deadline = condition.deadline(env) if condition.deadline else None
-    values = {name: env[name] for name in condition.names}
-    if "valid_until" in values and "valid_until_derived" in env:
-        values["valid_until_derived"] = env["valid_until_derived"]
-    return ConditionResult(condition.text, condition.holds(env), values, deadline)
+@cache
+def _idle(rules: tuple[CompiledRule, ...]) -> tuple[Outcome, ...]:
+    """The outcomes of a rule set where nothing fires (shared; callers copy before filling in)."""
+    return tuple(_not_applicable(rule) for rule in rules)
 
 
 def _active_exception(

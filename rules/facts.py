@@ -56,6 +56,9 @@ CAMERA_FACTS: Mapping[str, str] = {
 }
 
 
+_EMPTY: Mapping[str, str | None] = {}
+
+
 def local_day(value: date | datetime | None, zone: ZoneInfo) -> date | None:
     if value is None or value.__class__ is date:
         return value
@@ -73,7 +76,7 @@ def reader_facts(reader: Reader, as_of: date, zone: ZoneInfo) -> dict[str, Any]:
     """Facts about `reader` on `as_of`; inventory facts and a derived registration end are added by the caller."""
     renewed_at = local_day(reader.renewed_at, zone)
     birth = reader.birth_date
-    personal = reader.personal or {}
+    personal = reader.personal or _EMPTY
     return {
         "as_of": as_of,
         "kind": reader.kind,

@@ -12,7 +12,6 @@ import pytest
 
 from rules.decision import build_decision
 from rules.evaluator import Outcome, Status, evaluate_subject
-from rules.expressions import Condition
 from rules.loading import load_policy
 from rules.records import RECORD, CameraRecording, ExceptionGrant, Reader
 from rules.ruleset import Ruleset
@@ -161,20 +160,22 @@ def test_decision_carries_the_contract_fields(ruleset: Ruleset) -> None:
     assert deadline["values"]["archive_period"] == "24 months"
 
 
-def test_error_while_evaluating_fails_closed_without_personal_data() -> None:
+def test_error_while_evaluating_one_rule_fails_it_closed_and_decides_the_others() -> None:
     ruleset = Ruleset(load_policy(POLICY))  # its own copy: this test breaks a rule on purpose
     library = ruleset.library("svkpk")
-    rule = next(r for r in library.rules if r.id == RETENTION)
+    snapshot = library.at(AS_OF)
+    retention = next(r for r in library.rules if r.id == RETENTION)
 
     def explode(env: Any) -> Any:
         raise ValueError(f"bad value for {env.get('citizenship')} Jana Malá")
 
-    broken = Condition("boom", (), explode, None)
-    object.__setattr__(rule, "conditions", (broken,))
+    object.__setattr__(retention, "fires", explode)
+    snapshot.fires["reader"] = explode  # type: ignore[index]
     subject = reader(**EXPIRED, personal={"last_name": "Malá", "first_name": "Jana"})
-    result = outcome(ruleset, subject, RETENTION)
-    assert result.status is Status.ERROR
-    decision = build_decision(result, subject, AS_OF, ruleset.revision)
+    outcomes = {o.rule.id: o for o in evaluate_subject(snapshot, subject, AS_OF)}
+    assert outcomes[RETENTION].status is Status.ERROR
+    assert outcomes["svkpk.registration.one_year"].status is Status.FIRES
+    decision = build_decision(outcomes[RETENTION], subject, AS_OF, ruleset.revision)
     assert decision["action"] == "retain"
     assert "Malá" not in decision["error"] and "Jana" not in decision["error"]
 
