@@ -6,6 +6,7 @@ Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from api.errors import ExamplesFailed, failure_for
@@ -157,13 +159,21 @@ def evaluate_command(
         validated = validate(_lines(file), ruleset, moment, skip_invalid=skip_invalid)
         for problem in validated.skipped:
             err.print(f"skipped {problem}", markup=False)
-        decisions = evaluate(validated.records, ruleset, moment, library=library, include_all=all_)
-        if output == "jsonl":
-            write = sys.stdout.write
-            for decision in decisions:
-                write(json.dumps(decision, ensure_ascii=False) + "\n")
-        else:
-            out.print(_decision_table(decisions))
+        records = validated.records
+        gc.freeze()  # the records live until the command ends: keep the collector from rescanning them per batch
+        total = len(records.readers) + len(records.recordings)
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("deciding", total=total)
+            decisions = evaluate(
+                records, ruleset, moment, library=library, include_all=all_,
+                progress=lambda done: bar.update(task, completed=done) if done % 1000 == 0 or done == total else None,
+            )  # fmt: skip
+            if output == "jsonl":
+                write = sys.stdout.write
+                for decision in decisions:
+                    write(json.dumps(decision, ensure_ascii=False) + "\n")
+            else:
+                out.print(_decision_table(decisions))
 
     _run(body)
 

@@ -6,7 +6,7 @@ unless the caller skips invalid lines; then each skipped line is reported.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -55,10 +55,16 @@ def evaluate(
     *,
     library: str | None = None,
     include_all: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Decisions for every reader and camera recording, in input order (readers first)."""
+    """Decisions for every reader and camera recording, in input order (readers first).
+
+    `progress`, when given, is told after each subject how many are done.
+    """
     subjects: list[Reader | CameraRecording] = [*records.readers, *records.recordings]
-    for subject in subjects:
+    for done, subject in enumerate(subjects, start=1):
+        if progress is not None:
+            progress(done)
         if library is not None and subject.library != library:
             continue
         compiled = ruleset.library(subject.library)

@@ -68,14 +68,20 @@ def calls_for_something(outcome: Outcome) -> bool:
 
 
 def json_value(value: Any) -> Any:
-    if isinstance(value, (date, datetime)):
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is date or kind is datetime:
         return value.isoformat()
-    if isinstance(value, Decimal):
+    if kind is Decimal:
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, (list, tuple)):
         return [json_value(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): json_value(v) for k, v in value.items()}
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
+    if isinstance(value, (date, bool, int, float, str)):
+        return value.isoformat() if isinstance(value, date) else value
     return str(value)
+
+
+_PLAIN = frozenset({str, int, bool, float, type(None)})
