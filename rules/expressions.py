@@ -46,6 +46,7 @@ class Condition:
     """One compiled condition of a rule's `when` list."""
 
     text: str
+    tree: ast.expr  # the checked syntax tree, compiled again with its rule's siblings by rules.codegen
     names: tuple[str, ...]
     evaluate: Callable[[Env], Any]
     deadline: Callable[[Env], Any] | None  # for `as_of > X`: X, the last moment the condition does not hold
@@ -83,7 +84,7 @@ def compile_condition(text: str, known: frozenset[str]) -> Condition:
         and tree.left.id in DEADLINE_SUBJECTS
     ):
         deadline = compile_value(tree.comparators[0])
-    return Condition(text, names, compile_value(tree), deadline)
+    return Condition(text, tree, names, compile_value(tree), deadline)
 
 
 _COMPARISONS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from rules.actions import ACTIONS, Action
 from rules.codegen import Fires, compile_rule, compile_rules
-from rules.expressions import Condition, compile_condition, parse
+from rules.expressions import Condition, compile_condition
 from rules.facts import CAMERA_FACTS, READER_FACTS
 from rules.loading import LoadedPolicy
 from rules.periods import Period
@@ -154,7 +154,7 @@ def _compile_library(library: Library) -> CompiledLibrary:
 def _compile_rule(library_id: str, rule: Rule, params: frozenset[str]) -> CompiledRule:
     known = frozenset(SUBJECT_FACTS[rule.subject]) | params
     conditions = tuple(compile_condition(text, known) for text in rule.when)
-    trees = tuple(parse(text, known)[0] for text in rule.when)
+    trees = tuple(condition.tree for condition in conditions)
     derive = rule.derive.get("valid_until")
     return CompiledRule(
         rule,

@@ -265,13 +265,17 @@ def test_duplicate_rule_id_with_overlapping_effective_period_is_rejected():
     assert f"duplicate rule id '{SUSPENSION}'" in problem.message
 
 
-def test_same_rule_id_with_a_later_non_overlapping_period_is_a_new_version():
+def two_suspension_versions(first_ends: str) -> str:
+    """The policy with zdirec's suspension rule in two versions: the first ends on `first_ends`, the second starts 2026-01-01."""
     block = rule_block(BASE, SUSPENSION)
-    old = block.replace(
-        "        effective_from: 2021-01-04\n", "        effective_from: 2021-01-04\n        effective_to: 2025-12-31\n"
-    )
-    new = block.replace("        effective_from: 2021-01-04\n", "        effective_from: 2026-01-01\n")
-    text = replace_once(block, old + new)
+    start = "        effective_from: 2021-01-04\n"
+    old = block.replace(start, f"{start}        effective_to: {first_ends}\n")
+    new = block.replace(start, "        effective_from: 2026-01-01\n")
+    return replace_once(block, old + new)
+
+
+def test_same_rule_id_with_a_later_non_overlapping_period_is_a_new_version():
+    text = two_suspension_versions(first_ends="2025-12-31")
     zdirec = Ruleset(parse_policy(text, FILE)).library("zdirec")
     versions = zdirec.versions(SUSPENSION)
     assert [(v.rule.effective_from, v.rule.effective_to) for v in versions] == [
@@ -286,12 +290,7 @@ def test_same_rule_id_with_a_later_non_overlapping_period_is_a_new_version():
 
 
 def test_versions_touching_on_the_same_day_overlap():
-    block = rule_block(BASE, SUSPENSION)
-    old = block.replace(
-        "        effective_from: 2021-01-04\n", "        effective_from: 2021-01-04\n        effective_to: 2026-01-01\n"
-    )
-    new = block.replace("        effective_from: 2021-01-04\n", "        effective_from: 2026-01-01\n")
-    text = replace_once(block, old + new)
+    text = two_suspension_versions(first_ends="2026-01-01")
     assert_problem_at(text, f"      - id: {SUSPENSION}", "id", "overlaps another version", nth=2)
 
 
