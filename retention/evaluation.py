@@ -71,7 +71,11 @@ def evaluate(
         day = local_day(as_of, compiled.zone)
         assert day is not None
         grants = records.grants_for(subject.library, subject.id)
-        for outcome in evaluate_subject(compiled.at(day), subject, as_of, grants, trace_all=include_all):
+        incidents = records.incidents_for(subject.library, subject.id) if isinstance(subject, Reader) else ()
+        outcomes = evaluate_subject(
+            compiled.at(day), subject, as_of, grants, trace_all=include_all, incidents=incidents
+        )
+        for outcome in outcomes:
             if include_all or calls_for_something(outcome):
                 yield build_decision(outcome, subject, as_of, ruleset.revision)
 
@@ -89,5 +93,7 @@ def explain_reader(
     day = local_day(as_of, compiled.zone)
     assert day is not None
     snapshot = compiled.at(day)
-    outcomes = evaluate_subject(snapshot, reader, as_of, records.grants_for(reader.library, reader.id))
+    grants = records.grants_for(reader.library, reader.id)
+    incidents = records.incidents_for(reader.library, reader.id)
+    outcomes = evaluate_subject(snapshot, reader, as_of, grants, incidents=incidents)
     return explain(reader.id, reader.library, as_of, ruleset.revision, outcomes, snapshot.param_cites)

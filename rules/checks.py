@@ -117,11 +117,16 @@ def _check_rule(
                 f"role {role!r} is not empowered by the regulation ({library.exceptions.cite})",
             )
     known = frozenset(_SUBJECT_FACTS[rule.subject]) | frozenset(params)
-    for ci, text in enumerate(rule.when):
+    for ci, text in enumerate(rule.conditions):
         yield from _check_expression(text, known, (*where, "when", ci))
         yield from _check_param_in_force(text, known, params, rule, (*where, "when", ci))
     for key, text in rule.derive.items():
         yield from _check_expression(text, known, (*where, "derive", key))
+    if rule.incidents is not None and rule.incidents.within is not None:
+        try:
+            Period.parse(rule.incidents.within)
+        except InvalidPeriod as error:
+            yield ((*where, "incidents", "within"), str(error))
     for ei, example in enumerate(rule.examples):
         yield from _check_example(library, rule, example, (*where, "examples", ei))
 
@@ -167,6 +172,8 @@ def _check_example(library: Library, rule: Rule, example: Example, where: tuple[
         for detail in error.errors(include_input=False, include_url=False):
             field = ".".join(str(p) for p in detail["loc"][1:])
             yield ((*where, "reader" if example.reader is not None else "recording"), f"{field}: {detail['msg']}")
+    if example.incidents and rule.incidents is None:
+        yield ((*where, "incidents"), "incidents in an example count only for an incident rule")
     for gi, grant in enumerate(example.exceptions):
         if grant.role not in rule.exception_by:
             yield (

@@ -44,6 +44,12 @@ def build_decision(
             for c in outcome.conditions
         ],
     }
+    if rule.incidents is not None:  # the incidents behind it: ids, kinds and days only
+        decision["incidents"] = [
+            {"id": incident.id, "kind": incident.kind, "at": incident.at.isoformat()} for incident in outcome.incidents
+        ]
+    if rule.decided_by is not None:
+        decision["decided_by"] = rule.decided_by
     if outcome.status is Status.BLOCKED:
         decision["blocked_action"] = rule.action
     if outcome.exception is not None:

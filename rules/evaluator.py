@@ -18,10 +18,11 @@ from typing import Any, NamedTuple
 
 from rules.expressions import Condition
 from rules.facts import camera_facts, held_keys, local_time, reader_facts
-from rules.records import CameraRecording, ExceptionGrant, Reader
+from rules.incidents import IncidentCount
+from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
 from rules.ruleset import CompiledRule, LibraryAt
 
-__all__ = ["ConditionResult", "Outcome", "Status", "evaluate_subject", "subject_type_of"]
+__all__ = ["ConditionResult", "Outcome", "Status", "evaluate_subject", "pattern_text", "subject_type_of"]
 
 Subject = Reader | CameraRecording
 
@@ -53,7 +54,36 @@ class Outcome(NamedTuple):
     def conditions(self) -> tuple[ConditionResult, ...]:
         """Each condition of the rule with its value and the facts it compared (empty when not traced)."""
         env = self.env
-        return () if env is None else tuple(_trace(c, env) for c in self.rule.conditions)
+        if env is None:
+            return ()
+        if self.rule.pattern is not None:
+            return (_pattern_result(self.rule, env[_COUNT]),)
+        return tuple(_trace(c, env) for c in self.rule.conditions)
+
+    @property
+    def incidents(self) -> tuple[Incident, ...]:
+        """For an incident rule: the reader's incidents that match its pattern (empty otherwise)."""
+        return () if self.env is None or _COUNT not in self.env else self.env[_COUNT].matched
+
+
+_COUNT = "incident_count"
+
+
+def pattern_text(rule: CompiledRule) -> str:
+    """An incident pattern in words, e.g. 'at least 2 incidents of item_lost or item_damaged within 1 year'."""
+    pattern = rule.pattern
+    assert pattern is not None
+    kinds = " or ".join(pattern.kinds)
+    window = f" within {pattern.within}" if pattern.within else ""
+    noun = "incident" if pattern.at_least == 1 else "incidents"
+    return f"at least {pattern.at_least} {noun} of {kinds}{window}"
+
+
+def _pattern_result(rule: CompiledRule, count: IncidentCount) -> ConditionResult:
+    values: dict[str, Any] = {"incidents": len(count.matched), "at_least": count.at_least}
+    if count.window_from is not None:
+        values["window_from"] = count.window_from
+    return ConditionResult(pattern_text(rule), count.holds, values, None)
 
 
 def _trace(condition: Condition, env: Mapping[str, Any]) -> ConditionResult:
@@ -79,12 +109,52 @@ def evaluate_subject(
     exceptions: Sequence[ExceptionGrant] = (),
     *,
     trace_all: bool = True,
+    incidents: Sequence[Incident] = (),
 ) -> list[Outcome]:
     """Every rule in force for `subject` on `as_of`, each with its outcome.
 
     A rule that fires always carries its reasons; with `trace_all` false the
-    rules that do not apply skip them (the nightly hot path).
+    rules that do not apply skip them (the nightly hot path). A reader's
+    incident rules count `incidents`, the reader's incident records.
     """
+    outcomes = _state_outcomes(snapshot, subject, as_of, exceptions, trace_all)
+    if snapshot.incident_rules and isinstance(subject, Reader):
+        outcomes.extend(_incident_outcomes(snapshot, subject, exceptions, trace_all, incidents))
+    return outcomes
+
+
+def _incident_outcomes(
+    snapshot: LibraryAt,
+    reader: Reader,
+    exceptions: Sequence[ExceptionGrant],
+    trace_all: bool,
+    incidents: Sequence[Incident],
+) -> list[Outcome]:
+    rules = snapshot.incident_rules
+    library = snapshot.library
+    try:
+        counts = library.incidents.evaluate([r.version for r in rules], incidents, snapshot.day, library.zone)
+    except Exception as error:  # fail closed: nothing is proposed on a history we could not read
+        return [Outcome(rule, Status.ERROR, error=_safe(error)) for rule in rules]
+    outcomes = []
+    for rule in rules:
+        count = counts[rule.version]
+        env = {_COUNT: count}
+        if not count.holds:
+            outcomes.append(Outcome(rule, Status.NOT_APPLICABLE, env) if trace_all else _not_applicable(rule))
+            continue
+        granted = _active_exception(rule, reader.id, snapshot.day, exceptions)
+        outcomes.append(Outcome(rule, Status.BLOCKED if granted else Status.FIRES, env, exception=granted))
+    return outcomes
+
+
+def _state_outcomes(
+    snapshot: LibraryAt,
+    subject: Subject,
+    as_of: date | datetime,
+    exceptions: Sequence[ExceptionGrant],
+    trace_all: bool,
+) -> list[Outcome]:
     subject_type = subject_type_of(subject)
     rules = snapshot.rules[subject_type]
     try:

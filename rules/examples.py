@@ -17,7 +17,7 @@ from rules.checks import NOTHING, example_record
 from rules.evaluator import Outcome, Status, evaluate_subject
 from rules.facts import local_day
 from rules.policy import Example
-from rules.records import RECORD, CameraRecording, ExceptionGrant, Reader
+from rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Reader
 from rules.ruleset import CompiledLibrary, CompiledRule, Ruleset
 
 __all__ = ["Coverage", "ExampleResult", "run_examples"]
@@ -90,10 +90,23 @@ def _run(library: CompiledLibrary, rule: CompiledRule, example: Example, entry: 
         )
         for i, g in enumerate(example.exceptions)
     ]
+    history = [
+        Incident(
+            type="incident",
+            library=library.id,
+            id=f"example-incident-{i}",
+            reader=subject.id if incident.reader == "self" else f"{subject.id}-other",
+            kind=incident.kind,
+            at=incident.at,
+        )
+        for i, incident in enumerate(example.incidents)
+    ]
+    own = [incident for incident in history if incident.reader == subject.id]  # counted per reader
     day = local_day(example.as_of, library.zone)
     assert day is not None
     snapshot = library.at(day)
-    outcome = next((o for o in evaluate_subject(snapshot, subject, example.as_of, grants) if o.rule is rule), None)
+    outcomes = evaluate_subject(snapshot, subject, example.as_of, grants, incidents=own)
+    outcome = next((o for o in outcomes if o.rule is rule), None)
     got = _verdict(rule, outcome)
     passed = got == example.expect
     entry.results.append(ExampleResult(rule.id, example.name, example.expect, got, passed))

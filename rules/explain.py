@@ -33,6 +33,10 @@ def explain(
         lines.append(f"      {rule.title}")
         for condition in outcome.conditions:
             lines.append(f"      {_mark(condition.holds)} {_condition(condition, param_cites)}")
+        for incident in outcome.incidents:
+            lines.append(f"        incident {incident.id}: {incident.kind} on {human(incident.at)}")
+        if rule.decided_by is not None and outcome.status is Status.FIRES:
+            lines.append(f"      a proposal: the {rule.decided_by} decides it ({rule.cite})")
         if outcome.exception is not None:
             grant = outcome.exception
             lines.append(
@@ -77,6 +81,13 @@ def _verdict(outcome: Outcome) -> str:
     return "does not apply"
 
 
+_PATTERN_VALUES = {
+    "incidents": "matching incidents",
+    "at_least": "needed",
+    "window_from": "counted from",
+}
+
+
 def _mark(holds: bool | None) -> str:
     return {True: "✓", False: "✗", None: "?"}[holds]
 
@@ -84,7 +95,7 @@ def _mark(holds: bool | None) -> str:
 def _condition(condition: ConditionResult, param_cites: Mapping[str, str]) -> str:
     parts = []
     for name, value in condition.values.items():
-        label = READER_FACTS.get(name) or CAMERA_FACTS.get(name)
+        label = READER_FACTS.get(name) or CAMERA_FACTS.get(name) or _PATTERN_VALUES.get(name)
         if label is not None:
             parts.append(f"{label}: {human(value)}")
         else:

@@ -18,12 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from rules.actions import Effect
 
 __all__ = [
+    "INCIDENT_KINDS",
     "PERSONAL_KEYS",
     "ROLES",
     "DatedValue",
     "Example",
     "ExampleException",
     "ExceptionAuthority",
+    "IncidentPattern",
     "Inventory",
     "Library",
     "Policy",
@@ -107,6 +109,40 @@ class Inventory(_Strict):
         return self
 
 
+IncidentKind = Literal[
+    "card_lost",
+    "item_lost",
+    "item_damaged",
+    "unauthorised_removal",
+    "damage_refused",
+    "expelled_from_premises",
+    "reservation_not_collected",
+    "gross_misconduct",
+]
+INCIDENT_KINDS: tuple[str, ...] = IncidentKind.__args__  # type: ignore[attr-defined]
+
+
+class IncidentPattern(_Strict):
+    """A pattern in a reader's stream of incidents: at least `at_least` of `kinds`, optionally within a window.
+
+    Counted per reader. With `within` (a period such as P1Y), only incidents in
+    the window ending on `as_of` count: from the day after `as_of - within` to
+    `as_of`, both inclusive. Incidents after `as_of` never count.
+    """
+
+    kinds: Annotated[list[IncidentKind], Field(min_length=1)]
+    at_least: Annotated[int, Field(ge=1)]
+    within: Text | None = None
+
+
+class ExampleIncident(_Strict):
+    """An incident in an example's history; `reader: other` puts it on another reader (it must not count)."""
+
+    kind: IncidentKind
+    at: date | datetime
+    reader: Literal["self", "other"] = "self"
+
+
 class ExampleException(_Strict):
     """A director's exception on the example's rule, for the example's subject."""
 
@@ -123,6 +159,7 @@ class Example(_Strict):
     reader: dict[str, Any] | None = None
     recording: dict[str, Any] | None = None
     exceptions: list[ExampleException] = []
+    incidents: list[ExampleIncident] = []
     expect: Identifier
 
     @model_validator(mode="after")
@@ -144,15 +181,28 @@ class Rule(_Strict):
     action: Identifier
     exception_by: list[Role]
     params: Params = {}
+    decided_by: Role | None = None  # for a proposal: the role the regulation lets decide it
     derive: dict[Literal["valid_until"], Text] = {}
-    when: Annotated[list[Text], Field(min_length=1)]
+    when: Annotated[list[Text], Field(min_length=1)] | None = None
+    incidents: IncidentPattern | None = None
     examples: Annotated[list[Example], Field(min_length=1)]
 
     @model_validator(mode="after")
     def _period_in_order(self) -> Rule:
         if self.effective_to is not None and self.effective_to < self.effective_from:
             raise ValueError("effective_to is before effective_from")
+        if (self.when is None) == (self.incidents is None):
+            raise ValueError("a rule gives exactly one of 'when' (conditions on facts) or 'incidents' (a pattern)")
+        if self.incidents is not None and self.subject != "reader":
+            raise ValueError("incident rules count a reader's incidents; their subject is reader")
+        if (self.decided_by is None) == (self.effect is Effect.PROPOSE):
+            raise ValueError("a proposal names the role that decides it ('decided_by'); other effects do not")
         return self
+
+    @property
+    def conditions(self) -> list[str]:
+        """The conditions on facts (none for an incident rule)."""
+        return self.when or []
 
     def in_force(self, day: date) -> bool:
         return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 
-from rules.policy import PersonalKey
+from rules.policy import INCIDENT_KINDS, IncidentKind, PersonalKey
 
 __all__ = [
     "INCIDENT_KINDS",
@@ -42,18 +42,6 @@ def _number(value: object) -> object:
 
 Money = Annotated[Decimal, BeforeValidator(_number), Field(ge=0)]
 PersonalData = dict[PersonalKey, str | None]
-
-IncidentKind = Literal[
-    "card_lost",
-    "item_lost",
-    "item_damaged",
-    "unauthorised_removal",
-    "damage_refused",
-    "expelled_from_premises",
-    "reservation_not_collected",
-    "gross_misconduct",
-]
-INCIDENT_KINDS: tuple[str, ...] = IncidentKind.__args__  # type: ignore[attr-defined]
 
 
 class _Record(BaseModel):

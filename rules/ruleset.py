@@ -18,9 +18,10 @@ from rules.actions import ACTIONS, Action
 from rules.codegen import Fires, compile_rule, compile_rules
 from rules.expressions import Condition, compile_condition
 from rules.facts import CAMERA_FACTS, READER_FACTS
+from rules.incidents import IncidentRules
 from rules.loading import LoadedPolicy
 from rules.periods import Period
-from rules.policy import DatedValue, Library, Rule
+from rules.policy import DatedValue, IncidentPattern, Library, Rule
 
 __all__ = ["CompiledLibrary", "CompiledRule", "LibraryAt", "PolicyGap", "Ruleset", "param_value"]
 
@@ -45,6 +46,16 @@ class CompiledRule:
     def id(self) -> str:
         return self.rule.id
 
+    @property
+    def pattern(self) -> IncidentPattern | None:
+        """An incident rule's pattern (rules.incidents); None for a rule on facts."""
+        return self.rule.incidents
+
+    @property
+    def version(self) -> str:
+        """The rule version's key: id and first day in force."""
+        return f"{self.rule.id}@{self.rule.effective_from}"
+
 
 @dataclass(frozen=True)
 class LibraryAt:
@@ -52,7 +63,8 @@ class LibraryAt:
 
     library: CompiledLibrary
     day: date
-    rules: Mapping[str, tuple[CompiledRule, ...]]
+    rules: Mapping[str, tuple[CompiledRule, ...]]  # rules on facts, per subject type
+    incident_rules: tuple[CompiledRule, ...]  # incident rules (subject: reader), decided by rules.incidents
     fires: Mapping[str, Callable[[Mapping[str, Any]], tuple[bool, ...]]]  # per subject type, all its rules at once
     params: Mapping[str, Any]
     derive_valid_until: Condition | None
@@ -69,6 +81,7 @@ class CompiledLibrary:
     mandatory_when: Mapping[str, Condition]
     mandatory: frozenset[str]
     allowed: frozenset[str]  # mandatory, optional and conditionally mandatory data
+    incidents: IncidentRules
     _snapshots: dict[date, LibraryAt] = field(default_factory=dict, repr=False)
 
     @property
@@ -94,7 +107,8 @@ class CompiledLibrary:
                 params[name] = value
                 cites[name] = values[max(d for d in values if d <= day)].cite
         derive = next((r.derive_valid_until for r in in_force if r.derive_valid_until), None)
-        by_subject = {s: tuple(r for r in in_force if r.rule.subject == s) for s in SUBJECT_FACTS}
+        by_subject = {s: tuple(r for r in in_force if r.rule.subject == s and r.pattern is None) for s in SUBJECT_FACTS}
+        counting = tuple(r for r in in_force if r.pattern is not None)
         gaps = {
             r.id: name
             for r in in_force
@@ -103,7 +117,7 @@ class CompiledLibrary:
             if name in self.params and name not in params
         }
         fires = {s: compile_rules([r.trees for r in rules]) for s, rules in by_subject.items()}
-        return LibraryAt(self, day, by_subject, fires, params, derive, gaps, cites)
+        return LibraryAt(self, day, by_subject, counting, fires, params, derive, gaps, cites)
 
 
 class Ruleset:
@@ -112,7 +126,7 @@ class Ruleset:
     def __init__(self, loaded: LoadedPolicy) -> None:
         self.revision = loaded.revision
         self.policy = loaded.policy
-        self.libraries = {lib.id: _compile_library(lib) for lib in loaded.policy.libraries}
+        self.libraries = {lib.id: _compile_library(lib, loaded.revision) for lib in loaded.policy.libraries}
 
     def library(self, library_id: str) -> CompiledLibrary:
         return self.libraries[library_id]
@@ -138,7 +152,7 @@ def library_params(library: Library) -> dict[str, Mapping[date, DatedValue]]:
     return params
 
 
-def _compile_library(library: Library) -> CompiledLibrary:
+def _compile_library(library: Library, revision: str) -> CompiledLibrary:
     params = library_params(library)
     known_reader = frozenset(READER_FACTS) | frozenset(params)
     rules = tuple(_compile_rule(library.id, rule, frozenset(params)) for rule in library.rules)
@@ -148,12 +162,15 @@ def _compile_library(library: Library) -> CompiledLibrary:
     inventory = library.inventory
     mandatory = frozenset(inventory.mandatory)
     allowed = mandatory | frozenset(inventory.optional) | frozenset(inventory.mandatory_when)
-    return CompiledLibrary(library, ZoneInfo(library.time_zone), rules, params, mandatory_when, mandatory, allowed)
+    patterns = {r.version: r.pattern for r in rules if r.pattern is not None}
+    counting = IncidentRules(revision, library.id, patterns)
+    zone = ZoneInfo(library.time_zone)
+    return CompiledLibrary(library, zone, rules, params, mandatory_when, mandatory, allowed, counting)
 
 
 def _compile_rule(library_id: str, rule: Rule, params: frozenset[str]) -> CompiledRule:
     known = frozenset(SUBJECT_FACTS[rule.subject]) | params
-    conditions = tuple(compile_condition(text, known) for text in rule.when)
+    conditions = tuple(compile_condition(text, known) for text in rule.conditions)
     trees = tuple(condition.tree for condition in conditions)
     derive = rule.derive.get("valid_until")
     return CompiledRule(

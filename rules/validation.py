@@ -43,6 +43,7 @@ class RecordSet:
     incidents: list[Incident] = field(default_factory=list)
     exceptions: list[ExceptionGrant] = field(default_factory=list)
     _grants: dict[tuple[str, str], list[ExceptionGrant]] = field(default_factory=lambda: defaultdict(list))
+    _incidents: dict[tuple[str, str], list[Incident]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, record: AnyRecord) -> None:
         if isinstance(record, Reader):
@@ -53,12 +54,17 @@ class RecordSet:
             self.loans.append(record)
         elif isinstance(record, Incident):
             self.incidents.append(record)
+            self._incidents[(record.library, record.reader)].append(record)
         else:
             self.exceptions.append(record)
             self._grants[(record.library, record.subject)].append(record)
 
     def grants_for(self, library: str, subject: str) -> list[ExceptionGrant]:
         return self._grants.get((library, subject), [])
+
+    def incidents_for(self, library: str, reader: str) -> list[Incident]:
+        """One reader's incidents, in input order (incident rules count per reader)."""
+        return self._incidents.get((library, reader), [])
 
 
 def read_records(lines: Iterable[str], ruleset: Ruleset, as_of: date) -> tuple[RecordSet, list[RecordProblem]]:

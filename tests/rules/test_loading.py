@@ -204,7 +204,7 @@ def test_unknown_action_is_rejected():
 
 
 def test_effect_the_action_does_not_allow_is_rejected():
-    line = "        effect: propose"
+    line = "        effect: report"
     text = edit_rule(RETENTION, "        effect: apply", line)
     problem = assert_problem_at(text, line, "effect", "libraries.0.rules.3.effect", "'anonymise'", rule=RETENTION)
     assert problem.message.endswith("may only be: apply")
