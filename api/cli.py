@@ -1,7 +1,8 @@
 """The kodex command line: thin commands over the service layer.
 
 Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
-5 a policy example failed or a rule lacks coverage; 6 subject not found.
+5 a policy example failed or a rule lacks coverage; 6 subject not found;
+7 setup missing or wrong (store, master key, configuration); 8 a run is in progress.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from api.errors import ExamplesFailed, failure_for
+from retention.access import access_copy
+from retention.config import load_settings
 from retention.evaluation import evaluate, explain_reader, validate
+from retention.importing import import_records
 from retention.policy_source import load_ruleset, policy_path
+from retention.run import run_decisions, run_library
+from retention.setup import initialise, open_workspace
 from rules.examples import run_examples
 from rules.loading import InvalidPolicy, load_policy
 from rules.quotes import check_quotes
@@ -236,6 +242,176 @@ def _decision_table(decisions: Iterator[dict[str, Any]]) -> Table:
 
 def _tick(flag: bool) -> str:
     return "[green]✓[/]" if flag else "[red]✗[/]"
+
+
+@app.command("init")
+def init_command(policy: PolicyOption = None) -> None:
+    """Create what kodex needs and is missing: master key, database (SQLite by default), config with the schedule."""
+
+    def body() -> None:
+        settings = load_settings()
+        ruleset = load_ruleset(policy or settings.policy)
+        for line in initialise(settings, ruleset):
+            out.print(line, markup=False)
+
+    _run(body)
+
+
+@app.command("import")
+def import_command(
+    file: RecordFile,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option("--skip-invalid", help="Import the valid lines and report each invalid one, instead of nothing."),
+    ] = False,
+    policy: PolicyOption = None,
+) -> None:
+    """Import records (upsert by library and id). A file with an invalid line imports nothing unless --skip-invalid."""
+
+    def body() -> None:
+        settings = load_settings()
+        ruleset = load_ruleset(policy or settings.policy)
+        work = open_workspace(settings)
+        lines = list(sys.stdin) if file == "-" else None
+        read = (lambda: iter(lines)) if lines is not None else (lambda: _lines(file))
+        summary = import_records(read, work.engine, ruleset, work.master, date.today(), skip_invalid=skip_invalid)
+        for problem in summary.skipped:
+            err.print(f"skipped {problem}", markup=False)
+        table = Table(title="import")
+        for column in ("record", "added", "updated", "unchanged"):
+            table.add_column(column, justify="right" if column != "record" else "left")
+        for kind in ("reader", "loan", "camera_recording", "incident", "exception"):
+            table.add_row(kind, str(summary.added[kind]), str(summary.updated[kind]), str(summary.unchanged[kind]))
+        out.print(table)
+        if summary.anonymised:
+            out.print(
+                f"{summary.anonymised} reader record(s) left out: kodex has anonymised those readers", markup=False
+            )
+        if summary.purged:
+            out.print(f"{summary.purged} camera recording(s) left out: kodex has purged them", markup=False)
+
+    _run(body)
+
+
+@app.command("export")
+def export_command(
+    reader: Annotated[str, typer.Option("--reader", help="The reader's id (as in the records).")],
+    library: Annotated[str, typer.Option("--library", help="The reader's library.")],
+) -> None:
+    """Everything kodex holds about one reader, decrypted, as JSON (the copy owed under GDPR Art. 15)."""
+
+    def body() -> None:
+        work = open_workspace(load_settings())
+        copy = access_copy(work.engine, work.master, library, reader)
+        sys.stdout.write(json.dumps(copy, ensure_ascii=False, indent=2) + "\n")
+
+    _run(body)
+
+
+@app.command("run")
+def run_command(
+    library: LibraryOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Day or moment to decide for (default: now, in each library's time zone)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Change nothing: store and print the plan of what would happen and why.")
+    ] = False,
+    full: Annotated[bool, typer.Option("--full", help="Review every subject, not only those due.")] = False,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Seconds to wait for another run of the same library to finish.")
+    ] = 0.0,
+    output: Annotated[str, typer.Option("--format", help="table, or jsonl: every decision (or plan item).")] = "table",
+    policy: PolicyOption = None,
+) -> None:
+    """The nightly job: decide for the subjects due, carry out what the rules decide, record every decision."""
+    moment = _as_of(as_of) if as_of is not None else None
+    if output not in {"jsonl", "table"}:
+        raise typer.BadParameter("use jsonl or table", param_hint="--format")
+
+    def body() -> None:
+        settings = load_settings()
+        ruleset = load_ruleset(policy or settings.policy)
+        if library is not None and library not in ruleset.libraries:
+            raise typer.BadParameter(
+                f"unknown library; the policy has: {', '.join(ruleset.libraries)}", param_hint="--library"
+            )
+        work = open_workspace(settings)
+        results = []
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+            for library_id in [library] if library else list(ruleset.libraries):
+                task = bar.add_task(f"{library_id}{' (dry run)' if dry_run else ''}", total=None)
+                zone = ruleset.library(library_id).zone
+                results.append(
+                    run_library(
+                        work.engine, ruleset, work.master, library_id,
+                        moment if moment is not None else datetime.now(zone),
+                        dry_run=dry_run, full=full, batch_size=settings.batch_size, wait=wait,
+                        progress=_advance(bar, task),
+                    )
+                )  # fmt: skip
+        if output == "jsonl":
+            for result in results:
+                for decision in result.plan if dry_run else run_decisions(work.engine, result.run_id):
+                    sys.stdout.write(json.dumps(decision, ensure_ascii=False) + "\n")
+            return
+        if dry_run:
+            out.print(_plan_table(results))
+        out.print(_summary_table(results, dry_run))
+
+    _run(body)
+
+
+def _advance(bar: Progress, task: Any) -> Callable[[int, int], None]:
+    def advance(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return advance
+
+
+PLAN_ROWS = 200
+
+
+def _plan_table(results: list[Any]) -> Table:
+    items = [item for result in results for item in result.plan]
+    table = Table(
+        title=f"plan: {len(items)} decision(s)"
+        + (f", first {PLAN_ROWS} shown (all: --format jsonl)" if len(items) > PLAN_ROWS else "")
+    )
+    for column in ("library", "subject", "would", "rule", "cite", "why"):
+        table.add_column(column)
+    for item in items[:PLAN_ROWS]:
+        why = "; ".join(r["condition"] for r in item["reasons"] if r.get("holds")) or item.get("error", "")
+        if "exception" in item:
+            why = f"exception {item['exception']['id']} until {item['exception']['until']}"
+        elif "legal_hold" in item:
+            why = "legal hold"
+        table.add_row(
+            item["library"],
+            item["subject_id"],
+            f"{item['action']} ({item['outcome']})",
+            item["rule"],
+            item["cite"],
+            why,
+        )
+    return table
+
+
+def _summary_table(results: list[Any], dry_run: bool) -> Table:
+    outcomes = ("applied", "reported", "proposed", "retained", "failed", "error")
+    table = Table(title="plan summary (nothing was changed)" if dry_run else "run summary")
+    table.add_column("library")
+    table.add_column("action")
+    for outcome in outcomes:
+        table.add_column(outcome, justify="right")
+    for result in results:
+        actions = sorted({a for a, _ in result.counts})
+        if not actions:
+            table.add_row(result.library, f"nothing to do ({result.reviewed} reviewed)", *["" for _ in outcomes])
+        for action in actions:
+            table.add_row(result.library, action, *[str(result.counts[(action, o)] or "") for o in outcomes])
+    return table
 
 
 if __name__ == "__main__":  # pragma: no cover

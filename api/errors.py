@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from retention.config import ConfigError
 from retention.evaluation import InvalidRecords, SubjectNotFound
+from retention.locking import RunInProgress
 from rules.loading import InvalidPolicy
+from store.crypto import MasterKeyError
+from store.database import StoreNotReady
 
 __all__ = ["EXIT_OK", "ExamplesFailed", "Failure", "failure_for"]
 
@@ -28,6 +32,10 @@ _FAILURES: dict[type[Exception], Failure] = {
     InvalidRecords: Failure(4, 422, "invalid records"),
     ExamplesFailed: Failure(5, 422, "policy examples failed"),
     SubjectNotFound: Failure(6, 404, "not found"),
+    ConfigError: Failure(7, 500, "invalid configuration"),
+    StoreNotReady: Failure(7, 503, "store not ready"),
+    MasterKeyError: Failure(7, 503, "master key problem"),
+    RunInProgress: Failure(8, 409, "run in progress"),
 }
 
 

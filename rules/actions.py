@@ -57,7 +57,7 @@ ACTIONS: dict[str, Action] = {
         _action("block_services", "reader", "apply", False, "services suspended"),
         _action("lift_block", "reader", "apply", False, "suspension lifted"),
         _action("propose_exclusion", "reader", "propose", False, "exclusion proposed to the deciding role"),
-        _action("revoke_reservations", "reader", "apply propose", False, "right to reserve withdrawn"),
+        _action("revoke_reservations", "reader", "propose", False, "right to reserve withdrawn (a proposal)"),
         _action("purge", "camera_recording", "apply", True, "delete the recording"),
     )
 }

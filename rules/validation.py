@@ -67,11 +67,22 @@ class RecordSet:
         return self._incidents.get((library, reader), [])
 
 
-def read_records(lines: Iterable[str], ruleset: Ruleset, as_of: date) -> tuple[RecordSet, list[RecordProblem]]:
-    """Valid records, and a problem for every invalid line (its records are left out)."""
+def read_records(
+    lines: Iterable[str],
+    ruleset: Ruleset,
+    as_of: date,
+    *,
+    first_line: int = 1,
+    first_seen: dict[tuple[str, str, str], int] | None = None,
+) -> tuple[RecordSet, list[RecordProblem]]:
+    """Valid records, and a problem for every invalid line (its records are left out).
+
+    A long file may be read in chunks: pass each chunk's first line number and
+    one `first_seen` mapping for all chunks, so a duplicate id is found across them.
+    """
     records, problems = RecordSet(), list[RecordProblem]()
-    first_seen: dict[tuple[str, str, str], int] = {}
-    for number, line in enumerate(lines, start=1):
+    first_seen = {} if first_seen is None else first_seen
+    for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:

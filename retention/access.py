@@ -1,0 +1,82 @@
+"""`kodex export`: everything kodex holds about one reader, decrypted — the copy owed under GDPR Art. 15."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from retention.evaluation import SubjectNotFound
+from rules.decision import json_value
+from store.codec import reader_record
+from store.crypto import MasterKey
+from store.schema import decisions, exceptions, findings, incidents, loans, readers
+
+__all__ = ["access_copy"]
+
+
+def access_copy(engine: Engine, master: MasterKey, library: str, reader_id: str) -> dict[str, Any]:
+    with engine.connect() as connection:
+        row = connection.execute(select(readers).where(readers.c.library == library, readers.c.id == reader_id)).first()
+        if row is None:
+            raise SubjectNotFound(f"library {library!r} holds no reader with this id")
+        record = reader_record(row.facts, row.wrapped_key, row.sealed, master)
+        copy: dict[str, Any] = {
+            "library": library,
+            "reader": record,
+            "state": row.state,
+            "services_blocked": row.blocked,
+            "anonymised": row.state == "anonymised",
+            "loans": [
+                _plain(r._mapping, drop={"lid", "digest"})
+                for r in connection.execute(
+                    select(loans).where(loans.c.library == library, loans.c.reader == reader_id).order_by(loans.c.lid)
+                )
+            ],
+            "incidents": [
+                _plain(r._mapping, drop={"iid", "digest"})
+                for r in connection.execute(
+                    select(incidents)
+                    .where(incidents.c.library == library, incidents.c.reader == reader_id)
+                    .order_by(incidents.c.iid)
+                )
+            ],
+            "exceptions": [
+                _plain(r._mapping, drop={"eid", "digest", "granted_by"})
+                for r in connection.execute(
+                    select(exceptions)
+                    .where(exceptions.c.library == library, exceptions.c.subject == reader_id)
+                    .order_by(exceptions.c.eid)
+                )
+            ],
+            "decisions": [],
+            "findings": [],
+        }
+        if row.pseudonym is not None:
+            copy["decisions"] = [
+                r.decision
+                for r in connection.execute(
+                    select(decisions.c.decision)
+                    .where(
+                        decisions.c.library == library,
+                        decisions.c.subject_type == "reader",
+                        decisions.c.subject == row.pseudonym,
+                    )
+                    .order_by(decisions.c.seq)
+                )
+            ]
+            copy["findings"] = [
+                _plain(r._mapping, drop={"fid", "subject", "subject_type", "decision_id"})
+                for r in connection.execute(
+                    select(findings).where(
+                        findings.c.library == library,
+                        findings.c.subject_type == "reader",
+                        findings.c.subject == row.pseudonym,
+                    )
+                )
+            ]
+    return copy
+
+
+def _plain(mapping: Any, drop: set[str]) -> dict[str, Any]:
+    return {k: json_value(v) for k, v in mapping.items() if k not in drop}

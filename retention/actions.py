@@ -1,0 +1,182 @@
+"""Carrying out decisions: one small strategy per action, in one registry.
+
+The vocabulary of actions is rules.actions.ACTIONS; this registry says how an
+applied action changes the store. Each strategy answers two questions: would
+the action change anything for this subject now (`changes`), and how to make
+the change inside the caller's transaction (`apply`). Reports and proposals
+are never applied here: they are findings, stored for people to act on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from rules.actions import ACTIONS, Effect
+from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
+from store.codec import contract_json, split_reader
+from store.crypto import MasterKey
+from store.schema import camera_recordings, incidents, loans, purged_recordings, readers
+
+__all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "strategy_for"]
+
+
+class PurgeFailed(Exception):
+    """A recording's file could not be deleted; its row stays and the purge is retried the next night."""
+
+
+@dataclass
+class Loaded:
+    """A subject as a run sees it: its record (decrypted), its row's state, and what stands for it."""
+
+    subject_type: str  # reader or camera_recording
+    pk: int
+    library: str
+    id: str
+    pseudonym: str
+    record: Reader | CameraRecording
+    state: str = "active"
+    blocked: bool = False
+    findings: dict[str, Any] = field(default_factory=dict)  # rule id -> findings row
+    returned_loans: int = 0
+    grants: list[ExceptionGrant] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+    failure: str | None = None  # the stored record could not be read: decided as an error, never acted on
+
+
+class Strategy(Protocol):
+    def changes(self, subject: Loaded) -> bool: ...
+
+    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None: ...
+
+
+class _Anonymise:
+    """Destroy the data key and the personal and guardian data; keep what statistics need; detach loans."""
+
+    def changes(self, subject: Loaded) -> bool:
+        return subject.state != "anonymised"
+
+    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+        connection.execute(
+            update(readers)
+            .where(readers.c.rid == subject.pk)
+            .values(
+                wrapped_key=None,
+                sealed=None,
+                digest=None,
+                pseudonym=None,
+                state="anonymised",
+                blocked=False,
+                anonymised_at=datetime.now(UTC),
+            )
+        )
+        for table in (loans, incidents):
+            connection.execute(
+                update(table)
+                .where(table.c.library == subject.library, table.c.reader == subject.id)
+                .values(reader=None)
+            )
+        subject.state = "anonymised"
+
+
+class _EraseGuardian:
+    def changes(self, subject: Loaded) -> bool:
+        assert isinstance(subject.record, Reader)
+        guardian = subject.record.guardian
+        return bool(guardian and any(guardian.values()))
+
+    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+        assert isinstance(subject.record, Reader)
+        record = contract_json(subject.record.model_copy(update={"guardian": None}))
+        facts, sealed = split_reader(record, master)
+        connection.execute(
+            update(readers)
+            .where(readers.c.rid == subject.pk)
+            .values(facts=facts, wrapped_key=sealed.wrapped_key, sealed=sealed.blob)
+        )
+
+
+class _EraseLoanHistory:
+    """Delete the reader's returned loans; loans still out stay (they are obligations)."""
+
+    def changes(self, subject: Loaded) -> bool:
+        return subject.returned_loans > 0
+
+    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+        connection.execute(
+            delete(loans).where(
+                loans.c.library == subject.library, loans.c.reader == subject.id, loans.c.returned_at.is_not(None)
+            )
+        )
+
+
+class _Flag:
+    """A state transition on the reader's row: `column` set to `value`, if it is not already."""
+
+    def __init__(self, column: str, value: Any, applies: Callable[[Loaded], bool]) -> None:
+        self.column, self.value, self.applies = column, value, applies
+
+    def changes(self, subject: Loaded) -> bool:
+        return self.applies(subject)
+
+    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+        connection.execute(update(readers).where(readers.c.rid == subject.pk).values({self.column: self.value}))
+        setattr(subject, self.column, self.value)
+
+
+class _Purge:
+    """Delete the recording's file at its location, then its row (and remember it was purged)."""
+
+    def changes(self, subject: Loaded) -> bool:
+        return True
+
+    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+        assert isinstance(subject.record, CameraRecording)
+        location = subject.record.location
+        try:
+            os.remove(location)
+        except FileNotFoundError:
+            pass  # already gone (e.g. deleted before a crash, then the run was repeated)
+        except OSError as error:
+            raise PurgeFailed(
+                f"the recording's file could not be deleted ({type(error).__name__}); "
+                "its row stays and the purge is retried the next night"
+            ) from None
+        connection.execute(delete(camera_recordings).where(camera_recordings.c.cid == subject.pk))
+        connection.execute(
+            purged_recordings.insert().values(library=subject.library, id=subject.id, purged_at=datetime.now(UTC))
+        )
+
+
+STRATEGIES: Mapping[str, Strategy] = {
+    "anonymise": _Anonymise(),
+    "erase_guardian_data": _EraseGuardian(),
+    "erase_loan_history": _EraseLoanHistory(),
+    "registration_expired": _Flag("state", "lapsed", lambda s: s.state == "active"),
+    "block_services": _Flag("blocked", True, lambda s: not s.blocked),
+    "lift_block": _Flag("blocked", False, lambda s: s.blocked),
+    "purge": _Purge(),
+}
+
+_APPLICABLE = {name for name, action in ACTIONS.items() if Effect.APPLY in action.effects}
+assert set(STRATEGIES) >= _APPLICABLE, f"actions without a strategy: {sorted(_APPLICABLE - set(STRATEGIES))}"
+
+
+def strategy_for(action: str) -> Strategy:
+    return STRATEGIES[action]
+
+
+def returned_loan_counts(connection: Connection, library: str, reader_ids: list[str]) -> dict[str, int]:
+    if not reader_ids:
+        return {}
+    query = (
+        select(loans.c.reader, func.count())
+        .where(loans.c.library == library, loans.c.reader.in_(reader_ids), loans.c.returned_at.is_not(None))
+        .group_by(loans.c.reader)
+    )
+    return {reader: count for reader, count in connection.execute(query)}

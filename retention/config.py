@@ -1,0 +1,132 @@
+"""Configuration: a TOML file and environment variables with one prefix, KODEX_.
+
+Precedence: environment, then the config file, then defaults. The defaults
+are the embedded installation `kodex init` creates under KODEX_HOME
+(default: $XDG_DATA_HOME/kodex, else ~/.local/share/kodex):
+
+    KODEX_HOME/kodex.toml          the config file (KODEX_CONFIG names another)
+    KODEX_HOME/kodex.sqlite3       the SQLite store   (KODEX_DATABASE_URL: PostgreSQL)
+    KODEX_HOME/master.key          the master key     (KODEX_MASTER_KEY_FILE)
+
+The config file, all keys optional:
+
+    database_url = "postgresql+psycopg://kodex@db/kodex"
+    master_key_file = "/etc/kodex/master.key"
+    policy = "/etc/kodex/policies.yaml"
+    batch_size = 500
+    [schedule]
+    time = "02:00"                 # each library's nightly run, in its own time zone
+    libraries = { kntb = "03:30" } # per-library times
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["ConfigError", "Schedule", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """The configuration file or a KODEX_ variable is invalid; the message names the file or variable and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schedule(_Strict):
+    time: dt.time = dt.time(2, 0)
+    libraries: dict[str, dt.time] = {}
+    misfire_grace_hours: Annotated[int, Field(ge=1, le=23)] = 6
+
+    def time_for(self, library: str) -> dt.time:
+        return self.libraries.get(library, self.time)
+
+
+class _File(_Strict):
+    database_url: str | None = None
+    master_key_file: Path | None = None
+    policy: Path | None = None
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    schedule: Schedule = Schedule()
+
+
+class Settings(_Strict):
+    home: Path
+    config_file: Path
+    database_url: str
+    master_key_file: Path
+    policy: Path | None
+    batch_size: int
+    schedule: Schedule
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    if env.get("KODEX_HOME"):
+        return Path(env["KODEX_HOME"]).expanduser()
+    data = Path(env["XDG_DATA_HOME"]).expanduser() if env.get("XDG_DATA_HOME") else Path.home() / ".local" / "share"
+    return data / "kodex"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    home = default_home(env)
+    config_file = Path(env["KODEX_CONFIG"]).expanduser() if env.get("KODEX_CONFIG") else home / "kodex.toml"
+    file = _read(config_file) if config_file.exists() else _File()
+    if env.get("KODEX_CONFIG") and not config_file.exists():
+        raise ConfigError(f"KODEX_CONFIG names {config_file}, which does not exist")
+    schedule = file.schedule
+    if env.get("KODEX_SCHEDULE_TIME"):
+        try:
+            schedule = Schedule(**{**schedule.model_dump(), "time": env["KODEX_SCHEDULE_TIME"]})
+        except ValidationError:
+            raise ConfigError("KODEX_SCHEDULE_TIME: write a local time such as 02:00") from None
+    batch = file.batch_size or 500
+    if env.get("KODEX_BATCH_SIZE"):
+        try:
+            batch = int(env["KODEX_BATCH_SIZE"])
+            if batch < 1:
+                raise ValueError
+        except ValueError:
+            raise ConfigError("KODEX_BATCH_SIZE: write a whole number of subjects, 1 or more") from None
+    database_url = env.get("KODEX_DATABASE_URL") or file.database_url or f"sqlite:///{home / 'kodex.sqlite3'}"
+    key_file = env.get("KODEX_MASTER_KEY_FILE")
+    policy = env.get("KODEX_POLICY")
+    return Settings(
+        home=home,
+        config_file=config_file,
+        database_url=database_url,
+        master_key_file=Path(key_file).expanduser() if key_file else (file.master_key_file or home / "master.key"),
+        policy=Path(policy) if policy else file.policy,
+        batch_size=batch,
+        schedule=schedule,
+    )
+
+
+def _read(path: Path) -> _File:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return _File.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for detail in error.errors(include_input=False, include_url=False):
+            key = ".".join(str(p) for p in detail["loc"])
+            message = "unknown key" if detail["type"] == "extra_forbidden" else detail["msg"]
+            problems.append(f"{path}: {key}: {message}")
+        raise ConfigError("\n".join(problems)) from None

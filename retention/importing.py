@@ -1,0 +1,244 @@
+"""`kodex import`: records of the contract into the store, upserted by library and id.
+
+The whole file is validated first; a file with an invalid line writes nothing
+(unless the caller skips invalid lines, each reported). Then everything is
+written in one transaction, so a crash leaves the store as it was. A record
+whose keyed digest equals the stored one is left alone: importing the same
+file twice changes nothing. A changed record, or a new incident or exception
+about a reader, makes its subject due for review at the next run. A reader
+kodex has anonymised is never filled in again from an import.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_, update
+
+from retention.evaluation import InvalidRecords
+from rules.decision import json_value
+from rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
+from rules.ruleset import Ruleset
+from rules.validation import RecordProblem, RecordSet, read_records
+from store.codec import canonical, contract_json, new_pseudonym, split_reader
+from store.crypto import MasterKey
+from store.schema import camera_recordings, exceptions, incidents, loans, purged_recordings, readers
+
+__all__ = ["ImportSummary", "import_records"]
+
+CHUNK = 2000
+
+
+@dataclass
+class ImportSummary:
+    added: Counter[str] = field(default_factory=Counter)
+    updated: Counter[str] = field(default_factory=Counter)
+    unchanged: Counter[str] = field(default_factory=Counter)
+    anonymised: int = 0  # readers kodex has anonymised: their records are not taken in again
+    purged: int = 0  # camera recordings kodex has purged: not taken in again
+    skipped: list[RecordProblem] = field(default_factory=list)
+
+
+def import_records(
+    read: Any,  # a callable returning a fresh iterator over the file's lines (the file is read twice)
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    as_of: date,
+    *,
+    skip_invalid: bool = False,
+) -> ImportSummary:
+    summary = ImportSummary()
+    seen: dict[tuple[str, str, str], int] = {}
+    problems: list[RecordProblem] = []
+    for first, chunk in _chunks(read()):
+        problems.extend(read_records(chunk, ruleset, as_of, first_line=first, first_seen=seen)[1])
+    if problems and not skip_invalid:
+        raise InvalidRecords(problems)
+    summary.skipped = problems
+    bad = {p.line for p in problems}
+    with engine.begin() as connection:
+        for first, chunk in _chunks(read()):
+            good = [line if first + i not in bad else "" for i, line in enumerate(chunk)]
+            records = read_records(good, ruleset, as_of, first_line=first)[0]
+            _write(connection, records, master, summary)
+    return summary
+
+
+def _chunks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    iterator = iter(lines)
+    first = 1
+    while chunk := list(islice(iterator, CHUNK)):
+        yield first, chunk
+        first += len(chunk)
+
+
+def _write(connection: Connection, records: RecordSet, master: MasterKey, summary: ImportSummary) -> None:
+    due: set[tuple[str, str]] = set()
+    _readers(connection, records.readers, master, summary)
+    _simple(connection, loans, records.loans, master, summary, _loan_row)
+    _simple(connection, camera_recordings, records.recordings, master, summary, _recording_row)
+    for incident in _simple(connection, incidents, records.incidents, master, summary, _incident_row):
+        due.add((incident.library, incident.reader))
+    for grant in _simple(connection, exceptions, records.exceptions, master, summary, _exception_row):
+        due.add((grant.library, grant.subject))
+    if due:  # a changed history or exception may change the subject's outcome: review it at the next run
+        for library in {lib for lib, _ in due}:
+            ids = [subject for lib, subject in due if lib == library]
+            connection.execute(
+                update(readers).where(readers.c.library == library, readers.c.id.in_(ids)).values(next_review=None)
+            )
+            connection.execute(
+                update(camera_recordings)
+                .where(camera_recordings.c.library == library, camera_recordings.c.id.in_(ids))
+                .values(next_review=None)
+            )
+
+
+def _existing(connection: Connection, table: Table, keys: Sequence[tuple[str, str]], *columns: Any) -> dict[Any, Any]:
+    if not keys:
+        return {}
+    rows = connection.execute(
+        select(table.c.library, table.c.id, table.c.digest, *columns).where(
+            tuple_(table.c.library, table.c.id).in_(list(keys))
+        )
+    )
+    return {(row.library, row.id): row for row in rows}
+
+
+def _readers(connection: Connection, batch: Sequence[Reader], master: MasterKey, summary: ImportSummary) -> None:
+    if not batch:
+        return
+    existing = _existing(connection, readers, [(r.library, r.id) for r in batch], readers.c.state)
+    inserts, updates = [], []
+    for reader in batch:
+        record = contract_json(reader)
+        digest = master.digest(canonical(record))
+        row = existing.get((reader.library, reader.id))
+        if row is not None and row.state == "anonymised":
+            summary.anonymised += 1
+            continue
+        if row is not None and row.digest == digest:
+            summary.unchanged["reader"] += 1
+            continue
+        facts, sealed = split_reader(record, master)
+        values = {
+            "facts": facts,
+            "wrapped_key": sealed.wrapped_key,
+            "sealed": sealed.blob,
+            "digest": digest,
+            "next_review": None,
+        }
+        if row is None:
+            inserts.append(
+                {"library": reader.library, "id": reader.id, "pseudonym": new_pseudonym(), "state": "active", **values}
+            )
+        else:
+            state = "active" if row.state == "lapsed" else row.state  # a renewal arrives as an import
+            updates.append({"b_library": reader.library, "b_id": reader.id, "state": state, **values})
+    if inserts:
+        connection.execute(readers.insert(), inserts)
+        summary.added["reader"] += len(inserts)
+    if updates:
+        connection.execute(
+            update(readers).where(readers.c.library == bindparam("b_library"), readers.c.id == bindparam("b_id")),
+            updates,
+        )
+        summary.updated["reader"] += len(updates)
+
+
+def _simple(
+    connection: Connection,
+    table: Table,
+    batch: Sequence[Any],
+    master: MasterKey,
+    summary: ImportSummary,
+    row_of: Any,
+) -> list[Any]:
+    """Upsert records that carry no personal data of their own; returns the records added or changed."""
+    if not batch:
+        return []
+    existing = _existing(connection, table, [(r.library, r.id) for r in batch])
+    gone: set[tuple[str, str]] = set()
+    if table is camera_recordings:
+        keys = [(r.library, r.id) for r in batch]
+        query = select(purged_recordings.c.library, purged_recordings.c.id).where(
+            tuple_(purged_recordings.c.library, purged_recordings.c.id).in_(keys)
+        )
+        gone = {(row.library, row.id) for row in connection.execute(query)}
+    inserts, updates, changed = [], [], []
+    for record in batch:
+        if (record.library, record.id) in gone:
+            summary.purged += 1
+            continue
+        digest = master.digest(canonical(contract_json(record)))
+        row = existing.get((record.library, record.id))
+        if row is not None and row.digest == digest:
+            summary.unchanged[record.type] += 1
+            continue
+        values = {**row_of(record), "digest": digest}
+        changed.append(record)
+        if row is None:
+            inserts.append({"library": record.library, "id": record.id, **values})
+        else:
+            updates.append({"b_library": record.library, "b_id": record.id, **values})
+    if inserts:
+        if table is camera_recordings:
+            for values in inserts:
+                values["pseudonym"] = new_pseudonym()
+        connection.execute(table.insert(), inserts)
+        summary.added[batch[0].type] += len(inserts)
+    if updates:
+        connection.execute(
+            update(table).where(table.c.library == bindparam("b_library"), table.c.id == bindparam("b_id")), updates
+        )
+        summary.updated[batch[0].type] += len(updates)
+    return changed
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else str(json_value(value))
+
+
+def _loan_row(loan: Loan) -> dict[str, Any]:
+    return {
+        "reader": loan.reader,
+        "item": loan.item,
+        "borrowed_at": _iso(loan.borrowed_at),
+        "due_at": _iso(loan.due_at),
+        "returned_at": _iso(loan.returned_at),
+        "ill": loan.ill,
+    }
+
+
+def _recording_row(recording: CameraRecording) -> dict[str, Any]:
+    hold = recording.legal_hold
+    return {
+        "camera": recording.camera,
+        "start": _iso(recording.start),
+        "end": _iso(recording.end),
+        "location": recording.location,
+        "legal_hold": None if hold is None else {"reason": hold.reason, "until": _iso(hold.until)},
+        "next_review": None,
+    }
+
+
+def _incident_row(incident: Incident) -> dict[str, Any]:
+    return {"reader": incident.reader, "kind": incident.kind, "at": _iso(incident.at)}
+
+
+def _exception_row(grant: ExceptionGrant) -> dict[str, Any]:
+    return {
+        "subject": grant.subject,
+        "rule": grant.rule,
+        "role": grant.role,
+        "granted_by": grant.granted_by,
+        "reason": grant.reason,
+        "from": grant.from_,
+        "until": grant.until,
+    }

@@ -1,0 +1,117 @@
+"""Each subject's next review date: the earliest day any rule could change its outcome.
+
+A nightly run touches only the subjects due (`next_review` on or before the
+night), so the work is proportional to what changes, not to the population.
+The date is the earliest of:
+
+- the day after each deadline a rule is waiting for (`as_of > X`);
+- the reader's next birthday, when a rule in force looks at the age;
+- a requested erasure dated in the future (it counts from its day);
+- the day after a legal hold or an exception ends, and the day an exception starts;
+- the day a counted incident leaves its window, or a future-dated incident arrives;
+- the day a rule or a parameter value of the library comes into or goes out of force.
+
+A subject with an error is due again the next day. A subject none of these
+apply to is not reviewed again until its records change (an import makes it
+due) or a `--full` run sweeps everyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+
+from rules.evaluator import Outcome, Status
+from rules.facts import local_day, local_time
+from rules.incidents import window_start
+from rules.periods import Period, add_period, age_on
+from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
+from rules.ruleset import CompiledLibrary, LibraryAt
+
+__all__ = ["NEVER", "next_review", "policy_changes"]
+
+NEVER = date(9999, 12, 31)  # not until its records change
+
+
+def policy_changes(library: CompiledLibrary) -> list[date]:
+    """Every day on which a rule or a parameter value of the library comes into or goes out of force."""
+    days = set()
+    for rule in library.rules:
+        days.add(rule.rule.effective_from)
+        if rule.rule.effective_to is not None:
+            days.add(rule.rule.effective_to + timedelta(days=1))
+    for values in library.params.values():
+        days.update(values)
+    return sorted(days)
+
+
+def next_review(
+    snapshot: LibraryAt,
+    subject: Reader | CameraRecording,
+    outcomes: Sequence[Outcome],
+    grants: Sequence[ExceptionGrant],
+    incidents: Sequence[Incident],
+    changes: Sequence[date],
+) -> date:
+    day = snapshot.day
+    tomorrow = day + timedelta(days=1)
+    if any(o.status is Status.ERROR for o in outcomes):
+        return tomorrow
+    zone = snapshot.library.zone
+    candidates: list[date] = [d for d in changes if d > day][:1]
+    for outcome in outcomes:
+        for condition in outcome.conditions:
+            if condition.deadline is None or condition.holds is not False:
+                continue
+            deadline = condition.deadline
+            if isinstance(deadline, datetime):
+                candidates.append(local_time(deadline + timedelta(seconds=1), zone).date())
+            else:
+                candidates.append(deadline + timedelta(days=1))
+    hold = subject.legal_hold
+    if hold is not None and hold.until is not None:
+        candidates.append(hold.until + timedelta(days=1))
+    for grant in grants:
+        candidates.extend((grant.from_, grant.until + timedelta(days=1)))
+    if isinstance(subject, Reader):
+        candidates.extend(_reader_days(snapshot, subject, incidents))
+    later = [d for d in candidates if d > day]
+    return max(min(later), tomorrow) if later else NEVER
+
+
+def _reader_days(snapshot: LibraryAt, reader: Reader, incidents: Sequence[Incident]) -> Iterable[date]:
+    day, zone = snapshot.day, snapshot.library.zone
+    if reader.birth_date is not None and _looks_at_age(snapshot):
+        yield _next_birthday(reader.birth_date, day)
+    for requested in (reader.erasure_requested_at, reader.history_erasure_requested_at):
+        at = local_day(requested, zone)
+        if at is not None:
+            yield at
+    for rule in snapshot.incident_rules:
+        pattern = rule.pattern
+        assert pattern is not None
+        for incident in incidents:
+            at = local_day(incident.at, zone)
+            assert at is not None
+            yield at  # a future-dated incident starts to count on its day
+            if pattern.within is not None and window_start(pattern, day) is not None:
+                yield add_period(at, Period.parse(pattern.within))  # the first day it no longer counts
+
+
+def _looks_at_age(snapshot: LibraryAt) -> bool:
+    return any("age" in condition.names for rule in snapshot.rules["reader"] for condition in rule.conditions)
+
+
+def _next_birthday(birth: date, day: date) -> date:
+    """The first day after `day` on which the completed age changes."""
+    age = age_on(birth, day)
+    probe = day + timedelta(days=1)
+    # at most a year ahead: step to the anniversary in this or next year, then check the 28 Feb rule
+    for year in (day.year, day.year + 1):
+        try:
+            anniversary = birth.replace(year=year)
+        except ValueError:  # 29 Feb in a common year: the birthday counts on 28 Feb
+            anniversary = date(year, 2, 28)
+        if anniversary >= probe and age_on(birth, anniversary) > age:
+            return anniversary
+    return day + timedelta(days=366)

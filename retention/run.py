@@ -1,0 +1,514 @@
+"""The nightly run: for each library, plan (evaluate the subjects due) and apply, in batches.
+
+Per library, under its run lock (retention.locking):
+
+1. the subjects due are streamed in batches of `batch_size`, by primary key:
+   readers not anonymised and camera recordings whose `next_review` has come
+   (all of them with `full`); with each batch, set-based, its exceptions,
+   incidents, findings and returned-loan counts;
+2. each subject is decided by the rules (trace on: the reasons give the
+   deadlines that set its next review date);
+3. what the decisions call for is applied through the action registry
+   (retention.actions) — or, in a dry run, stored as the plan and changed
+   nowhere. A decision is recorded only when it changes something: an action
+   applied, a finding or proposal opened, an action retained by an exception
+   or legal hold that was not retained already, an error. So a second run at
+   the same `as_of` records nothing new.
+
+A batch's actions, decisions and next review dates commit in one
+transaction; if it fails, the batch is redone one subject per transaction,
+and a subject that still fails gets an error decision (fail closed) while the
+run goes on. A run killed at any moment leaves whole batches committed and the
+rest untouched; running again finishes the work.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from retention.actions import STRATEGIES, Loaded, PurgeFailed, returned_loan_counts
+from retention.locking import library_lock
+from retention.review import next_review, policy_changes
+from rules.actions import RETAIN, Effect
+from rules.decision import build_decision
+from rules.evaluator import Outcome, Status, evaluate_subject
+from rules.facts import local_day
+from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
+from rules.ruleset import LibraryAt, Ruleset
+from store.codec import canonical, reader_record
+from store.crypto import MasterKey
+from store.schema import camera_recordings, decisions, exceptions, findings, incidents, plan_items, readers, runs
+
+__all__ = ["LibraryRun", "run_decisions", "run_library"]
+
+APPLIED, REPORTED, PROPOSED, RETAINED, FAILED, ERROR = "applied", "reported", "proposed", "retained", "failed", "error"
+_BY_EFFECT = {Effect.APPLY: APPLIED, Effect.REPORT: REPORTED, Effect.PROPOSE: PROPOSED}
+
+
+@dataclass
+class LibraryRun:
+    """What a run did (or, dry, would do) in one library."""
+
+    run_id: str
+    library: str
+    as_of: str
+    dry_run: bool
+    full: bool
+    reviewed: int = 0
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, outcome) -> decisions
+    plan: list[dict[str, Any]] = field(default_factory=list)  # a dry run's decisions
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "reviewed": self.reviewed,
+            "decisions": [{"action": a, "outcome": o, "count": n} for (a, o), n in sorted(self.counts.items())],
+        }
+
+
+@dataclass
+class _Planned:
+    subject: Loaded
+    action: str
+    outcome: str
+    decision: dict[str, Any]
+    rule: str
+    finding: dict[str, Any] | None = None  # the finding row to open or update
+
+
+def run_library(
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    library: str,
+    as_of: date | datetime,
+    *,
+    dry_run: bool = False,
+    full: bool = False,
+    batch_size: int = 500,
+    wait: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> LibraryRun:
+    """Run one library's job at `as_of`; `progress(done, total)` is told after each batch."""
+    run_id = str(uuid.uuid4())
+    compiled = ruleset.library(library)
+    day = local_day(as_of, compiled.zone)
+    assert day is not None
+    result = LibraryRun(run_id, library, as_of.isoformat(), dry_run, full)
+    lock = nullcontext() if dry_run else library_lock(engine, library, run_id, wait=wait)
+    with lock:
+        with engine.begin() as connection:
+            if not dry_run:  # holding the lock: a run still marked running was interrupted
+                connection.execute(
+                    update(runs)
+                    .where(runs.c.library == library, runs.c.status == "running", runs.c.dry_run.is_(False))
+                    .values(status="interrupted")
+                )
+            connection.execute(
+                runs.insert().values(
+                    id=run_id,
+                    library=library,
+                    as_of=result.as_of,
+                    as_of_day=day,
+                    dry_run=dry_run,
+                    full=full,
+                    policy_revision=ruleset.revision,
+                    status="running",
+                    started_at=datetime.now(UTC),
+                )
+            )
+        job = _Job(engine, ruleset, master, compiled.at(day), as_of, result, full, batch_size)
+        total = job.count_due()
+        done = 0
+        for batch in job.batches():
+            job.process(batch)
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
+        with engine.begin() as connection:
+            connection.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status="finished", finished_at=datetime.now(UTC), summary=result.summary())
+            )
+    return result
+
+
+class _Job:
+    def __init__(
+        self,
+        engine: Engine,
+        ruleset: Ruleset,
+        master: MasterKey,
+        snapshot: LibraryAt,
+        as_of: date | datetime,
+        result: LibraryRun,
+        full: bool,
+        batch_size: int,
+    ) -> None:
+        self.engine, self.ruleset, self.master, self.snapshot = engine, ruleset, master, snapshot
+        self.as_of, self.result, self.full, self.batch_size = as_of, result, full, batch_size
+        self.library = snapshot.library.id
+        self.day = snapshot.day
+        self.changes = policy_changes(snapshot.library)
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self.insert_decision = insert(decisions).on_conflict_do_nothing()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _due(self, table: Table) -> Any:
+        condition = table.c.library == self.library
+        if table is readers:
+            condition = and_(condition, readers.c.state != "anonymised")
+        if not self.full:
+            condition = and_(condition, or_(table.c.next_review.is_(None), table.c.next_review <= self.day))
+        return condition
+
+    def count_due(self) -> int:
+        with self.engine.connect() as connection:
+            return sum(
+                connection.execute(select(func.count()).select_from(t).where(self._due(t))).scalar_one()
+                for t in (readers, camera_recordings)
+            )
+
+    def batches(self) -> Iterator[list[Loaded]]:
+        yield from self._batches(readers, readers.c.rid, self._load_readers)
+        yield from self._batches(camera_recordings, camera_recordings.c.cid, self._load_recordings)
+
+    def _batches(
+        self, table: Table, key: Any, load: Callable[[Connection, Sequence[Any]], list[Loaded]]
+    ) -> Iterator[list[Loaded]]:
+        last = 0
+        while True:
+            with self.engine.connect() as connection:
+                rows = connection.execute(
+                    select(table).where(self._due(table), key > last).order_by(key).limit(self.batch_size)
+                ).all()
+                if not rows:
+                    return
+                last = rows[-1][0]
+                loaded = load(connection, rows)
+            yield loaded
+
+    def _load_readers(self, connection: Connection, rows: Sequence[Any]) -> list[Loaded]:
+        ids = [row.id for row in rows]
+        grants = self._grants(connection, ids)
+        history: dict[str, list[Incident]] = defaultdict(list)
+        for row in connection.execute(
+            select(incidents).where(incidents.c.library == self.library, incidents.c.reader.in_(ids))
+        ):
+            history[row.reader].append(
+                Incident(
+                    type="incident", library=row.library, id=row.id, reader=row.reader, kind=row.kind, at=_day(row.at)
+                )
+            )
+        standing = self._findings(connection, "reader", [row.pseudonym for row in rows])
+        returned = returned_loan_counts(connection, self.library, ids)
+        loaded = []
+        for row in rows:
+            try:
+                record = reader_record(row.facts, row.wrapped_key, row.sealed, self.master)
+                reader = Reader.model_validate_json(canonical(record))
+            except (InvalidTag, ValidationError, KeyError, ValueError) as error:
+                reader = None
+                failure = f"the reader's stored record could not be read ({type(error).__name__}); not acted on"
+            loaded.append(
+                Loaded(
+                    "reader", row.rid, row.library, row.id, row.pseudonym,
+                    reader if reader is not None else _placeholder(row), row.state, row.blocked,
+                    standing.get(row.pseudonym, {}), returned.get(row.id, 0),
+                    grants.get(row.id, []), history.get(row.id, []), None if reader is not None else failure,
+                )
+            )  # fmt: skip
+        return loaded
+
+    def _load_recordings(self, connection: Connection, rows: Sequence[Any]) -> list[Loaded]:
+        grants = self._grants(connection, [row.id for row in rows])
+        standing = self._findings(connection, "camera_recording", [row.pseudonym for row in rows])
+        loaded = []
+        for row in rows:
+            record = CameraRecording(
+                type="camera_recording", library=row.library, id=row.id, camera=row.camera,
+                start=_day(row.start), end=_day(row.end), location=row.location,
+                legal_hold=_hold(row.legal_hold),
+            )  # fmt: skip
+            loaded.append(
+                Loaded(
+                    "camera_recording", row.cid, row.library, row.id, row.pseudonym, record,
+                    findings=standing.get(row.pseudonym, {}), grants=grants.get(row.id, []),
+                )
+            )  # fmt: skip
+        return loaded
+
+    def _grants(self, connection: Connection, ids: list[str]) -> dict[str, list[ExceptionGrant]]:
+        found: dict[str, list[ExceptionGrant]] = defaultdict(list)
+        for row in connection.execute(
+            select(exceptions).where(exceptions.c.library == self.library, exceptions.c.subject.in_(ids))
+        ):
+            found[row.subject].append(
+                ExceptionGrant.model_validate(
+                    {
+                        "type": "exception", "library": row.library, "id": row.id, "subject": row.subject,
+                        "rule": row.rule, "role": row.role, "granted_by": row.granted_by, "reason": row.reason,
+                        "from": row._mapping["from"], "until": row.until,
+                    }
+                )
+            )  # fmt: skip
+        return found
+
+    def _findings(self, connection: Connection, subject_type: str, pseudonyms: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = defaultdict(dict)
+        for row in connection.execute(
+            select(findings).where(
+                findings.c.library == self.library,
+                findings.c.subject_type == subject_type,
+                findings.c.subject.in_(pseudonyms),
+            )
+        ):
+            found[row.subject][row.rule] = row
+        return found
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def process(self, batch: list[Loaded]) -> None:
+        plans: list[tuple[Loaded, list[_Planned], date, list[str]]] = []
+        for subject in batch:
+            planned, review, resolved = self._decide(subject)
+            plans.append((subject, planned, review, resolved))
+        self.result.reviewed += len(batch)
+        if self.result.dry_run:
+            self._store_plan([p for _, planned, _, _ in plans for p in planned])
+            return
+        try:
+            with self.engine.begin() as connection:
+                for subject, planned, review, resolved in plans:
+                    self._apply(connection, subject, planned, review, resolved)
+        except Exception:  # redo one subject per transaction, so only the failing subject fails (closed)
+            for subject, planned, review, resolved in plans:
+                self._apply_alone(subject, planned, review, resolved)
+            return
+        for _, planned, _, _ in plans:
+            for p in planned:
+                self.result.counts[(p.action, p.outcome)] += 1
+
+    def _decide(self, subject: Loaded) -> tuple[list[_Planned], date, list[str]]:
+        grants, history = subject.grants, subject.incidents
+        if subject.failure is not None:
+            return [self._error(subject, subject.failure)], _tomorrow(self.day), []
+        outcomes = evaluate_subject(self.snapshot, subject.record, self.as_of, grants, incidents=history)
+        planned: list[_Planned] = []
+        standing: set[str] = set()
+        for outcome in outcomes:
+            rule = outcome.rule.rule
+            if outcome.status is Status.ERROR:
+                planned.append(self._planned(subject, outcome, RETAIN, ERROR))
+            elif outcome.status is Status.BLOCKED:
+                standing.add(rule.id)
+                basis = f"exception {outcome.exception.id}" if outcome.exception else "legal hold"
+                current = subject.findings.get(rule.id)
+                if current is None or current.status != "open" or current.action != RETAIN or current.basis != basis:
+                    planned.append(self._planned(subject, outcome, RETAIN, RETAINED, basis=basis))
+            elif outcome.status is Status.FIRES:
+                if rule.effect is Effect.APPLY:
+                    if STRATEGIES[rule.action].changes(subject):
+                        planned.append(self._planned(subject, outcome, rule.action, APPLIED))
+                else:
+                    standing.add(rule.id)
+                    current = subject.findings.get(rule.id)
+                    if current is None or current.status != "open" or current.action != rule.action:
+                        planned.append(self._planned(subject, outcome, rule.action, _BY_EFFECT[rule.effect]))
+        planned.extend(self._lift_block(subject, outcomes))
+        if any(p.action == "anonymise" for p in planned):  # nothing else is done to a reader being anonymised
+            planned = [p for p in planned if p.action == "anonymise" or p.outcome == ERROR]
+        resolved = [r for r, row in subject.findings.items() if row.status == "open" and r not in standing]
+        review = next_review(self.snapshot, subject.record, outcomes, grants, history, self.changes)
+        return planned, review, resolved
+
+    def _lift_block(self, subject: Loaded, outcomes: list[Outcome]) -> list[_Planned]:
+        """A blocked reader whose block rules no longer fire has the block lifted (a transition, DESIGN.md)."""
+        if subject.subject_type != "reader" or not subject.blocked:
+            return []
+        blocks = [o for o in outcomes if o.rule.rule.action == "block_services"]
+        if not blocks or any(o.status in {Status.FIRES, Status.ERROR} for o in blocks):
+            return []
+        return [self._planned(subject, blocks[0], "lift_block", APPLIED)]
+
+    def _planned(self, subject: Loaded, outcome: Outcome, action: str, kind: str, basis: str | None = None) -> _Planned:
+        decision = build_decision(outcome, subject.record, self.as_of, self.ruleset.revision)
+        decision["subject"] = subject.pseudonym
+        decision["action"] = action
+        decision["outcome"] = kind
+        decision["decision_id"] = str(uuid.uuid4())
+        decision["run_id"] = self.result.run_id
+        rule = outcome.rule.rule
+        finding = None
+        if kind in {REPORTED, PROPOSED, RETAINED}:
+            finding = {"action": action, "effect": rule.effect.value, "basis": basis, "decided_by": rule.decided_by}
+        return _Planned(subject, action, kind, decision, rule.id, finding)
+
+    def _error(self, subject: Loaded, message: str) -> _Planned:
+        decision = {
+            "library": self.library,
+            "subject_type": subject.subject_type,
+            "subject": subject.pseudonym,
+            "rule": "kodex.run",
+            "action": RETAIN,
+            "outcome": ERROR,
+            "as_of": self.as_of.isoformat(),
+            "policy_revision": self.ruleset.revision,
+            "reasons": [],
+            "error": message,
+            "decision_id": str(uuid.uuid4()),
+            "run_id": self.result.run_id,
+        }
+        return _Planned(subject, RETAIN, ERROR, decision, "kodex.run")
+
+    # -- applying ----------------------------------------------------------------------------
+
+    def _apply(
+        self, connection: Connection, subject: Loaded, planned: list[_Planned], review: date, resolved: list[str]
+    ) -> None:
+        table = readers if subject.subject_type == "reader" else camera_recordings
+        key = readers.c.rid if table is readers else camera_recordings.c.cid
+        for p in planned:
+            if p.outcome == APPLIED:
+                try:
+                    STRATEGIES[p.action].apply(connection, subject, self.master)
+                except PurgeFailed as failure:
+                    p.outcome = FAILED
+                    p.decision["outcome"] = FAILED
+                    p.decision["error"] = str(failure)
+                    review = _tomorrow(self.day)
+                    connection.execute(
+                        update(camera_recordings)
+                        .where(camera_recordings.c.cid == subject.pk)
+                        .values(purge_failures=camera_recordings.c.purge_failures + 1)
+                    )
+            self._record(connection, p)
+        for rule in resolved:
+            connection.execute(
+                update(findings)
+                .where(
+                    findings.c.library == self.library,
+                    findings.c.subject_type == subject.subject_type,
+                    findings.c.subject == subject.pseudonym,
+                    findings.c.rule == rule,
+                )
+                .values(status="resolved", closed_as_of=self.as_of.isoformat())
+            )
+        if not any(p.action in {"anonymise", "purge"} and p.outcome == APPLIED for p in planned):
+            connection.execute(
+                update(table).where(key == subject.pk).values(next_review=review, reviewed_as_of=self.as_of.isoformat())
+            )
+
+    def _record(self, connection: Connection, p: _Planned) -> None:
+        d = p.decision
+        connection.execute(
+            self.insert_decision.values(
+                id=d["decision_id"],
+                run_id=self.result.run_id,
+                library=self.library,
+                as_of=d["as_of"],
+                subject_type=p.subject.subject_type,
+                subject=p.subject.pseudonym,
+                rule=p.rule,
+                action=p.action,
+                outcome=p.outcome,
+                decision=d,
+                created_at=datetime.now(UTC),
+            )
+        )
+        if p.finding is None:
+            return
+        where = (
+            findings.c.library == self.library,
+            findings.c.subject_type == p.subject.subject_type,
+            findings.c.subject == p.subject.pseudonym,
+            findings.c.rule == p.rule,
+        )
+        values = {
+            **p.finding,
+            "status": "open",
+            "decision_id": d["decision_id"],
+            "opened_as_of": d["as_of"],
+            "closed_as_of": None,
+        }
+        if p.rule in p.subject.findings:
+            connection.execute(update(findings).where(*where).values(values))
+        else:
+            connection.execute(
+                findings.insert().values(
+                    library=self.library, subject_type=p.subject.subject_type, subject=p.subject.pseudonym,
+                    rule=p.rule, **values,
+                )
+            )  # fmt: skip
+
+    def _apply_alone(self, subject: Loaded, planned: list[_Planned], review: date, resolved: list[str]) -> None:
+        try:
+            with self.engine.begin() as connection:
+                self._apply(connection, subject, planned, review, resolved)
+        except Exception as error:  # fail closed: nothing of this subject's actions stays; the error is recorded
+            failure = self._error(subject, f"applying the decisions failed ({type(error).__name__}); not acted on")
+            with self.engine.begin() as connection:
+                self._record(connection, failure)
+                table = readers if subject.subject_type == "reader" else camera_recordings
+                key = readers.c.rid if table is readers else camera_recordings.c.cid
+                connection.execute(update(table).where(key == subject.pk).values(next_review=_tomorrow(self.day)))
+            planned = [failure]
+        for p in planned:
+            self.result.counts[(p.action, p.outcome)] += 1
+
+    def _store_plan(self, planned: list[_Planned]) -> None:
+        if not planned:
+            return
+        rows = [
+            {
+                "run_id": self.result.run_id, "library": self.library, "subject_type": p.subject.subject_type,
+                "subject": p.subject.pseudonym, "rule": p.rule, "action": p.action, "outcome": p.outcome,
+                "decision": p.decision,
+            }
+            for p in planned
+        ]  # fmt: skip
+        with self.engine.begin() as connection:
+            connection.execute(plan_items.insert(), rows)
+        for p in planned:  # printed for the officer with the record id; stored with the pseudonym only
+            self.result.counts[(p.action, p.outcome)] += 1
+            self.result.plan.append({**p.decision, "subject_id": p.subject.id})
+
+
+def run_decisions(engine: Engine, run_id: str) -> Iterator[dict[str, Any]]:
+    """The decisions a run recorded, in order."""
+    with engine.connect() as connection:
+        query = select(decisions.c.decision).where(decisions.c.run_id == run_id).order_by(decisions.c.seq)
+        for row in connection.execute(query):
+            yield row.decision
+
+
+def _tomorrow(day: date) -> date:
+    return day + timedelta(days=1)
+
+
+def _day(text: str) -> date | datetime:
+    return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+
+
+def _hold(stored: dict[str, Any] | None) -> LegalHold | None:
+    if stored is None:
+        return None
+    until = stored["until"]
+    return LegalHold(reason=stored["reason"], until=date.fromisoformat(until) if until else None)
+
+
+def _placeholder(row: Any) -> Reader:
+    """A reader with no readable data: only decided as an error, never acted on."""
+    return Reader(type="reader", library=row.library, id=row.id, kind="person")

@@ -1,0 +1,153 @@
+"""Opening the store: the engine, its migrations, and the checks before any work.
+
+The embedded default is an SQLite file (WAL, foreign keys on, a busy timeout
+so concurrent processes wait rather than fail); PostgreSQL through
+KODEX_DATABASE_URL (psycopg 3). The schema is managed by Alembic
+(store/migrations); `kodex init` upgrades it, every other command refuses a
+store that is missing or behind, saying which command fixes it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from store.crypto import MasterKey, MasterKeyError
+from store.schema import keyring, libraries
+
+__all__ = [
+    "StoreNotReady",
+    "connect",
+    "ensure_master_key",
+    "is_postgresql",
+    "open_store",
+    "sync_libraries",
+    "upgrade",
+    "verify_master_key",
+]
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreNotReady(Exception):
+    """The database is missing, unreachable or not at the current schema; the message says what to run or set."""
+
+
+def connect(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreNotReady(
+            "KODEX_DATABASE_URL is not a database URL; write e.g. sqlite:////path/kodex.sqlite3 "
+            "or postgresql+psycopg://user@host:5432/db"
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, connect_args={"timeout": 60})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise StoreNotReady("kodex stores its data in SQLite or PostgreSQL; KODEX_DATABASE_URL names another database")
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    """Create or migrate the schema to the current version."""
+    config = _config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def open_store(url: str) -> Engine:
+    """An engine on a store at the current schema, or StoreNotReady saying what to do."""
+    engine = connect(url)
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except OperationalError:
+        raise StoreNotReady(f"cannot open the database at {_safe_url(url)}; check KODEX_DATABASE_URL") from None
+    if current is None:
+        raise StoreNotReady(f"the database at {_safe_url(url)} is not set up; run `kodex init`")
+    if current != head:
+        raise StoreNotReady(f"the database at {_safe_url(url)} is at schema {current}, not {head}; run `kodex init`")
+    return engine
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def ensure_master_key(engine: Engine, master: MasterKey) -> bool:
+    """Record the master key's check value on first use; True if this call recorded it.
+
+    Raises MasterKeyError when the store was set up with another key.
+    """
+    with engine.begin() as connection:
+        check = connection.execute(select(keyring.c.check_value).where(keyring.c.name == "master")).scalar()
+        if check is None:
+            connection.execute(
+                insert(keyring).values(name="master", check_value=master.check_value(), created_at=datetime.now(UTC))
+            )
+            return True
+    if not master.matches(check):
+        raise MasterKeyError(
+            f"the master key in {master.source} is not the key this store was set up with; "
+            "set KODEX_MASTER_KEY_FILE to this store's key file"
+        )
+    return False
+
+
+def verify_master_key(engine: Engine, master: MasterKey) -> None:
+    """Stop before touching anything when the key is not this store's (or the store has none yet)."""
+    with engine.connect() as connection:
+        check = connection.execute(select(keyring.c.check_value).where(keyring.c.name == "master")).scalar()
+    if check is None:
+        raise StoreNotReady("the store has no master key recorded; run `kodex init`")
+    if not master.matches(check):
+        raise MasterKeyError(
+            f"the master key in {master.source} is not the key this store was set up with; "
+            "set KODEX_MASTER_KEY_FILE to this store's key file"
+        )
+
+
+def sync_libraries(engine: Engine, policy_libraries: list[tuple[str, str, str]]) -> None:
+    """Make the libraries table hold every library of the policy (id, name, time zone)."""
+    with engine.begin() as connection:
+        known = {row.id: row for row in connection.execute(select(libraries))}
+        for library_id, name, zone in policy_libraries:
+            row = known.get(library_id)
+            if row is None:
+                connection.execute(insert(libraries).values(id=library_id, name=name, time_zone=zone))
+            elif (row.name, row.time_zone) != (name, zone):
+                connection.execute(
+                    libraries.update().where(libraries.c.id == library_id).values(name=name, time_zone=zone)
+                )

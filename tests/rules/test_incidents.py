@@ -1,0 +1,515 @@
+"""Incident rules: "repeatedly" as the regulations count it, on durable-rules, checked against the plain count.
+
+Every incident rule of the policy is tested on what its article demands (one
+short of the threshold, exactly at it, other kinds, another reader's history,
+an incident after `as_of`, a director's exception); the durable-rules engine
+is checked against `count_matching` on random histories, at scale (no session
+limit, no leak, no event left behind), from several threads, and for the
+timer threads it must not start.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import durable_rules_engine
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retention.evaluation import evaluate
+from rules import incidents as engine
+from rules.incidents import IncidentCount, IncidentRules, count_matching, pending, window_start
+from rules.loading import load_policy
+from rules.policy import INCIDENT_KINDS, IncidentPattern, Rule
+from rules.records import Incident
+from rules.ruleset import Ruleset
+from rules.validation import RecordSet, read_records
+from tests.conftest import POLICY, ROOT
+
+AS_OF = date(2026, 11, 22)
+PRAGUE = ZoneInfo("Europe/Prague")
+
+INCIDENT_RULES: list[tuple[str, Rule]] = [
+    (library.id, rule)
+    for library in load_policy(POLICY).policy.libraries
+    for rule in library.rules
+    if rule.incidents is not None
+]
+RULE_IDS = [rule.id for _, rule in INCIDENT_RULES]
+REGULATIONS_COUNT = {  # DESIGN.md, Regulations: the incident rules each regulation states
+    "zdirec.exclusion.unauthorised_removal",
+    "kntb.exclusion.repeated_loss_or_damage",
+    "kntb.exclusion.repeated_card_loss",
+    "kntb.exclusion.unauthorised_removal",
+    "kntb.exclusion.damage_refused",
+    "kntb.exclusion.repeated_expulsion",
+    "kntb.reservations.repeatedly_not_collected",
+    "svkpk.exclusion.repeated_expulsion",
+}
+each_incident_rule = pytest.mark.parametrize(("library", "rule"), INCIDENT_RULES, ids=RULE_IDS)
+
+
+# ---------------------------------------------------------------- records as the record contract writes them
+
+
+def reader_line(library: str, reader: str = "R-1") -> str:
+    return json.dumps({"type": "reader", "library": library, "id": reader, "kind": "person"})
+
+
+def incident_line(library: str, reader: str, number: int, kind: str, at: date | datetime) -> str:
+    record = {"type": "incident", "library": library, "id": f"I-{reader}-{number}", "reader": reader, "kind": kind}
+    return json.dumps({**record, "at": at.isoformat()})
+
+
+def history(library: str, reader: str, kinds: Iterable[str], *, first: int = 0, days_apart: int = 23) -> list[str]:
+    """One incident per kind given, a few weeks apart, the latest `days_apart` days before AS_OF."""
+    return [
+        incident_line(library, reader, first + n, kind, AS_OF - timedelta(days=days_apart * (n + 1)))
+        for n, kind in enumerate(kinds)
+    ]
+
+
+def own_kinds(rule: Rule, count: int) -> list[str]:
+    """`count` incidents of the rule's kinds, taking each of them in turn (item_lost, item_damaged, item_lost…)."""
+    assert rule.incidents is not None
+    kinds = rule.incidents.kinds
+    return [kinds[n % len(kinds)] for n in range(count)]
+
+
+def other_kinds(rule: Rule) -> list[str]:
+    assert rule.incidents is not None
+    return [kind for kind in INCIDENT_KINDS if kind not in rule.incidents.kinds]
+
+
+def records_of(ruleset: Ruleset, lines: list[str], as_of: date = AS_OF) -> RecordSet:
+    records, problems = read_records(lines, ruleset, as_of)
+    assert not problems, [str(p) for p in problems]
+    return records
+
+
+def decisions(ruleset: Ruleset, lines: list[str], as_of: date = AS_OF) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every decision (including `retain`) by subject and rule, through the use case `kodex evaluate` runs."""
+    found = {}
+    for decision in evaluate(records_of(ruleset, lines, as_of), ruleset, as_of, include_all=True):
+        key = (decision["subject"], decision["rule"])
+        assert key not in found, key
+        found[key] = decision
+    return found
+
+
+def named(lines: list[str]) -> list[dict[str, str]]:
+    """The incidents of `lines` as a decision names them: id, kind, day."""
+    return [{k: r[k] for k in ("id", "kind", "at")} for r in map(json.loads, lines) if r["type"] == "incident"]
+
+
+def threshold(rule: Rule) -> int:
+    assert rule.incidents is not None
+    return rule.incidents.at_least
+
+
+# ---------------------------------------------------------------- each incident rule of the policy
+
+
+def test_the_policy_states_every_incident_rule_of_the_regulations() -> None:
+    assert set(RULE_IDS) >= REGULATIONS_COUNT
+    assert all(rule.subject == "reader" for _, rule in INCIDENT_RULES)
+
+
+@each_incident_rule
+def test_one_incident_short_of_the_threshold_is_not_yet_a_ground(ruleset: Ruleset, library: str, rule: Rule) -> None:
+    short = history(library, "R-1", own_kinds(rule, threshold(rule) - 1))
+    decision = decisions(ruleset, [reader_line(library), *short])[("R-1", rule.id)]
+    assert decision["action"] == "retain"
+    assert "blocked_action" not in decision
+    assert decision["incidents"] == named(short)
+    assert decision["reasons"][0]["holds"] is False
+    assert decision["reasons"][0]["values"] == {"incidents": threshold(rule) - 1, "at_least": threshold(rule)}
+
+
+@each_incident_rule
+def test_reaching_the_threshold_proposes_the_action_to_the_director_naming_the_incidents(
+    ruleset: Ruleset, library: str, rule: Rule
+) -> None:
+    enough = history(library, "R-1", own_kinds(rule, threshold(rule)))
+    decision = decisions(ruleset, [reader_line(library), *enough])[("R-1", rule.id)]
+    assert decision["action"] == rule.action
+    assert decision["effect"] == "propose"
+    assert decision["decided_by"] == rule.decided_by == "director"
+    assert decision["incidents"] == named(enough)
+    assert decision["cite"] == rule.cite
+    assert decision["reasons"][0]["holds"] is True
+    assert decision["reasons"][0]["values"] == {"incidents": threshold(rule), "at_least": threshold(rule)}
+
+
+@each_incident_rule
+def test_incidents_of_other_kinds_do_not_count_towards_the_threshold(
+    ruleset: Ruleset, library: str, rule: Rule
+) -> None:
+    own = history(library, "R-1", own_kinds(rule, threshold(rule) - 1))
+    others = history(library, "R-1", other_kinds(rule) * 4, first=100, days_apart=3)  # four of every other kind
+    decision = decisions(ruleset, [reader_line(library), *others, *own])[("R-1", rule.id)]
+    assert decision["action"] == "retain"
+    assert decision["incidents"] == named(own)
+
+    one_more = history(library, "R-1", own_kinds(rule, threshold(rule)))
+    decision = decisions(ruleset, [reader_line(library), *others, *one_more])[("R-1", rule.id)]
+    assert decision["action"] == rule.action
+    assert decision["incidents"] == named(one_more)
+
+
+@each_incident_rule
+def test_another_readers_incidents_are_not_counted(ruleset: Ruleset, library: str, rule: Rule) -> None:
+    own = history(library, "R-1", own_kinds(rule, threshold(rule) - 1))
+    theirs = history(library, "R-2", own_kinds(rule, threshold(rule) + 1), days_apart=5)
+    lines = [reader_line(library, "R-1"), reader_line(library, "R-2"), reader_line(library, "R-3"), *theirs, *own]
+    found = decisions(ruleset, lines)
+    assert found[("R-1", rule.id)]["action"] == "retain"
+    assert found[("R-1", rule.id)]["incidents"] == named(own)
+    assert found[("R-2", rule.id)]["action"] == rule.action
+    assert found[("R-2", rule.id)]["incidents"] == named(theirs)
+    assert found[("R-3", rule.id)]["action"] == "retain"
+    assert found[("R-3", rule.id)]["incidents"] == []
+
+
+@each_incident_rule
+def test_the_same_reader_id_in_another_library_is_another_reader(ruleset: Ruleset, library: str, rule: Rule) -> None:
+    elsewhere = next(other for other in ("zdirec", "kntb", "svkpk") if other != library)
+    theirs = history(elsewhere, "R-1", own_kinds(rule, threshold(rule)))
+    found = decisions(ruleset, [reader_line(library), reader_line(elsewhere), *theirs])
+    assert found[("R-1", rule.id)]["action"] == "retain"
+    assert found[("R-1", rule.id)]["incidents"] == []
+
+
+@each_incident_rule
+def test_an_incident_after_as_of_does_not_count_yet(ruleset: Ruleset, library: str, rule: Rule) -> None:
+    earlier = history(library, "R-1", own_kinds(rule, threshold(rule) - 1))
+    tomorrow = incident_line(library, "R-1", 99, own_kinds(rule, 1)[0], AS_OF + timedelta(days=1))
+    decision = decisions(ruleset, [reader_line(library), *earlier, tomorrow])[("R-1", rule.id)]
+    assert decision["action"] == "retain"
+    assert decision["incidents"] == named(earlier)
+
+    today = incident_line(library, "R-1", 99, own_kinds(rule, 1)[0], AS_OF)
+    decision = decisions(ruleset, [reader_line(library), *earlier, today])[("R-1", rule.id)]
+    assert decision["action"] == rule.action
+    assert decision["incidents"] == named([*earlier, today])
+
+
+@each_incident_rule
+def test_an_incident_late_in_the_evening_counts_on_the_librarys_day(ruleset: Ruleset, library: str, rule: Rule) -> None:
+    """23:30 UTC on 22 Nov is already 23 Nov in Prague: after as_of; 23:30 UTC on 21 Nov is 22 Nov: counts."""
+    earlier = history(library, "R-1", own_kinds(rule, threshold(rule) - 1))
+    kind = own_kinds(rule, 1)[0]
+    evening = datetime(2026, 11, 22, 23, 30, tzinfo=UTC)
+    late = incident_line(library, "R-1", 99, kind, evening)
+    assert decisions(ruleset, [reader_line(library), *earlier, late])[("R-1", rule.id)]["action"] == "retain"
+    in_time = incident_line(library, "R-1", 99, kind, evening - timedelta(days=1))
+    assert decisions(ruleset, [reader_line(library), *earlier, in_time])[("R-1", rule.id)]["action"] == rule.action
+
+
+@each_incident_rule
+def test_director_exception_on_an_incident_rule_retains_and_names_the_blocked_action(
+    ruleset: Ruleset, library: str, rule: Rule
+) -> None:
+    enough = history(library, "R-1", own_kinds(rule, threshold(rule)))
+    grant = {"type": "exception", "library": library, "id": "E-1", "subject": "R-1", "rule": rule.id, "role": "director",
+             "granted_by": "ředitel", "reason": "soudní spor", "from": "2026-11-01", "until": "2026-12-31"}  # fmt: skip
+    decision = decisions(ruleset, [reader_line(library), *enough, json.dumps(grant)])[("R-1", rule.id)]
+    assert decision["action"] == "retain"
+    assert decision["blocked_action"] == rule.action
+    assert decision["exception"] == {"id": "E-1", "role": "director", "from": "2026-11-01", "until": "2026-12-31"}
+    assert decision["incidents"] == named(enough)
+    assert "reason" not in json.dumps(decision["exception"])
+
+    ended = {**grant, "until": "2026-11-21"}
+    decision = decisions(ruleset, [reader_line(library), *enough, json.dumps(ended)])[("R-1", rule.id)]
+    assert decision["action"] == rule.action
+
+
+# ---------------------------------------------------------------- events left in the engine
+
+
+def left_behind() -> list[Any]:
+    """`pending()`: the events still held in the engine's session, which must be none between evaluations.
+
+    `pending()` raises for a ruleset registered but never posted to (its session does not exist yet; see the
+    xfail below). Until that is fixed, such a ruleset is skipped here: it holds no event.
+    """
+    try:
+        return pending()
+    except durable_rules_engine.error as error:
+        if "error code: 309" not in str(error):
+            raise
+    with engine._LOCK:
+        assert engine._HOST is not None
+        found = []
+        for name in sorted(engine._REGISTERED):
+            try:
+                found.extend(engine._HOST.get_pending_events(name, engine._SESSION))
+            except durable_rules_engine.error as error:
+                if "error code: 309" not in str(error):  # 309: no session: nothing was ever posted there
+                    raise
+        return found
+
+
+@pytest.mark.xfail(
+    raises=durable_rules_engine.error,
+    reason="rules/incidents.py pending() raises 'Could not get events, error code: 309' for a registered ruleset "
+    "whose session was never created (no incident posted to it yet)",
+)
+def test_pending_is_empty_for_a_ruleset_no_reader_has_been_evaluated_against() -> None:
+    IncidentRules("never-evaluated", "pending", {"lost": IncidentPattern(kinds=["card_lost"], at_least=1)})
+    assert pending() == []
+
+
+# ---------------------------------------------------------------- the window
+
+
+def incident(n: int, kind: str, at: date | datetime, reader: str = "R-1") -> Incident:
+    return Incident(type="incident", library="test", id=f"I-{n}", reader=reader, kind=kind, at=at)
+
+
+WINDOWS = [  # within, as_of, the last day not counted, the first day counted
+    pytest.param("1 year", date(2026, 11, 22), date(2025, 11, 22), date(2025, 11, 23), id="1-year"),
+    pytest.param("1 year", date(2028, 2, 29), date(2027, 2, 28), date(2027, 3, 1), id="1-year-from-29-feb"),
+    pytest.param("1 year", date(2027, 3, 1), date(2026, 3, 1), date(2026, 3, 2), id="1-year-from-1-mar"),
+    pytest.param("1 month", date(2026, 3, 31), date(2026, 2, 28), date(2026, 3, 1), id="1-month-from-31-mar"),
+    pytest.param("30 days", date(2026, 3, 31), date(2026, 3, 1), date(2026, 3, 2), id="30-days"),
+]
+
+
+@pytest.mark.parametrize(("within", "as_of", "outside", "first"), WINDOWS)
+def test_window_runs_from_the_day_after_as_of_minus_the_period_to_as_of_inclusive(
+    within: str, as_of: date, outside: date, first: date
+) -> None:
+    pattern = IncidentPattern(kinds=["card_lost"], at_least=1, within=within)
+    rules = IncidentRules(f"window-{within}".replace(" ", "-"), "window", {"lost": pattern})
+    assert window_start(pattern, as_of) == first
+    days = [outside, first, as_of, as_of + timedelta(days=1)]
+    for n, day in enumerate(days):
+        counted = rules.evaluate(["lost"], [incident(n, "card_lost", day)], as_of, PRAGUE)["lost"]
+        assert counted == count_matching(pattern, [incident(n, "card_lost", day)], as_of, PRAGUE)
+        assert counted.holds is (first <= day <= as_of), day
+        assert counted.window_from == first
+    together = [incident(n, "card_lost", day) for n, day in enumerate(days)]
+    counted = rules.evaluate(["lost"], together, as_of, PRAGUE)["lost"]
+    assert [i.at for i in counted.matched] == [first, as_of]
+    assert counted == count_matching(pattern, together, as_of, PRAGUE)
+
+
+def test_without_a_window_all_history_up_to_as_of_counts() -> None:
+    pattern = IncidentPattern(kinds=["card_lost"], at_least=2)
+    rules = IncidentRules("window-none", "window", {"lost": pattern})
+    ancient = [incident(1, "card_lost", date(1990, 1, 1)), incident(2, "card_lost", AS_OF)]
+    counted = rules.evaluate(["lost"], ancient, AS_OF, PRAGUE)["lost"]
+    assert counted == IncidentCount(tuple(ancient), 2, None)
+    assert counted.holds
+
+
+# ---------------------------------------------------------------- durable-rules against the plain count
+
+
+def period(unit: str) -> st.SearchStrategy[str]:
+    most = {"day": 1200, "month": 40, "year": 4}[unit]
+    return st.integers(1, most).map(lambda n: f"{n} {unit}{'' if n == 1 else 's'}")
+
+
+PATTERNS = st.builds(
+    IncidentPattern,
+    kinds=st.lists(st.sampled_from(INCIDENT_KINDS), min_size=1, max_size=len(INCIDENT_KINDS), unique=True),
+    at_least=st.integers(1, 4),
+    within=st.none() | period("day") | period("month") | period("year"),
+)
+EPOCH = date(2023, 1, 1)
+SPAN = 4 * 366  # histories and as_of range over four years
+MOMENTS = st.integers(0, SPAN).map(lambda d: EPOCH + timedelta(days=d)) | st.builds(
+    lambda d, minute: datetime.combine(EPOCH + timedelta(days=d), datetime.min.time(), UTC) + timedelta(minutes=minute),
+    st.integers(0, SPAN),
+    st.integers(0, 24 * 60 - 1),
+)  # a moment with an offset counts on its day in Prague (it may be the next day)
+READERS = st.sampled_from(("R-1", "R-2", "R-3", "R-4"))
+DAYS = st.integers(0, SPAN).map(lambda d: EPOCH + timedelta(days=d))
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[list[IncidentPattern], list[tuple[str, str, date | datetime]], date]:
+    """Patterns, a history of incidents on a few readers (kinds the patterns count are likelier), and as_of."""
+    patterns = draw(st.lists(PATTERNS, min_size=1, max_size=3))
+    counted = sorted({kind for pattern in patterns for kind in pattern.kinds})
+    kinds = st.sampled_from(counted) | st.sampled_from(INCIDENT_KINDS)
+    rows = draw(st.lists(st.tuples(READERS, kinds, MOMENTS), max_size=40))
+    return patterns, rows, draw(DAYS)
+
+
+_COMPILED: dict[str, IncidentRules] = {}  # one ruleset per distinct pattern set (bounded by max_examples)
+
+
+def compiled(patterns: list[IncidentPattern]) -> IncidentRules:
+    """The pattern set's IncidentRules; its revision is the set's hash, so different sets never share a name."""
+    canonical = json.dumps([p.model_dump() for p in patterns], sort_keys=True)
+    revision = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    if revision not in _COMPILED:
+        _COMPILED[revision] = IncidentRules(revision, "property", {f"p{i}": p for i, p in enumerate(patterns)})
+    return _COMPILED[revision]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_durable_rules_count_the_same_incidents_as_the_plain_count(
+    case: tuple[list[IncidentPattern], list[tuple[str, str, date | datetime]], date],
+) -> None:
+    patterns, rows, as_of = case
+    rules = compiled(patterns)
+    keys = [f"p{i}" for i in range(len(patterns))]
+    per_reader: dict[str, list[Incident]] = {}
+    for n, (reader, kind, at) in enumerate(rows):
+        per_reader.setdefault(reader, []).append(incident(n, kind, at, reader))
+    for reader, incidents in per_reader.items():
+        counted = rules.evaluate(keys, incidents, as_of, PRAGUE)
+        for key, pattern in zip(keys, patterns, strict=True):
+            expected = count_matching(pattern, incidents, as_of, PRAGUE)
+            assert counted[key].matched == expected.matched, (reader, key)
+            assert counted[key].holds is expected.holds
+            assert counted[key] == expected
+    assert left_behind() == []
+
+
+# ---------------------------------------------------------------- at scale, in threads, without timers
+
+
+def population(readers: int, seed: int) -> list[str]:
+    """`readers` readers over the three libraries, each with 1–4 incidents over three years (some after AS_OF)."""
+    rng = random.Random(seed)
+    lines = []
+    for number in range(readers):
+        library = ("zdirec", "kntb", "svkpk")[number % 3]
+        reader = f"R-{number:05d}"
+        lines.append(reader_line(library, reader))
+        for n in range(rng.randint(1, 4)):
+            at = AS_OF - timedelta(days=rng.randint(-30, 3 * 365))
+            lines.append(incident_line(library, reader, n, rng.choice(INCIDENT_KINDS), at))
+    return lines
+
+
+def expected_proposals(ruleset: Ruleset, records: RecordSet) -> set[tuple[str, str]]:
+    """(reader, rule) for every incident rule the plain count says holds."""
+    found = set()
+    for reader in records.readers:
+        library = ruleset.library(reader.library)
+        incidents = records.incidents_for(reader.library, reader.id)
+        for rule in library.at(AS_OF).incident_rules:
+            assert rule.pattern is not None
+            if count_matching(rule.pattern, incidents, AS_OF, library.zone).holds:
+                found.add((reader.id, rule.id))
+    return found
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+READERS_AT_SCALE = 6_000
+LEAK_BOUND = 1_500_000
+# The three measured rounds evaluate 18,000 readers and post ~120,000 events into the engine. A leak of 100 bytes
+# per reader evaluation (1.8 MB) or of 13 bytes per posted event (a retained event is larger) would exceed the
+# bound; measured growth once warmed up is a few tens of KB (allocator noise), far below it.
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="resident memory is read from /proc")
+def test_thousands_of_readers_are_decided_with_flat_memory_and_no_event_left_behind(ruleset: Ruleset) -> None:
+    records = records_of(ruleset, population(READERS_AT_SCALE, seed=11))
+    assert len(records.readers) > 1024  # more readers than durable-rules allows live sessions
+    incident_rules = {rule.id for _, rule in INCIDENT_RULES}
+
+    def decide_everyone() -> set[tuple[str, str]]:
+        proposals = set()
+        for decision in evaluate(records, ruleset, AS_OF):
+            assert "error" not in decision, decision
+            if decision["rule"] in incident_rules:
+                assert decision["action"] != "retain"
+                proposals.add((decision["subject"], decision["rule"]))
+        return proposals
+
+    expected = expected_proposals(ruleset, records)
+    assert len(expected) > 1000
+    assert decide_everyone() == expected  # warm-up: snapshots, code paths, the engine's session
+    gc.collect()
+    before = resident_bytes()
+    for _ in range(3):
+        assert decide_everyone() == expected
+    gc.collect()
+    growth = resident_bytes() - before
+    assert growth < LEAK_BOUND, f"resident memory grew by {growth:,} bytes over 3 rounds"
+    assert left_behind() == []
+
+
+def test_evaluating_from_four_threads_at_once_gives_the_sequential_results(ruleset: Ruleset) -> None:
+    records = records_of(ruleset, population(900, seed=5))
+    sequential = list(evaluate(records, ruleset, AS_OF, include_all=True))
+    assert any("incidents" in d and d["incidents"] and d["action"] != "retain" for d in sequential)
+    start = threading.Barrier(4)
+
+    def in_thread(_: int) -> list[dict[str, Any]]:
+        start.wait(timeout=30)
+        return list(evaluate(records, ruleset, AS_OF, include_all=True))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(in_thread, range(4)))
+    for result in results:
+        assert result == sequential
+    assert left_behind() == []
+
+
+def test_incident_rules_start_no_timer_threads() -> None:
+    before = {(type(t), t.name) for t in threading.enumerate()}
+    rules = IncidentRules("no-timer-threads", "timers", {"lost": IncidentPattern(kinds=["card_lost"], at_least=1)})
+    assert rules.evaluate(["lost"], [incident(1, "card_lost", AS_OF)], AS_OF, PRAGUE)["lost"].holds
+    after = threading.enumerate()
+    assert not [t for t in after if isinstance(t, threading.Timer)]
+    assert {(type(t), t.name) for t in after} <= before
+
+
+TIMERS = """
+import threading, time
+from datetime import date
+from zoneinfo import ZoneInfo
+{setup}
+time.sleep(0.3)  # durable-rules' host arms its timers at 0.1 s and re-arms them as they fire
+print(sorted(type(t).__name__ for t in threading.enumerate() if t is not threading.main_thread()))
+"""
+FIRST_USE = """
+from rules.incidents import IncidentRules
+from rules.policy import IncidentPattern
+from rules.records import Incident
+rules = IncidentRules("fresh", "timers", {"lost": IncidentPattern(kinds=["card_lost"], at_least=1)})
+lost = Incident(type="incident", library="t", id="I-1", reader="R-1", kind="card_lost", at=date(2026, 1, 1))
+assert rules.evaluate(["lost"], [lost], date(2026, 2, 1), ZoneInfo("Europe/Prague"))["lost"].holds
+"""
+STOCK_HOST = "from durable.engine import Host\nHost()"
+
+
+@pytest.mark.parametrize(
+    ("setup", "threads"),
+    [(FIRST_USE, "[]"), (STOCK_HOST, "['Timer', 'Timer']")],
+    ids=["incident-rules-in-a-fresh-process", "control-a-stock-durable-host-does-start-timers"],
+)
+def test_a_fresh_process_using_incident_rules_has_no_timer_threads(setup: str, threads: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", TIMERS.format(setup=setup)],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == threads
