@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
+from retention.config import load_settings
+from retention.setup import Workspace, initialise, open_workspace
 from rules.loading import load_policy
 from rules.ruleset import Ruleset
 
@@ -17,3 +23,57 @@ SHARED = ROOT.parent / "shared"
 @pytest.fixture(scope="session")
 def ruleset() -> Ruleset:
     return Ruleset(load_policy(POLICY))
+
+
+# -- the store, on the engine CI chose ---------------------------------------------------------
+#
+# CI runs the suite twice: KODEX_DATABASE_URL names SQLite, then PostgreSQL. A test that
+# needs a store gets a fresh one on that engine: an SQLite file of its own, or a PostgreSQL
+# schema of its own (dropped afterwards), so tests never see each other's data.
+
+ENGINE_URL = os.environ.get("KODEX_DATABASE_URL", "sqlite://")
+
+
+def on_postgresql() -> bool:
+    return ENGINE_URL.startswith("postgresql")
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    if not on_postgresql():
+        yield f"sqlite:///{tmp_path / 'kodex.sqlite3'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(ENGINE_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in ENGINE_URL else "?"
+    yield f"{ENGINE_URL}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def kodex_env(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for a kodex installation in tmp_path on the chosen engine (set in os.environ too)."""
+    env = {
+        "KODEX_HOME": str(tmp_path / "home"),
+        "KODEX_DATABASE_URL": database_url,
+        "KODEX_MASTER_KEY_FILE": str(tmp_path / "home" / "master.key"),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KODEX_CONFIG", raising=False)
+    monkeypatch.delenv("KODEX_POLICY", raising=False)
+    return env
+
+
+@pytest.fixture
+def workspace(kodex_env: dict[str, str], ruleset: Ruleset) -> Iterator[Workspace]:
+    """An initialised installation (`kodex init`): store at the current schema, master key, config."""
+    settings = load_settings()
+    initialise(settings, ruleset)
+    work = open_workspace(settings)
+    yield work
+    work.engine.dispose()

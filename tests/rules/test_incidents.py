@@ -422,10 +422,12 @@ def resident_bytes() -> int:
 
 
 READERS_AT_SCALE = 6_000
-LEAK_BOUND = 1_500_000
-# The three measured rounds evaluate 18,000 readers and post ~120,000 events into the engine. A leak of 100 bytes
-# per reader evaluation (1.8 MB) or of 13 bytes per posted event (a retained event is larger) would exceed the
-# bound; measured growth once warmed up is a few tens of KB (allocator noise), far below it.
+LEAK_BOUND = 512 * 1024
+# The three measured rounds evaluate 18,000 readers and post ~120,000 events into the engine. Once warmed up, resident
+# memory does not grow at all (0 bytes measured); a leak retains memory on every round. Measured with a simulated leak
+# of 100 bytes per reader evaluation, the growth is ~0.9 MB (part of the leak lands in memory freed by the warm-up round),
+# so this bound catches a leak of 100 bytes per reader, and any retained durable-rules event (hundreds of bytes each,
+# several per reader), while leaving ample room for allocator noise.
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="resident memory is read from /proc")
@@ -453,6 +455,7 @@ def test_thousands_of_readers_are_decided_with_flat_memory_and_no_event_left_beh
     gc.collect()
     growth = resident_bytes() - before
     assert growth < LEAK_BOUND, f"resident memory grew by {growth:,} bytes over 3 rounds"
+    print(f"resident memory growth over 3 rounds: {growth:,} bytes")
     assert left_behind() == []
 
 
