@@ -60,6 +60,8 @@ def next_review(
     zone = snapshot.library.zone
     candidates: list[date] = [d for d in changes if d > day][:1]
     for outcome in outcomes:
+        if not any(c.deadline for c in outcome.rule.conditions):
+            continue  # only a deadline (`as_of > X`) moves with time; tracing the others is wasted
         for condition in outcome.conditions:
             if condition.deadline is None or condition.holds is not False:
                 continue

@@ -34,7 +34,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from retention.actions import STRATEGIES, Loaded, PurgeFailed, returned_loan_counts
@@ -104,6 +104,8 @@ def run_library(
     compiled = ruleset.library(library)
     day = local_day(as_of, compiled.zone)
     assert day is not None
+    if not full and _policy_changed(engine, library, ruleset.revision):
+        full = True  # a new policy may change any subject's outcome: this run reviews everyone
     result = LibraryRun(run_id, library, as_of.isoformat(), dry_run, full)
     lock = nullcontext() if dry_run else library_lock(engine, library, run_id, wait=wait)
     with lock:
@@ -291,8 +293,8 @@ class _Job:
             return
         try:
             with self.engine.begin() as connection:
-                for subject, planned, review, resolved in plans:
-                    self._apply(connection, subject, planned, review, resolved)
+                reviews = [self._apply(connection, *plan, batched=True) for plan in plans]
+                self._set_reviews(connection, [r for r in reviews if r is not None])
         except Exception:  # redo one subject per transaction, so only the failing subject fails (closed)
             for subject, planned, review, resolved in plans:
                 self._apply_alone(subject, planned, review, resolved)
@@ -375,9 +377,27 @@ class _Job:
 
     # -- applying ----------------------------------------------------------------------------
 
+    def _set_reviews(self, connection: Connection, reviews: list[tuple[str, int, date]]) -> None:
+        """Every subject's next review date in one statement per table (no round trip per subject)."""
+        as_of = self.as_of.isoformat()
+        for table, key in ((readers, readers.c.rid), (camera_recordings, camera_recordings.c.cid)):
+            rows = [
+                {"b_pk": pk, "next_review": day, "reviewed_as_of": as_of} for t, pk, day in reviews if t == table.name
+            ]
+            if rows:
+                connection.execute(update(table).where(key == bindparam("b_pk")), rows)
+
     def _apply(
-        self, connection: Connection, subject: Loaded, planned: list[_Planned], review: date, resolved: list[str]
-    ) -> None:
+        self,
+        connection: Connection,
+        subject: Loaded,
+        planned: list[_Planned],
+        review: date,
+        resolved: list[str],
+        *,
+        batched: bool = False,
+    ) -> tuple[str, int, date] | None:
+        """Apply one subject's decisions; its new review date is returned when `batched`, else written here."""
         table = readers if subject.subject_type == "reader" else camera_recordings
         key = readers.c.rid if table is readers else camera_recordings.c.cid
         for p in planned:
@@ -406,10 +426,14 @@ class _Job:
                 )
                 .values(status="resolved", closed_as_of=self.as_of.isoformat())
             )
-        if not any(p.action in {"anonymise", "purge"} and p.outcome == APPLIED for p in planned):
-            connection.execute(
-                update(table).where(key == subject.pk).values(next_review=review, reviewed_as_of=self.as_of.isoformat())
-            )
+        if any(p.action in {"anonymise", "purge"} and p.outcome == APPLIED for p in planned):
+            return None
+        if batched:
+            return (table.name, subject.pk, review)
+        connection.execute(
+            update(table).where(key == subject.pk).values(next_review=review, reviewed_as_of=self.as_of.isoformat())
+        )
+        return None
 
     def _record(self, connection: Connection, p: _Planned) -> None:
         d = p.decision
@@ -484,6 +508,18 @@ class _Job:
         for p in planned:  # printed for the officer with the record id; stored with the pseudonym only
             self.result.counts[(p.action, p.outcome)] += 1
             self.result.plan.append({**p.decision, "subject_id": p.subject.id})
+
+
+def _policy_changed(engine: Engine, library: str, revision: str) -> bool:
+    """True when the library's last finished run decided under another policy revision."""
+    with engine.connect() as connection:
+        last = connection.execute(
+            select(runs.c.policy_revision)
+            .where(runs.c.library == library, runs.c.status == "finished", runs.c.dry_run.is_(False))
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        ).scalar()
+    return last is not None and last != revision
 
 
 def run_decisions(engine: Engine, run_id: str) -> Iterator[dict[str, Any]]:
