@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
@@ -27,10 +28,11 @@ from retention.evaluation import evaluate, explain_reader, validate
 from retention.importing import import_records
 from retention.policy_source import load_ruleset, policy_path
 from retention.run import run_decisions, run_library
-from retention.setup import initialise, open_workspace
+from retention.setup import Workspace, initialise, open_workspace
 from rules.examples import run_examples
 from rules.loading import InvalidPolicy, load_policy
 from rules.quotes import check_quotes
+from rules.ruleset import Ruleset
 
 app = typer.Typer(
     help="kodex: library regulations and GDPR retention as executable, cited rules.",
@@ -412,6 +414,61 @@ def _summary_table(results: list[Any], dry_run: bool) -> Table:
         for action in actions:
             table.add_row(result.library, action, *[str(result.counts[(action, o)] or "") for o in outcomes])
     return table
+
+
+@app.command(
+    "serve",
+    epilog=(
+        'Where the schedule is set: KODEX_SCHEDULE_TIME (e.g. 03:15), else time = "02:00" in the \\[schedule] '
+        "section of the config file (KODEX_HOME/kodex.toml, or the file KODEX_CONFIG names); default 02:00. In that "
+        'section, libraries = { kntb = "03:30" } gives a library its own time, and misfire_grace_hours = 6 says how '
+        "late a delayed run may still start. Times are local to each library's time zone (policies.yaml)."
+    ),
+)
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    no_scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--no-scheduler",
+            help="Serve the web app only and run no nightly jobs in this process (e.g. when cron runs `kodex run`).",
+        ),
+    ] = False,
+    policy: PolicyOption = None,
+) -> None:
+    """Run the kodex service: the web app (GET /health) and every library's nightly run.
+
+    Each night, at its configured local time in its own time zone, each library's job runs as `kodex run` would (deciding as of the scheduled moment). On start, a night missed while the service was down is caught up once. However many service processes share the store, a library's night runs once: the others wait for it, then skip it. Stop with Ctrl-C or SIGTERM.
+    """
+
+    def body() -> tuple[Workspace, Ruleset]:  # a missing store, key or bad config stops here, with its exit code
+        settings = load_settings()
+        ruleset = load_ruleset(policy or settings.policy)
+        return open_workspace(settings), ruleset
+
+    # imported here: the web stack takes a third of a second that every other command need not wait
+    import uvicorn  # noqa: PLC0415
+
+    from api.web import create_app  # noqa: PLC0415
+    from retention.scheduler import build_scheduler  # noqa: PLC0415
+
+    work, ruleset = _run(body)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scheduler = None if no_scheduler else build_scheduler(work, ruleset)
+    if scheduler is not None:
+        schedule = work.settings.schedule
+        for library_id in ruleset.libraries:
+            zone = ruleset.library(library_id).zone
+            err.print(f"{library_id}: nightly at {schedule.time_for(library_id):%H:%M} {zone.key}", markup=False)
+        scheduler.start()  # the catch-up jobs start now, in the scheduler's threads
+    try:
+        uvicorn.run(create_app(work, ruleset, scheduler), host=host, port=port, log_level="info")
+    finally:
+        if scheduler is not None:
+            # a run in progress is finished first (killing the process is safe too: the next start runs that night again)
+            scheduler.shutdown(wait=True)
+        work.engine.dispose()
 
 
 if __name__ == "__main__":  # pragma: no cover

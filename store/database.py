@@ -51,12 +51,12 @@ def connect(url: str) -> Engine:
             "or postgresql+psycopg://user@host:5432/db"
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": 60})
+        engine = create_engine(parsed, connect_args={"timeout": 60}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise StoreNotReady("kodex stores its data in SQLite or PostgreSQL; KODEX_DATABASE_URL names another database")
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)  # errors never carry values
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -184,7 +184,7 @@ runs = Table(
     Column("dry_run", Boolean, nullable=False),
     Column("full", Boolean, nullable=False),
     Column("policy_revision", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # running, finished, failed
+    Column("status", String(16), nullable=False),  # running, finished, interrupted (killed; a later run took over)
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Column("summary", JSON),
