@@ -3,8 +3,11 @@
     python -m bench.synthetic --readers 100000 --seed 7 > readers.jsonl
 
 Ages include minors, registrations span eight years, some readers owe money or
-hold loans, ask for erasure or are under a legal hold; SVK PK has hourly camera
-recordings. Names and addresses are invented.
+hold loans, ask for erasure or are under a legal hold; about one reader in
+twenty has 1–4 incidents (lost cards, damaged documents, expulsions…) over the
+last three years; SVK PK has hourly camera recordings. Names and addresses are
+invented. Incidents are drawn from their own seeded stream, so the readers,
+exceptions and recordings of a seed are the same with or without them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from rules.policy import INCIDENT_KINDS
+
 __all__ = ["population"]
 
 LIBRARIES = ("zdirec", "kntb", "svkpk")
@@ -27,14 +32,30 @@ TOWNS = ("Ždírec nad Doubravou", "Zlín", "Plzeň", "Chotěboř", "Otrokovice"
 CITIZENSHIP = ("CZ",) * 17 + ("SK", "DE", "UA", "US")
 
 
-def population(readers: int, seed: int, as_of: date = date(2026, 11, 22), cameras: int = 0) -> Iterator[dict[str, Any]]:
-    """`readers` readers spread over the three libraries, then `cameras` days of hourly recordings at SVK PK."""
+def population(
+    readers: int,
+    seed: int,
+    as_of: date = date(2026, 11, 22),
+    cameras: int = 0,
+    *,
+    incident_share: float = 0.05,
+    incidents_per_reader: tuple[int, int] = (1, 4),
+) -> Iterator[dict[str, Any]]:
+    """`readers` readers spread over the three libraries, then `cameras` days of hourly recordings at SVK PK.
+
+    Each reader is followed by its exception (one reader in fifty) and then, for
+    `incident_share` of the readers, by its incidents (between the two bounds of
+    `incidents_per_reader`, oldest first).
+    """
     rng = random.Random(seed)
+    incident_rng = random.Random(f"{seed}/incidents")  # its own stream: the other records of a seed do not change
     for number in range(readers):
         reader = _reader(rng, number, as_of)
         yield reader
         if number % 50 == 7:
             yield _exception(reader, as_of)
+        if incident_rng.random() < incident_share:
+            yield from _incidents(incident_rng, reader, as_of, incidents_per_reader)
     start = datetime.combine(as_of - timedelta(days=cameras), datetime.min.time(), timezone(timedelta(hours=1)))
     for hour in range(cameras * 24):
         begin = start + timedelta(hours=hour)
@@ -140,14 +161,32 @@ def _exception(reader: dict[str, Any], as_of: date) -> dict[str, Any]:
     }
 
 
+def _incidents(
+    rng: random.Random, reader: dict[str, Any], as_of: date, count: tuple[int, int]
+) -> Iterator[dict[str, Any]]:
+    """A few incidents of any kind over the three years before `as_of`, oldest first."""
+    days = sorted(as_of - timedelta(days=rng.randint(0, 3 * 365)) for _ in range(rng.randint(*count)))
+    for n, day in enumerate(days, start=1):
+        yield {
+            "type": "incident",
+            "library": reader["library"],
+            "id": f"I-{reader['id']}-{n}",
+            "reader": reader["id"],
+            "kind": rng.choice(INCIDENT_KINDS),
+            "at": day.isoformat(),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readers", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 11, 22))
     parser.add_argument("--camera-days", type=int, default=0, help="days of hourly SVK PK entrance recordings")
+    parser.add_argument("--incident-share", type=float, default=0.05, help="share of readers with incidents (0–1)")
     args = parser.parse_args()
-    for record in population(args.readers, args.seed, args.as_of, args.camera_days):
+    records = population(args.readers, args.seed, args.as_of, args.camera_days, incident_share=args.incident_share)
+    for record in records:
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 

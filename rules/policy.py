@@ -127,7 +127,8 @@ class IncidentPattern(_Strict):
 
     Counted per reader. With `within` (a period such as P1Y), only incidents in
     the window ending on `as_of` count: from the day after `as_of - within` to
-    `as_of`, both inclusive. Incidents after `as_of` never count.
+    `as_of`, both inclusive. Incidents dated after the day of `as_of` never
+    count; days are compared in the library's time zone, like every reader rule.
     """
 
     kinds: Annotated[list[IncidentKind], Field(min_length=1)]
