@@ -165,6 +165,7 @@ class _Job:
         self.changes = policy_changes(snapshot.library)
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self.insert_decision = insert(decisions).on_conflict_do_nothing()
+        self._sink: list[dict[str, Any]] = []  # a batch's decisions, inserted together
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -291,11 +292,15 @@ class _Job:
         if self.result.dry_run:
             self._store_plan([p for _, planned, _, _ in plans for p in planned])
             return
+        self._sink = []
         try:
             with self.engine.begin() as connection:
                 reviews = [self._apply(connection, *plan, batched=True) for plan in plans]
+                if self._sink:  # the batch's decisions in one statement, in the same transaction as their actions
+                    connection.execute(self.insert_decision, self._sink)
                 self._set_reviews(connection, [r for r in reviews if r is not None])
         except Exception:  # redo one subject per transaction, so only the failing subject fails (closed)
+            self._sink = []
             for subject, planned, review, resolved in plans:
                 self._apply_alone(subject, planned, review, resolved)
             return
@@ -414,7 +419,7 @@ class _Job:
                         .where(camera_recordings.c.cid == subject.pk)
                         .values(purge_failures=camera_recordings.c.purge_failures + 1)
                     )
-            self._record(connection, p)
+            self._record(connection, p, batched)
         for rule in resolved:
             connection.execute(
                 update(findings)
@@ -435,23 +440,26 @@ class _Job:
         )
         return None
 
-    def _record(self, connection: Connection, p: _Planned) -> None:
+    def _record(self, connection: Connection, p: _Planned, batched: bool = False) -> None:
+        """Record the decision (collected for one statement per batch when `batched`) and what it opens."""
         d = p.decision
-        connection.execute(
-            self.insert_decision.values(
-                id=d["decision_id"],
-                run_id=self.result.run_id,
-                library=self.library,
-                as_of=d["as_of"],
-                subject_type=p.subject.subject_type,
-                subject=p.subject.pseudonym,
-                rule=p.rule,
-                action=p.action,
-                outcome=p.outcome,
-                decision=d,
-                created_at=datetime.now(UTC),
-            )
-        )
+        row = {
+            "id": d["decision_id"],
+            "run_id": self.result.run_id,
+            "library": self.library,
+            "as_of": d["as_of"],
+            "subject_type": p.subject.subject_type,
+            "subject": p.subject.pseudonym,
+            "rule": p.rule,
+            "action": p.action,
+            "outcome": p.outcome,
+            "decision": d,
+            "created_at": datetime.now(UTC),
+        }
+        if batched:
+            self._sink.append(row)
+        else:
+            connection.execute(self.insert_decision, [row])
         if p.finding is None:
             return
         where = (
