@@ -1,0 +1,217 @@
+"""Helpers shared by the retention tests: records, imports, table snapshots, a second store, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, select, text
+
+from retention.config import load_settings
+from retention.importing import ImportSummary, import_records
+from retention.run import LibraryRun, run_library
+from retention.setup import Workspace, initialise, open_workspace
+from rules.ruleset import Ruleset
+from tests.conftest import ENGINE_URL, ROOT, on_postgresql
+
+AS_OF = date(2026, 11, 22)
+SAMPLE = ROOT / "samples" / "readers.jsonl"
+KODEX = Path(sys.executable).with_name("kodex")
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def reader(library: str, record_id: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "reader", "library": library, "id": record_id, "kind": "person", **fields}
+
+
+def loan(library: str, record_id: str, reader_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": "loan",
+        "library": library,
+        "id": record_id,
+        "reader": reader_id,
+        "item": f"item-{record_id}",
+        "borrowed_at": "2026-01-05",
+        **fields,
+    }
+
+
+def incident(library: str, record_id: str, reader_id: str, kind: str, at: str) -> dict[str, Any]:
+    return {"type": "incident", "library": library, "id": record_id, "reader": reader_id, "kind": kind, "at": at}
+
+
+def recording(record_id: str, end: str, location: str | Path, **fields: Any) -> dict[str, Any]:
+    """An SVK PK camera recording of the hour that ends at `end` (ISO date-time with offset)."""
+    start = end.replace("T11:", "T10:") if "T11:" in end else end
+    return {
+        "type": "camera_recording",
+        "library": "svkpk",
+        "id": record_id,
+        "camera": "entrance",
+        "start": start,
+        "end": end,
+        "location": str(location),
+        **fields,
+    }
+
+
+def lines_of(records: Iterable[Mapping[str, Any] | str]) -> list[str]:
+    return [(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records]
+
+
+def write_jsonl(path: Path, records: Iterable[Mapping[str, Any] | str]) -> Path:
+    path.write_text("".join(lines_of(records)), encoding="utf-8")
+    return path
+
+
+def import_lines(
+    work: Workspace,
+    ruleset: Ruleset,
+    records: Iterable[Mapping[str, Any] | str],
+    *,
+    as_of: date = AS_OF,
+    skip_invalid: bool = False,
+) -> ImportSummary:
+    lines = lines_of(records)
+    return import_records(lambda: iter(lines), work.engine, ruleset, work.master, as_of, skip_invalid=skip_invalid)
+
+
+def import_file(
+    work: Workspace, ruleset: Ruleset, path: Path, *, as_of: date = AS_OF, skip_invalid: bool = False
+) -> ImportSummary:
+    def read() -> Iterator[str]:
+        with path.open(encoding="utf-8") as handle:
+            yield from handle
+
+    return import_records(read, work.engine, ruleset, work.master, as_of, skip_invalid=skip_invalid)
+
+
+# -- running -------------------------------------------------------------------------------------
+
+# PostgreSQL's run lock is an advisory lock per database, not per schema: a test's store shares it with every
+# other store on the server, so a run waits for another test session's run instead of failing.
+WAIT = 60.0
+
+
+def run(work: Workspace, ruleset: Ruleset, library: str, as_of: date | datetime = AS_OF, **options: Any) -> LibraryRun:
+    return run_library(work.engine, ruleset, work.master, library, as_of, wait=WAIT, **options)
+
+
+def run_all(work: Workspace, ruleset: Ruleset, as_of: date = AS_OF, **options: Any) -> list[LibraryRun]:
+    return [run(work, ruleset, library, as_of, **options) for library in ruleset.libraries]
+
+
+# -- looking at the store ------------------------------------------------------------------------
+
+
+def plain(value: Any) -> Any:
+    """A column value in a form that compares and hashes the same on SQLite and PostgreSQL."""
+    if isinstance(value, memoryview):
+        return bytes(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return value
+
+
+def reflected(engine: Engine) -> MetaData:
+    """Every table the database really holds (not only the ones the schema module names)."""
+    meta = MetaData()
+    meta.reflect(bind=engine)
+    return meta
+
+
+def snapshot(engine: Engine, *, exclude: Iterable[str] = ()) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (sorted), for comparing the whole store before and after."""
+    left_out = set(exclude)
+    tables = {}
+    with engine.connect() as connection:
+        for table in reflected(engine).sorted_tables:
+            if table.name in left_out:
+                continue
+            rows = [tuple(plain(v) for v in row) for row in connection.execute(select(table))]
+            tables[table.name] = sorted(rows, key=repr)
+    return tables
+
+
+def all_values(engine: Engine) -> Iterator[tuple[str, str, Any]]:
+    """(table, column, value) for every value of every column of every table, JSON as text."""
+    with engine.connect() as connection:
+        for table in reflected(engine).sorted_tables:
+            for row in connection.execute(select(table)):
+                for column, value in row._mapping.items():
+                    yield table.name, str(column), plain(value)
+
+
+def sqlite_files(url: str) -> list[Path]:
+    """The SQLite database file and its -wal and -shm companions that exist."""
+    base = Path(url.removeprefix("sqlite:///"))
+    return [p for p in (base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")) if p.exists()]
+
+
+# -- a second store ------------------------------------------------------------------------------
+
+
+@contextmanager
+def another_store(tmp_path: Path) -> Iterator[str]:
+    """A second fresh store on the engine CI chose (an SQLite file, or a PostgreSQL schema dropped afterwards)."""
+    if not on_postgresql():
+        yield f"sqlite:///{tmp_path / 'second.sqlite3'}"
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(ENGINE_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in ENGINE_URL else "?"
+    try:
+        yield f"{ENGINE_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def installation(home: Path, url: str, ruleset: Ruleset) -> tuple[dict[str, str], Workspace]:
+    """An initialised installation in `home` on `url`: its environment and its workspace."""
+    env = {"KODEX_HOME": str(home), "KODEX_DATABASE_URL": url, "KODEX_MASTER_KEY_FILE": str(home / "master.key")}
+    settings = load_settings(env)
+    initialise(settings, ruleset)
+    return env, open_workspace(settings)
+
+
+# -- the real command ----------------------------------------------------------------------------
+
+
+def kodex_command() -> list[str]:
+    found = KODEX if KODEX.exists() else shutil.which("kodex")
+    assert found is not None, "the kodex command is not installed in this environment"
+    return [str(found)]
+
+
+def child_env(kodex_env: Mapping[str, str], **extra: str) -> dict[str, str]:
+    env = {**os.environ, **kodex_env, **extra}
+    env.pop("KODEX_CONFIG", None)
+    env.pop("KODEX_POLICY", None)
+    return env
+
+
+def kodex(args: Iterable[str], env: Mapping[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*kodex_command(), *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def start_kodex(args: Iterable[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*kodex_command(), *args], env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
