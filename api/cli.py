@@ -289,8 +289,14 @@ def import_command(
             out.print(
                 f"{summary.anonymised} reader record(s) left out: kodex has anonymised those readers", markup=False
             )
-        if summary.purged:
-            out.print(f"{summary.purged} camera recording(s) left out: kodex has purged them", markup=False)
+        if summary.gone["camera_recording"]:
+            out.print(
+                f"{summary.gone['camera_recording']} camera recording(s) left out: kodex has purged them", markup=False
+            )
+        if summary.gone["loan"]:
+            out.print(
+                f"{summary.gone['loan']} loan(s) left out: kodex has erased them from the loan history", markup=False
+            )
 
     _run(body)
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, literal, select, update
 
 from rules.actions import ACTIONS, Effect
 from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
 from store.codec import contract_json, split_reader
 from store.crypto import MasterKey
-from store.schema import camera_recordings, incidents, loans, purged_recordings, readers
+from store.schema import camera_recordings, erased_loans, incidents, loans, purged_recordings, readers
 
 __all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "strategy_for"]
 
@@ -108,11 +108,14 @@ class _EraseLoanHistory:
         return subject.returned_loans > 0
 
     def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
-        connection.execute(
-            delete(loans).where(
-                loans.c.library == subject.library, loans.c.reader == subject.id, loans.c.returned_at.is_not(None)
+        returned = (loans.c.library == subject.library, loans.c.reader == subject.id, loans.c.returned_at.is_not(None))
+        connection.execute(  # remembered by id only, so an import does not bring them back
+            erased_loans.insert().from_select(
+                ["library", "id", "erased_at"],
+                select(loans.c.library, loans.c.id, literal(datetime.now(UTC))).where(*returned),
             )
         )
+        connection.execute(delete(loans).where(*returned))
 
 
 class _Flag:

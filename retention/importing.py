@@ -27,7 +27,7 @@ from rules.ruleset import Ruleset
 from rules.validation import RecordProblem, RecordSet, read_records
 from store.codec import canonical, contract_json, new_pseudonym, split_reader
 from store.crypto import MasterKey
-from store.schema import camera_recordings, exceptions, incidents, loans, purged_recordings, readers
+from store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
 
 __all__ = ["ImportSummary", "import_records"]
 
@@ -40,7 +40,7 @@ class ImportSummary:
     updated: Counter[str] = field(default_factory=Counter)
     unchanged: Counter[str] = field(default_factory=Counter)
     anonymised: int = 0  # readers kodex has anonymised: their records are not taken in again
-    purged: int = 0  # camera recordings kodex has purged: not taken in again
+    gone: Counter[str] = field(default_factory=Counter)  # recordings purged, loans erased: not taken in again
     skipped: list[RecordProblem] = field(default_factory=list)
 
 
@@ -81,11 +81,16 @@ def _chunks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
 def _write(connection: Connection, records: RecordSet, master: MasterKey, summary: ImportSummary) -> None:
     due: set[tuple[str, str]] = set()
     _readers(connection, records.readers, master, summary)
-    _simple(connection, loans, records.loans, master, summary, _loan_row)
-    _simple(connection, camera_recordings, records.recordings, master, summary, _recording_row)
-    for incident in _simple(connection, incidents, records.incidents, master, summary, _incident_row):
+    gone = _anonymised(connection, records)
+    for loan in _simple(connection, loans, records.loans, master, summary, _loan_row, gone):
+        if loan.reader is not None:
+            due.add((loan.library, loan.reader))
+    _simple(connection, camera_recordings, records.recordings, master, summary, _recording_row, gone)
+    for incident in _simple(connection, incidents, records.incidents, master, summary, _incident_row, gone):
         due.add((incident.library, incident.reader))
-    for grant in _simple(connection, exceptions, records.exceptions, master, summary, _exception_row):
+    grants = [g for g in records.exceptions if (g.library, g.subject) not in gone]
+    summary.anonymised += len(records.exceptions) - len(grants)
+    for grant in _simple(connection, exceptions, grants, master, summary, _exception_row, gone):
         due.add((grant.library, grant.subject))
     if due:  # a changed history or exception may change the subject's outcome: review it at the next run
         for library in {lib for lib, _ in due}:
@@ -98,6 +103,19 @@ def _write(connection: Connection, records: RecordSet, master: MasterKey, summar
                 .where(camera_recordings.c.library == library, camera_recordings.c.id.in_(ids))
                 .values(next_review=None)
             )
+
+
+def _anonymised(connection: Connection, records: RecordSet) -> set[tuple[str, str]]:
+    """Readers named by the batch's loans, incidents and exceptions whom kodex has anonymised."""
+    named = {(r.library, r.reader) for r in records.loans if r.reader is not None}
+    named |= {(r.library, r.reader) for r in records.incidents}
+    named |= {(g.library, g.subject) for g in records.exceptions}
+    if not named:
+        return set()
+    query = select(readers.c.library, readers.c.id).where(
+        tuple_(readers.c.library, readers.c.id).in_(list(named)), readers.c.state == "anonymised"
+    )
+    return {(row.library, row.id) for row in connection.execute(query)}
 
 
 def _existing(connection: Connection, table: Table, keys: Sequence[tuple[str, str]], *columns: Any) -> dict[Any, Any]:
@@ -159,22 +177,27 @@ def _simple(
     master: MasterKey,
     summary: ImportSummary,
     row_of: Any,
+    anonymised: set[tuple[str, str]],
 ) -> list[Any]:
-    """Upsert records that carry no personal data of their own; returns the records added or changed."""
+    """Upsert records that carry no personal data of their own; returns the records added or changed.
+
+    A loan or incident of a reader kodex has anonymised is kept detached (for statistics), never linked again.
+    """
     if not batch:
         return []
     existing = _existing(connection, table, [(r.library, r.id) for r in batch])
     gone: set[tuple[str, str]] = set()
-    if table is camera_recordings:
+    tombstones = {camera_recordings.name: purged_recordings, loans.name: erased_loans}.get(table.name)
+    if tombstones is not None:
         keys = [(r.library, r.id) for r in batch]
-        query = select(purged_recordings.c.library, purged_recordings.c.id).where(
-            tuple_(purged_recordings.c.library, purged_recordings.c.id).in_(keys)
+        query = select(tombstones.c.library, tombstones.c.id).where(
+            tuple_(tombstones.c.library, tombstones.c.id).in_(keys)
         )
         gone = {(row.library, row.id) for row in connection.execute(query)}
     inserts, updates, changed = [], [], []
     for record in batch:
         if (record.library, record.id) in gone:
-            summary.purged += 1
+            summary.gone[record.type] += 1
             continue
         digest = master.digest(canonical(contract_json(record)))
         row = existing.get((record.library, record.id))
@@ -182,6 +205,8 @@ def _simple(
             summary.unchanged[record.type] += 1
             continue
         values = {**row_of(record), "digest": digest}
+        if "reader" in values and (record.library, values["reader"]) in anonymised:
+            values["reader"] = None  # detached, as anonymising left the reader's other loans and incidents
         changed.append(record)
         if row is None:
             inserts.append({"library": record.library, "id": record.id, **values})

@@ -37,8 +37,12 @@ def library_lock(engine: Engine, library: str, run_id: str, *, wait: float = 0.0
     """Hold the library's run lock for the block; wait up to `wait` seconds for it, then raise RunInProgress."""
     deadline = time.monotonic() + wait
     if is_postgresql(engine):
-        key = int.from_bytes(hashlib.sha256(f"kodex-run:{library}".encode()).digest()[:8], "big", signed=True)
         with engine.connect() as connection:
+            # advisory locks are per database: the schema keeps installations in one database apart
+            schema = connection.execute(text("SELECT current_schema()")).scalar()
+            key = int.from_bytes(
+                hashlib.sha256(f"kodex-run:{schema}:{library}".encode()).digest()[:8], "big", signed=True
+            )
             while not connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 connection.rollback()
                 if time.monotonic() >= deadline:

@@ -66,19 +66,27 @@ def next_review(
             if condition.deadline is None or condition.holds is not False:
                 continue
             deadline = condition.deadline
-            if isinstance(deadline, datetime):
-                candidates.append(local_time(deadline + timedelta(seconds=1), zone).date())
-            else:
-                candidates.append(deadline + timedelta(days=1))
+            try:
+                if isinstance(deadline, datetime):
+                    candidates.append(local_time(deadline + timedelta(seconds=1), zone).date())
+                else:
+                    candidates.append(deadline + timedelta(days=1))
+            except OverflowError:  # a deadline at the end of the calendar never comes
+                continue
     hold = subject.legal_hold
     if hold is not None and hold.until is not None:
-        candidates.append(hold.until + timedelta(days=1))
+        candidates.append(_day_after(hold.until))
     for grant in grants:
-        candidates.extend((grant.from_, grant.until + timedelta(days=1)))
+        candidates.extend((grant.from_, _day_after(grant.until)))
     if isinstance(subject, Reader):
         candidates.extend(_reader_days(snapshot, subject, incidents))
-    later = [d for d in candidates if d > day]
-    return max(min(later), tomorrow) if later else NEVER
+    # a change later today (a recording's period ending at 05:00 when the run is at 02:00) is due tomorrow
+    coming = [d for d in candidates if d >= day]
+    return max(min(coming), tomorrow) if coming else NEVER
+
+
+def _day_after(day: date) -> date:
+    return day if day == date.max else day + timedelta(days=1)  # a hold "until 9999-12-31" never ends
 
 
 def _reader_days(snapshot: LibraryAt, reader: Reader, incidents: Sequence[Incident]) -> Iterable[date]:
@@ -97,7 +105,10 @@ def _reader_days(snapshot: LibraryAt, reader: Reader, incidents: Sequence[Incide
             assert at is not None
             yield at  # a future-dated incident starts to count on its day
             if pattern.within is not None and window_start(pattern, day) is not None:
-                yield add_period(at, Period.parse(pattern.within))  # the first day it no longer counts
+                try:
+                    yield add_period(at, Period.parse(pattern.within))  # the first day it no longer counts
+                except (OverflowError, ValueError):
+                    continue
 
 
 def _looks_at_age(snapshot: LibraryAt) -> bool:

@@ -143,7 +143,18 @@ def run_library(
                 .where(runs.c.id == run_id)
                 .values(status="finished", finished_at=datetime.now(UTC), summary=result.summary())
             )
+    if not dry_run and engine.dialect.name == "sqlite":
+        _drop_old_pages(engine)
     return result
+
+
+def _drop_old_pages(engine: Engine) -> None:
+    """SQLite keeps old page images in its write-ahead log: fold it back and empty it, so a destroyed key is gone.
+
+    Freed pages of the database file are zeroed too (secure_delete, store.database).
+    """
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class _Job:
@@ -286,7 +297,11 @@ class _Job:
     def process(self, batch: list[Loaded]) -> None:
         plans: list[tuple[Loaded, list[_Planned], date, list[str]]] = []
         for subject in batch:
-            planned, review, resolved = self._decide(subject)
+            try:
+                planned, review, resolved = self._decide(subject)
+            except Exception as error:  # fail closed: this subject is not acted on, the run goes on
+                message = f"deciding failed ({type(error).__name__}); not acted on"
+                planned, review, resolved = [self._error(subject, message)], _tomorrow(self.day), []
             plans.append((subject, planned, review, resolved))
         self.result.reviewed += len(batch)
         if self.result.dry_run:
@@ -335,8 +350,9 @@ class _Job:
                     if current is None or current.status != "open" or current.action != rule.action:
                         planned.append(self._planned(subject, outcome, rule.action, _BY_EFFECT[rule.effect]))
         planned.extend(self._lift_block(subject, outcomes))
-        if any(p.action == "anonymise" for p in planned):  # nothing else is done to a reader being anonymised
-            planned = [p for p in planned if p.action == "anonymise" or p.outcome == ERROR]
+        first = next((p for p in planned if p.action == "anonymise"), None)
+        if first is not None:  # anonymised once (by the first rule calling for it), and nothing else is done
+            planned = [p for p in planned if p is first or p.outcome == ERROR]
         resolved = [r for r, row in subject.findings.items() if row.status == "open" and r not in standing]
         review = next_review(self.snapshot, subject.record, outcomes, grants, history, self.changes)
         return planned, review, resolved

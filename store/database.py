@@ -65,6 +65,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA secure_delete=ON")  # deleted personal data and keys are overwritten, not left in free pages
     cursor.close()
 
 
@@ -88,6 +89,10 @@ def upgrade(engine: Engine) -> None:
 
 def open_store(url: str) -> Engine:
     """An engine on a store at the current schema, or StoreNotReady saying what to do."""
+    parsed = make_url(url) if "://" in url else None
+    file = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+    if file and file != ":memory:" and not Path(file).exists():  # do not leave an empty database file behind
+        raise StoreNotReady(f"there is no database at {file}; run `kodex init`")
     engine = connect(url)
     head = ScriptDirectory.from_config(_config()).get_current_head()
     try:

@@ -34,6 +34,7 @@ from sqlalchemy import (
 __all__ = [
     "camera_recordings",
     "decisions",
+    "erased_loans",
     "exceptions",
     "findings",
     "incidents",
@@ -142,6 +143,14 @@ purged_recordings = Table(  # what was purged is never taken in again from an im
     Column("purged_at", DateTime(timezone=True), nullable=False),
 )
 
+erased_loans = Table(  # a loan history erased is never taken in again from an import
+    "erased_loans",
+    metadata,
+    Column("library", String(64), primary_key=True),
+    Column("id", Id, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
 incidents = Table(
     "incidents",
     metadata,
@@ -206,8 +215,9 @@ decisions = Table(
     Column("outcome", String(16), nullable=False),  # applied, reported, proposed, retained, failed, error
     Column("decision", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    # one decision per subject, rule, action and as_of: a rerun (or a run racing another) records nothing twice
-    UniqueConstraint("library", "subject_type", "subject", "rule", "action", "as_of"),
+    # one decision per subject, rule, action, outcome and as_of: a rerun (or a run racing another) records nothing
+    # twice, and a purge that fails and then succeeds at the same as_of is recorded both times
+    UniqueConstraint("library", "subject_type", "subject", "rule", "action", "outcome", "as_of"),
     Index("ix_decisions_run", "run_id"),
 )
 

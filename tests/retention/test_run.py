@@ -166,14 +166,6 @@ def test_erase_loan_history_deletes_returned_loans_and_keeps_loans_still_out(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG (retention/importing.py _write/_simple): the next import of the same file inserts the returned loans "
-    "erase_loan_history deleted (nothing remembers them, unlike purged_recordings), and since a new loan does not make "
-    "its reader due (only incidents and exceptions reset next_review) the next nightly run does not erase them again; "
-    "expected the erased history to stay erased",
-)
 def test_an_erased_loan_history_does_not_come_back_with_the_next_import(workspace: Workspace, ruleset: Ruleset) -> None:
     asking = reader("zdirec", "ZD-1", birth_date="1980-01-01", renewed_at="2026-01-04", debt=0, active_loans=1,
                     history_erasure_requested_at="2026-11-20", personal={"last_name": "Malý"})  # fmt: skip
@@ -210,7 +202,7 @@ def test_purge_deletes_the_file_then_the_row_and_a_reimport_does_not_bring_it_ba
         assert list(connection.execute(select(purged_recordings.c.id)).scalars()) == ["cam-old"]
 
     summary = import_lines(workspace, ruleset, records)
-    assert summary.purged == 1 and not summary.added
+    assert summary.gone["camera_recording"] == 1 and not summary.added
     assert recording_of(workspace, "cam-old") is None
     run(workspace, ruleset, "svkpk", NEXT_DAY)
     assert len(decisions_of(workspace, pseudonym)) == 1
@@ -256,15 +248,6 @@ def test_a_recording_file_that_cannot_be_deleted_is_a_failed_purge_retried_the_n
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG (retention/run.py _record + the decisions unique key (library, subject_type, subject, rule, action, "
-    "as_of) in store/schema.py): after a failed purge, a rerun at the same as_of (e.g. `kodex run --as-of D --full` "
-    "once the file is fixed) deletes the file and the row but its 'applied' decision hits the earlier 'failed' one and "
-    "is dropped by ON CONFLICT DO NOTHING, so the log says the purge failed while the recording is gone; expected the "
-    "applied purge to be recorded in the same transaction as the deletion",
-)
 def test_a_purge_that_succeeds_on_a_rerun_at_the_same_as_of_is_recorded(
     workspace: Workspace, ruleset: Ruleset, tmp_path: Path
 ) -> None:
@@ -283,14 +266,6 @@ def test_a_purge_that_succeeds_on_a_rerun_at_the_same_as_of_is_recorded(
     assert ("svkpk.camera.purge_after_7_days", "purge", "applied", "2026-11-22") in decisions_of(workspace, pseudonym)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG (retention/review.py next_review, `later = [d for d in candidates if d > day]`): a recording whose "
-    "7 days end later on the night's own day (deadline 2026-11-23T05:00, run at 2026-11-23T02:00) gets the candidate "
-    "date 2026-11-23, which is dropped as not after the day, so next_review becomes 9999-12-31 (NEVER) and no nightly "
-    "run purges it again (only --full); expected next_review 2026-11-24 and a purge that night",
-)
 def test_a_recording_is_purged_by_the_first_nightly_run_after_its_seven_days(
     workspace: Workspace, ruleset: Ruleset
 ) -> None:
@@ -513,15 +488,6 @@ def test_a_subject_whose_action_fails_is_recorded_as_an_error_and_the_batch_goes
     assert decisions_of(workspace, pseudonym) == [("kodex.run", "retain", "error", "2026-11-22")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG (retention/review.py next_review, `hold.until + timedelta(days=1)`; retention/run.py process/_decide "
-    "outside any try): a reader under a legal hold until 9999-12-31 (a valid contract date: 'indefinitely') raises "
-    "OverflowError while its review date is computed; the exception escapes run_library, so the whole batch is lost, "
-    "the run stays 'running', the other readers are not processed, and every later run stops at the same reader; "
-    "expected that subject to get an error (or retain) decision and the run to go on",
-)
 def test_a_subject_whose_review_date_cannot_be_computed_does_not_stop_the_run(
     workspace: Workspace, ruleset: Ruleset
 ) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 01:13:21.787566
+Create Date: 2026-11-22 01:42:02.858180
 """
 
 from __future__ import annotations
@@ -17,6 +17,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "erased_loans",
+        sa.Column("library", sa.String(length=64), nullable=False),
+        sa.Column("id", sa.String(length=200), nullable=False),
+        sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("library", "id", name=op.f("pk_erased_loans")),
+    )
     op.create_table(
         "findings",
         sa.Column("fid", sa.Integer(), autoincrement=True, nullable=False),
@@ -209,8 +216,9 @@ def upgrade() -> None:
             "subject",
             "rule",
             "action",
+            "outcome",
             "as_of",
-            name=op.f("uq_decisions_library_subject_type_subject_rule_action_as_of"),
+            name=op.f("uq_decisions_library_subject_type_subject_rule_action_outcome_as_of"),
         ),
     )
     with op.batch_alter_table("decisions", schema=None) as batch_op:
@@ -272,3 +280,4 @@ def downgrade() -> None:
     op.drop_table("libraries")
     op.drop_table("keyring")
     op.drop_table("findings")
+    op.drop_table("erased_loans")
