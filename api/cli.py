@@ -276,7 +276,15 @@ def import_command(
         work = open_workspace(settings)
         lines = list(sys.stdin) if file == "-" else None
         read = (lambda: iter(lines)) if lines is not None else (lambda: _lines(file))
-        summary = import_records(read, work.engine, ruleset, work.master, date.today(), skip_invalid=skip_invalid)
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("importing", total=None)
+
+            def advance(stage: str, lines: int) -> None:
+                bar.update(task, description=f"{stage} (line {lines:,})")
+
+            summary = import_records(
+                read, work.engine, ruleset, work.master, date.today(), skip_invalid=skip_invalid, progress=advance
+            )
         for problem in summary.skipped:
             err.print(f"skipped {problem}", markup=False)
         table = Table(title="import")

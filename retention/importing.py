@@ -12,7 +12,7 @@ kodex has anonymised is never filled in again from an import.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -52,12 +52,16 @@ def import_records(
     as_of: date,
     *,
     skip_invalid: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> ImportSummary:
+    """Validate the whole file, then write it in one transaction; `progress(stage, lines)` after each chunk."""
     summary = ImportSummary()
     seen: dict[tuple[str, str, str], int] = {}
     problems: list[RecordProblem] = []
     for first, chunk in _chunks(read()):
         problems.extend(read_records(chunk, ruleset, as_of, first_line=first, first_seen=seen)[1])
+        if progress is not None:
+            progress("checking", first + len(chunk) - 1)
     if problems and not skip_invalid:
         raise InvalidRecords(problems)
     summary.skipped = problems
@@ -67,6 +71,8 @@ def import_records(
             good = [line if first + i not in bad else "" for i, line in enumerate(chunk)]
             records = read_records(good, ruleset, as_of, first_line=first)[0]
             _write(connection, records, master, summary)
+            if progress is not None:
+                progress("writing", first + len(chunk) - 1)
     return summary
 
 
