@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,20 +39,29 @@ def on_postgresql() -> bool:
     return ENGINE_URL.startswith("postgresql")
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def fresh_store(tmp_path: Path, name: str = "kodex") -> Iterator[str]:
+    """A fresh store's URL on the engine CI chose: an SQLite file, or a PostgreSQL schema dropped afterwards."""
     if not on_postgresql():
-        yield f"sqlite:///{tmp_path / 'kodex.sqlite3'}"
+        yield f"sqlite:///{tmp_path / f'{name}.sqlite3'}"
         return
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(ENGINE_URL)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in ENGINE_URL else "?"
-    yield f"{ENGINE_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        yield f"{ENGINE_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_store(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -7,21 +7,20 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, select, text
+from sqlalchemy import Engine, MetaData, select
 
 from retention.config import load_settings
 from retention.importing import ImportSummary, import_records
 from retention.run import LibraryRun, run_library
 from retention.setup import Workspace, initialise, open_workspace
 from rules.ruleset import Ruleset
-from tests.conftest import ENGINE_URL, ROOT, on_postgresql
+from tests.conftest import ROOT, fresh_store
 
 AS_OF = date(2026, 11, 22)
 SAMPLE = ROOT / "samples" / "readers.jsonl"
@@ -165,20 +164,8 @@ def sqlite_files(url: str) -> list[Path]:
 @contextmanager
 def another_store(tmp_path: Path) -> Iterator[str]:
     """A second fresh store on the engine CI chose (an SQLite file, or a PostgreSQL schema dropped afterwards)."""
-    if not on_postgresql():
-        yield f"sqlite:///{tmp_path / 'second.sqlite3'}"
-        return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(ENGINE_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in ENGINE_URL else "?"
-    try:
-        yield f"{ENGINE_URL}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with fresh_store(tmp_path, "second") as url:
+        yield url
 
 
 def installation(home: Path, url: str, ruleset: Ruleset) -> tuple[dict[str, str], Workspace]:
