@@ -27,7 +27,7 @@ from retention.config import load_settings
 from retention.evaluation import evaluate, explain_reader, validate
 from retention.importing import import_records
 from retention.policy_source import load_ruleset, policy_path
-from retention.run import run_decisions, run_library
+from retention.run import plan_decisions, run_decisions, run_library
 from retention.setup import Workspace, initialise, open_workspace
 from rules.examples import run_examples
 from rules.loading import InvalidPolicy, load_policy
@@ -369,11 +369,12 @@ def run_command(
                 )  # fmt: skip
         if output == "jsonl":
             for result in results:
-                for decision in result.plan if dry_run else run_decisions(work.engine, result.run_id):
+                decisions = plan_decisions if dry_run else run_decisions
+                for decision in decisions(work.engine, result.run_id):
                     sys.stdout.write(json.dumps(decision, ensure_ascii=False) + "\n")
             return
         if dry_run:
-            out.print(_plan_table(results))
+            out.print(_plan_table(work.engine, results))
         out.print(_summary_table(results, dry_run))
 
     _run(body)
@@ -389,11 +390,12 @@ def _advance(bar: Progress, task: Any) -> Callable[[int, int], None]:
 PLAN_ROWS = 200
 
 
-def _plan_table(results: list[Any]) -> Table:
-    items = [item for result in results for item in result.plan]
+def _plan_table(engine: Any, results: list[Any]) -> Table:
+    total = sum(result.planned for result in results)
+    items = [item for result in results for item in plan_decisions(engine, result.run_id, PLAN_ROWS)][:PLAN_ROWS]
     table = Table(
-        title=f"plan: {len(items)} decision(s)"
-        + (f", first {PLAN_ROWS} shown (all: --format jsonl)" if len(items) > PLAN_ROWS else "")
+        title=f"plan: {total} decision(s)"
+        + (f", first {PLAN_ROWS} shown (all: --format jsonl)" if total > PLAN_ROWS else "")
     )
     for column in ("library", "subject", "would", "rule", "cite", "why"):
         table.add_column(column)

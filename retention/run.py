@@ -50,7 +50,7 @@ from store.codec import canonical, reader_record
 from store.crypto import MasterKey
 from store.schema import camera_recordings, decisions, exceptions, findings, incidents, plan_items, readers, runs
 
-__all__ = ["LibraryRun", "run_decisions", "run_library"]
+__all__ = ["LibraryRun", "plan_decisions", "run_decisions", "run_library"]
 
 APPLIED, REPORTED, PROPOSED, RETAINED, FAILED, ERROR = "applied", "reported", "proposed", "retained", "failed", "error"
 _BY_EFFECT = {Effect.APPLY: APPLIED, Effect.REPORT: REPORTED, Effect.PROPOSE: PROPOSED}
@@ -67,7 +67,7 @@ class LibraryRun:
     full: bool
     reviewed: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, outcome) -> decisions
-    plan: list[dict[str, Any]] = field(default_factory=list)  # a dry run's decisions
+    planned: int = 0  # a dry run's plan items (stored in plan_items; read back with plan_decisions)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -529,9 +529,29 @@ class _Job:
         ]  # fmt: skip
         with self.engine.begin() as connection:
             connection.execute(plan_items.insert(), rows)
-        for p in planned:  # printed for the officer with the record id; stored with the pseudonym only
+        for p in planned:
             self.result.counts[(p.action, p.outcome)] += 1
-            self.result.plan.append({**p.decision, "subject_id": p.subject.id})
+        self.result.planned += len(planned)
+
+
+def plan_decisions(engine: Engine, run_id: str, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """A dry run's plan, in order, each item with the subject's record id for the officer who reviews it.
+
+    The stored plan names subjects by pseudonym only; the record id is looked up as it is read.
+    """
+    reader = select(readers.c.id).where(readers.c.pseudonym == plan_items.c.subject).scalar_subquery()
+    recording = (
+        select(camera_recordings.c.id).where(camera_recordings.c.pseudonym == plan_items.c.subject).scalar_subquery()
+    )
+    query = (
+        select(plan_items.c.decision, func.coalesce(reader, recording).label("subject_id"))
+        .where(plan_items.c.run_id == run_id)
+        .order_by(plan_items.c.pid)
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        for row in connection.execute(query):
+            yield {**row.decision, "subject_id": row.subject_id}
 
 
 def _policy_changed(engine: Engine, library: str, revision: str) -> bool:

@@ -409,7 +409,7 @@ def test_a_dry_run_changes_nothing_and_plans_what_the_run_then_does(workspace: W
         assert all(
             r.dry_run and r.status == "finished" for r in connection.execute(select(runs))
         )  # stored as a dry run
-    assert sum(len(d.plan) for d in dry) == sum(planned.values())  # what it prints is what it stores
+    assert sum(d.planned for d in dry) == sum(planned.values())  # what it prints is what it stores
     assert {action for _, _, action, _ in planned} >= {"anonymise", "purge", "block_services", "registration_expired"}
 
     done = run_all(workspace, ruleset)
@@ -420,7 +420,7 @@ def test_a_dry_run_changes_nothing_and_plans_what_the_run_then_does(workspace: W
             for r in connection.execute(select(decisions).where(decisions.c.run_id.in_([d.run_id for d in done])))
         )
     assert recorded == planned
-    assert all(not d.plan for d in run_all(workspace, ruleset, dry_run=True))  # and afterwards, nothing is left
+    assert all(not d.planned for d in run_all(workspace, ruleset, dry_run=True))  # and afterwards, nothing is left
 
 
 @pytest.mark.parametrize("damage", ["zeros", "another reader's key and data"])
