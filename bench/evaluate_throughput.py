@@ -16,16 +16,14 @@ import gc
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 from bench.synthetic import population
+from bench.timing import median_seconds
 from retention.evaluation import evaluate
 from retention.policy_source import load_ruleset
 from rules.evaluator import evaluate_subject
@@ -66,9 +64,15 @@ def main() -> None:
     n = len(readers)
     print(f"kodex evaluate throughput — {n:,} synthetic readers, Python {platform.python_version()}, "
           f"{platform.machine()}, {os.cpu_count()} CPUs (pinned to one core), median of {args.repeat}")  # fmt: skip
-    print(f"  evaluation (facts, every rule's outcome)   {n / _median(evaluation_only, args.repeat):>10,.0f} readers/s")
-    print(f"  evaluation + decisions with reasons        {n / _median(with_decisions, args.repeat):>10,.0f} readers/s")
-    print(f"  validation of JSON lines (pydantic)        {n / _median(validation, args.repeat):>10,.0f} readers/s")
+    print(
+        f"  evaluation (facts, every rule's outcome)   {n / median_seconds(evaluation_only, args.repeat):>10,.0f} readers/s"
+    )
+    print(
+        f"  evaluation + decisions with reasons        {n / median_seconds(with_decisions, args.repeat):>10,.0f} readers/s"
+    )
+    print(
+        f"  validation of JSON lines (pydantic)        {n / median_seconds(validation, args.repeat):>10,.0f} readers/s"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "readers.jsonl"
@@ -79,16 +83,9 @@ def main() -> None:
             with open(os.devnull, "w") as sink:
                 subprocess.run(command, stdout=sink, check=True)
 
-        print(f"  end to end: kodex evaluate FILE > /dev/null {n / _median(end_to_end, args.repeat):>10,.0f} readers/s")
-
-
-def _median(work: Callable[[], None], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        print(
+            f"  end to end: kodex evaluate FILE > /dev/null {n / median_seconds(end_to_end, args.repeat):>10,.0f} readers/s"
+        )
 
 
 if __name__ == "__main__":

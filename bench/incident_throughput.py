@@ -19,13 +19,12 @@ import gc
 import json
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import NamedTuple
 
 from bench.synthetic import population
+from bench.timing import median_seconds
 from retention.policy_source import load_ruleset
 from rules.evaluator import evaluate_subject
 from rules.incidents import count_matching
@@ -108,7 +107,7 @@ def main() -> None:
         ("evaluate_subject: every rule of the library", through_evaluate_subject),
         ("plain Python: count_matching per rule", plain_python),
     ):
-        seconds = _median(work, args.repeat)
+        seconds = median_seconds(work, args.repeat)
         print(f"  {label:<44} {incidents / seconds:>10,.0f} incidents/s {readers / seconds:>10,.0f} readers/s")
 
 
@@ -121,15 +120,6 @@ def _check_against_reference(cases: Sequence[Case]) -> None:
             assert rule.pattern is not None
             expected = count_matching(rule.pattern, case.incidents, AS_OF, library.zone)
             assert counted[rule.version] == expected, (case.reader.id, rule.id)
-
-
-def _median(work: Callable[[], None], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 if __name__ == "__main__":
