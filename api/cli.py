@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
 5 a policy example failed or a rule lacks coverage; 6 subject not found;
-7 setup missing or wrong (store, master key, configuration); 8 a run is in progress.
+7 setup missing or wrong (store, master key, configuration); 8 a run is in progress;
+9 the decision log or a proof does not verify.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from api.errors import ExamplesFailed, failure_for
+from api.audit_commands import audit_app, decisions_command
+from api.console import err, out, run_body
+from api.errors import ExamplesFailed
 from retention.access import access_copy
 from retention.config import load_settings
 from retention.evaluation import evaluate, explain_reader, validate
@@ -41,10 +43,9 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Check and test the policy (policies.yaml).", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+app.command("decisions")(decisions_command)
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-T = TypeVar("T")
 
 PolicyOption = Annotated[
     Path | None,
@@ -65,17 +66,7 @@ RecordFile = Annotated[
 ]
 
 
-def _run(command: Callable[[], T]) -> T:
-    """Run a command body; map domain errors to their exit code in one place."""
-    try:
-        return command()
-    except Exception as error:
-        failure = failure_for(error)
-        if failure is None:
-            raise
-        err.print(f"[bold red]{failure.title}[/]", markup=True)
-        err.print(str(error), markup=False)
-        raise typer.Exit(failure.exit_code) from None
+_run = run_body
 
 
 @policy_app.command("check")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from audit.keys import KeyFileError
+from audit.log import NotInLog
+from audit.verify import LogBroken, ProofInvalid
 from retention.config import ConfigError
 from retention.evaluation import InvalidRecords, SubjectNotFound
 from retention.locking import RunInProgress
@@ -36,6 +39,10 @@ _FAILURES: dict[type[Exception], Failure] = {
     StoreNotReady: Failure(7, 503, "store not ready"),
     MasterKeyError: Failure(7, 503, "master key problem"),
     RunInProgress: Failure(8, 409, "run in progress"),
+    LogBroken: Failure(9, 409, "the decision log does not verify"),
+    ProofInvalid: Failure(9, 422, "the proof does not verify"),
+    NotInLog: Failure(6, 404, "not in the decision log"),
+    KeyFileError: Failure(2, 422, "not a public key file"),
 }
 
 

@@ -50,11 +50,16 @@ from typing import TypeGuard
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "Frontier",
     "InvalidProofRequest",
     "MerkleTree",
     "consistency_proof",
+    "consistency_ranges",
+    "fold_parts",
     "inclusion_proof",
+    "inclusion_ranges",
     "leaf_hash",
+    "perfect_parts",
     "root_hash",
     "verify_consistency",
     "verify_inclusion",
@@ -179,6 +184,86 @@ class MerkleTree:
         while parts:
             result = _node(parts.pop(), result)
         return result
+
+
+class Frontier:
+    """The right edge of a growing tree: the roots of the perfect subtrees its size decomposes into.
+
+    A tree of n leaves is, left to right, one perfect subtree per set bit of n
+    (largest first); appending a leaf merges equal neighbours like a binary
+    counter adds one. So a log keeps O(log n) hashes to know its root after
+    every append, and each merge names a perfect subtree that is final from
+    then on (`append` returns them, for a store that keeps some as a cache).
+    """
+
+    __slots__ = ("_hashes", "size")
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        if not _is_count(size) or len(hashes) != size.bit_count() or not all(map(_is_hash, hashes)):
+            raise InvalidProofRequest(f"a frontier of a tree of {size} leaves has {size.bit_count()} hashes")
+        self.size = size
+        self._hashes = list(hashes)
+
+    @classmethod
+    def from_bytes(cls, size: int, packed: bytes) -> Frontier:
+        return cls(size, [packed[i : i + HASH_SIZE] for i in range(0, len(packed), HASH_SIZE)])
+
+    def to_bytes(self) -> bytes:
+        return b"".join(self._hashes)
+
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add one leaf hash; returns the perfect subtrees completed, as (height, position, root), lowest first."""
+        completed = [(0, self.size, leaf)]
+        node, height, size = leaf, 0, self.size
+        while size & 1:  # the rightmost subtree has 2^height leaves, as many as the new one: merge
+            node = _node(self._hashes.pop(), node)
+            size >>= 1
+            height += 1
+            completed.append((height, self.size >> height, node))
+        self._hashes.append(node)
+        self.size += 1
+        return completed
+
+    def root(self) -> bytes:
+        if not self._hashes:
+            return EMPTY_ROOT
+        return fold_parts(self._hashes)
+
+
+def perfect_parts(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The perfect subtrees (height, position) whose roots make the root of leaves lo..hi-1, left to right.
+
+    For a range a proof asks for (`inclusion_ranges`, `consistency_ranges`),
+    lo is aligned to the first part; the parts shrink to the right.
+    """
+    parts = []
+    while lo < hi:
+        height = (hi - lo).bit_length() - 1
+        if lo & ((1 << height) - 1):
+            raise InvalidProofRequest(f"leaves {lo}..{hi - 1} are not a subtree of the tree")
+        parts.append((height, lo >> height))
+        lo += 1 << height
+    return parts
+
+
+def fold_parts(roots: Sequence[bytes]) -> bytes:
+    """The root of a range from its perfect parts' roots (left to right): folded from the right."""
+    result = roots[-1]
+    for left in reversed(roots[:-1]):
+        result = _node(left, result)
+    return result
+
+
+def inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges [lo, hi) whose roots make the inclusion proof of `index` in a tree of `size` leaves."""
+    _check_index(index, size)
+    return _inclusion_nodes(index, size)
+
+
+def consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """The leaf ranges [lo, hi) whose roots make the consistency proof from `size1` to `size2` leaves."""
+    _check_sizes(size1, size2)
+    return _consistency_nodes(size1, size2)
 
 
 # -- building proofs ------------------------------------------------------------------------------

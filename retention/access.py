@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -10,7 +11,7 @@ from retention.evaluation import SubjectNotFound
 from rules.decision import json_value
 from store.codec import reader_record
 from store.crypto import MasterKey
-from store.schema import decisions, exceptions, findings, incidents, loans, readers
+from store.schema import decision_log, exceptions, findings, incidents, loans, readers
 
 __all__ = ["access_copy"]
 
@@ -34,7 +35,7 @@ def access_copy(engine: Engine, master: MasterKey, library: str, reader_id: str)
                 )
             ],
             "incidents": [
-                _plain(r._mapping, drop={"iid", "digest"})
+                _plain(r._mapping, drop={"iid", "digest", "pseudonym"})
                 for r in connection.execute(
                     select(incidents)
                     .where(incidents.c.library == library, incidents.c.reader == reader_id)
@@ -42,7 +43,7 @@ def access_copy(engine: Engine, master: MasterKey, library: str, reader_id: str)
                 )
             ],
             "exceptions": [
-                _plain(r._mapping, drop={"eid", "digest", "granted_by"})
+                _plain(r._mapping, drop={"eid", "digest", "granted_by", "pseudonym"})
                 for r in connection.execute(
                     select(exceptions)
                     .where(exceptions.c.library == library, exceptions.c.subject == reader_id)
@@ -53,16 +54,16 @@ def access_copy(engine: Engine, master: MasterKey, library: str, reader_id: str)
             "findings": [],
         }
         if row.pseudonym is not None:
-            copy["decisions"] = [
-                r.decision
+            copy["decisions"] = [  # the decision log's entries about the reader
+                json.loads(r.entry)
                 for r in connection.execute(
-                    select(decisions.c.decision)
+                    select(decision_log.c.entry)
                     .where(
-                        decisions.c.library == library,
-                        decisions.c.subject_type == "reader",
-                        decisions.c.subject == row.pseudonym,
+                        decision_log.c.library == library,
+                        decision_log.c.subject_type == "reader",
+                        decision_log.c.subject == row.pseudonym,
                     )
-                    .order_by(decisions.c.seq)
+                    .order_by(decision_log.c.idx)
                 )
             ]
             copy["findings"] = [

@@ -11,6 +11,7 @@ kodex has anonymised is never filled in again from an import.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_, update
 
+from audit.entries import exception_entry, now
+from audit.log import append, checkpoint
 from retention.evaluation import InvalidRecords
 from rules.decision import json_value
 from rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
@@ -66,13 +69,16 @@ def import_records(
         raise InvalidRecords(problems)
     summary.skipped = problems
     bad = {p.line for p in problems}
+    logged: set[str] = set()
     with engine.begin() as connection:
         for first, chunk in _chunks(read()):
             good = [line if first + i not in bad else "" for i, line in enumerate(chunk)]
             records = read_records(good, ruleset, as_of, first_line=first)[0]
-            _write(connection, records, master, summary)
+            _write(connection, records, master, summary, as_of, logged)
             if progress is not None:
                 progress("writing", first + len(chunk) - 1)
+        for library in sorted(logged):  # exceptions granted are logged: sign the logs they went into
+            checkpoint(connection, library, master, now())
     return summary
 
 
@@ -84,7 +90,9 @@ def _chunks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
         first += len(chunk)
 
 
-def _write(connection: Connection, records: RecordSet, master: MasterKey, summary: ImportSummary) -> None:
+def _write(
+    connection: Connection, records: RecordSet, master: MasterKey, summary: ImportSummary, as_of: date, logged: set[str]
+) -> None:
     due: set[tuple[str, str]] = set()
     _readers(connection, records.readers, master, summary)
     gone = _anonymised(connection, records)
@@ -96,8 +104,10 @@ def _write(connection: Connection, records: RecordSet, master: MasterKey, summar
         due.add((incident.library, incident.reader))
     grants = [g for g in records.exceptions if (g.library, g.subject) not in gone]
     summary.anonymised += len(records.exceptions) - len(grants)
-    for grant in _simple(connection, exceptions, grants, master, summary, _exception_row, gone):
+    granted = _simple(connection, exceptions, grants, master, summary, _exception_row, gone)
+    for grant in granted:
         due.add((grant.library, grant.subject))
+    _log_grants(connection, granted, as_of, logged)
     if due:  # a changed history or exception may change the subject's outcome: review it at the next run
         for library in {lib for lib, _ in due}:
             ids = [subject for lib, subject in due if lib == library]
@@ -219,7 +229,7 @@ def _simple(
         else:
             updates.append({"b_library": record.library, "b_id": record.id, **values})
     if inserts:
-        if table is camera_recordings:
+        if table is not loans:  # what decisions and the log name a recording, incident or exception by
             for values in inserts:
                 values["pseudonym"] = new_pseudonym()
         connection.execute(table.insert(), inserts)
@@ -230,6 +240,42 @@ def _simple(
         )
         summary.updated[batch[0].type] += len(updates)
     return changed
+
+
+def _log_grants(connection: Connection, granted: Sequence[ExceptionGrant], as_of: date, logged: set[str]) -> None:
+    """Each exception granted (new, or changed and so granted anew) is an entry in its library's decision log."""
+    for library in sorted({g.library for g in granted}):
+        batch = [g for g in granted if g.library == library]
+        ids = [g.id for g in batch]
+        subjects = [g.subject for g in batch]
+        named = {
+            row.id: row.pseudonym
+            for row in connection.execute(
+                select(exceptions.c.id, exceptions.c.pseudonym).where(
+                    exceptions.c.library == library, exceptions.c.id.in_(ids)
+                )
+            )
+        }
+        whom: dict[str, tuple[str, str]] = {}
+        for table, kind in ((camera_recordings, "camera_recording"), (readers, "reader")):
+            for row in connection.execute(
+                select(table.c.id, table.c.pseudonym).where(table.c.library == library, table.c.id.in_(subjects))
+            ):
+                whom[row.id] = (kind, row.pseudonym)
+        time = now()
+        entries = []
+        for grant in batch:
+            subject_type, subject = whom.get(grant.subject, (None, None))  # a subject not imported (yet): unnamed
+            entries.append(
+                exception_entry(
+                    str(uuid.uuid4()), library, granted=True, exception=named[grant.id],
+                    subject_type=subject_type, subject=subject, rule=grant.rule, role=grant.role,
+                    from_=grant.from_.isoformat(), until=grant.until.isoformat(), as_of=as_of.isoformat(),
+                    actor={"type": "import", "id": None, "role": None}, time=time,
+                )
+            )  # fmt: skip
+        append(connection, library, as_of, entries)
+        logged.add(library)
 
 
 def _iso(value: Any) -> str | None:

@@ -35,8 +35,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from audit.entries import decision_entry, now, run_summary_entry
+from audit.log import append, checkpoint, run_entries
 from retention.actions import STRATEGIES, Loaded, PurgeFailed, returned_loan_counts
 from retention.locking import library_lock
 from retention.review import next_review, policy_changes
@@ -48,7 +49,7 @@ from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, 
 from rules.ruleset import LibraryAt, Ruleset
 from store.codec import canonical, reader_record
 from store.crypto import MasterKey
-from store.schema import camera_recordings, decisions, exceptions, findings, incidents, plan_items, readers, runs
+from store.schema import camera_recordings, exceptions, findings, incidents, plan_items, readers, runs
 
 __all__ = ["LibraryRun", "plan_decisions", "run_decisions", "run_library"]
 
@@ -137,12 +138,18 @@ def run_library(
             done += len(batch)
             if progress is not None:
                 progress(done, total)
-        with engine.begin() as connection:
+        with engine.begin() as connection:  # the run's summary closes it in the log, and a checkpoint signs the log
             connection.execute(
                 update(runs)
                 .where(runs.c.id == run_id)
                 .values(status="finished", finished_at=datetime.now(UTC), summary=result.summary())
             )
+            if not dry_run:
+                summary = run_summary_entry(
+                    str(uuid.uuid4()), library, run_id, result.as_of, ruleset.revision, result.summary(), full, now()
+                )
+                append(connection, library, day, [summary])
+                checkpoint(connection, library, master, now())
     if not dry_run and engine.dialect.name == "sqlite":
         _drop_old_pages(engine)
     return result
@@ -174,9 +181,7 @@ class _Job:
         self.library = snapshot.library.id
         self.day = snapshot.day
         self.changes = policy_changes(snapshot.library)
-        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self.insert_decision = insert(decisions).on_conflict_do_nothing()
-        self._sink: list[dict[str, Any]] = []  # a batch's decisions, inserted together
+        self._sink: list[dict[str, Any]] = []  # a batch's log entries, appended together
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -222,10 +227,11 @@ class _Job:
             select(incidents).where(incidents.c.library == self.library, incidents.c.reader.in_(ids))
         ):
             history[row.reader].append(
-                Incident(
-                    type="incident", library=row.library, id=row.id, reader=row.reader, kind=row.kind, at=_day(row.at)
+                Incident(  # named by its pseudonym: decisions list the incidents they counted
+                    type="incident", library=row.library, id=row.pseudonym, reader=row.reader, kind=row.kind,
+                    at=_day(row.at),
                 )
-            )
+            )  # fmt: skip
         standing = self._findings(connection, "reader", [row.pseudonym for row in rows])
         returned = returned_loan_counts(connection, self.library, ids)
         loaded = []
@@ -272,7 +278,7 @@ class _Job:
             found[row.subject].append(
                 ExceptionGrant.model_validate(
                     {
-                        "type": "exception", "library": row.library, "id": row.id, "subject": row.subject,
+                        "type": "exception", "library": row.library, "id": row.pseudonym, "subject": row.subject,
                         "rule": row.rule, "role": row.role, "granted_by": row.granted_by, "reason": row.reason,
                         "from": row._mapping["from"], "until": row.until,
                     }
@@ -311,8 +317,8 @@ class _Job:
         try:
             with self.engine.begin() as connection:
                 reviews = [self._apply(connection, *plan, batched=True) for plan in plans]
-                if self._sink:  # the batch's decisions in one statement, in the same transaction as their actions
-                    connection.execute(self.insert_decision, self._sink)
+                if self._sink:  # the batch's log entries, in the same transaction as their actions
+                    append(connection, self.library, self.day, self._sink)
                 self._set_reviews(connection, [r for r in reviews if r is not None])
         except Exception:  # redo one subject per transaction, so only the failing subject fails (closed)
             self._sink = []
@@ -459,23 +465,11 @@ class _Job:
     def _record(self, connection: Connection, p: _Planned, batched: bool = False) -> None:
         """Record the decision (collected for one statement per batch when `batched`) and what it opens."""
         d = p.decision
-        row = {
-            "id": d["decision_id"],
-            "run_id": self.result.run_id,
-            "library": self.library,
-            "as_of": d["as_of"],
-            "subject_type": p.subject.subject_type,
-            "subject": p.subject.pseudonym,
-            "rule": p.rule,
-            "action": p.action,
-            "outcome": p.outcome,
-            "decision": d,
-            "created_at": datetime.now(UTC),
-        }
+        entry = decision_entry(d, now())
         if batched:
-            self._sink.append(row)
+            self._sink.append(entry)
         else:
-            connection.execute(self.insert_decision, [row])
+            append(connection, self.library, self.day, [entry])
         if p.finding is None:
             return
         where = (
@@ -567,11 +561,8 @@ def _policy_changed(engine: Engine, library: str, revision: str) -> bool:
 
 
 def run_decisions(engine: Engine, run_id: str) -> Iterator[dict[str, Any]]:
-    """The decisions a run recorded, in order."""
-    with engine.connect() as connection:
-        query = select(decisions.c.decision).where(decisions.c.run_id == run_id).order_by(decisions.c.seq)
-        for row in connection.execute(query):
-            yield row.decision
+    """The decisions a run recorded, as their log entries, in order."""
+    return run_entries(engine, run_id)
 
 
 def _tomorrow(day: date) -> date:

@@ -17,7 +17,16 @@ from zoneinfo import ZoneInfo
 from rules.periods import age_on
 from rules.records import CameraRecording, LegalHold, Reader
 
-__all__ = ["CAMERA_FACTS", "READER_FACTS", "camera_facts", "held_keys", "local_day", "local_time", "reader_facts"]
+__all__ = [
+    "CAMERA_FACTS",
+    "PERSONAL_FACTS",
+    "READER_FACTS",
+    "camera_facts",
+    "held_keys",
+    "local_day",
+    "local_time",
+    "reader_facts",
+]
 
 READER_FACTS: Mapping[str, str] = {
     "as_of": "the day of the decision",
@@ -45,6 +54,10 @@ READER_FACTS: Mapping[str, str] = {
     "missing_mandatory": "mandatory data missing",
     "excess_data": "data held beyond the regulation's inventory",
 }
+
+# Facts whose value is itself personal data: a decision log entry gives the condition and whether it held,
+# never the value (age, dates and counts are what statistics keep after anonymising, DESIGN.md).
+PERSONAL_FACTS = frozenset({"citizenship"})
 
 CAMERA_FACTS: Mapping[str, str] = {
     "as_of": "the day of the decision",

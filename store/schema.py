@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -32,8 +33,9 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "LOG_TABLES",
     "camera_recordings",
-    "decisions",
+    "decision_log",
     "erased_loans",
     "exceptions",
     "findings",
@@ -41,6 +43,10 @@ __all__ = [
     "keyring",
     "libraries",
     "loans",
+    "log_checkpoints",
+    "log_heads",
+    "log_keys",
+    "log_subtrees",
     "metadata",
     "plan_items",
     "purged_recordings",
@@ -158,6 +164,9 @@ incidents = Table(
     Column("library", String(64), ForeignKey("libraries.id"), nullable=False),
     Column("id", Id, nullable=False),
     Column("reader", Id),  # None: detached (the reader was anonymised)
+    Column(
+        "pseudonym", String(32), unique=True, nullable=False
+    ),  # what decisions name it by (ids may embed a reader's)
     Column("kind", String(40), nullable=False),
     Column("at", Iso, nullable=False),
     Column("digest", LargeBinary, nullable=False),
@@ -171,6 +180,7 @@ exceptions = Table(
     Column("eid", Integer, primary_key=True, autoincrement=True),
     Column("library", String(64), ForeignKey("libraries.id"), nullable=False),
     Column("id", Id, nullable=False),
+    Column("pseudonym", String(32), unique=True, nullable=False),  # what the log names it by
     Column("subject", Id, nullable=False),
     Column("rule", String(200), nullable=False),
     Column("role", String(40), nullable=False),
@@ -200,26 +210,73 @@ runs = Table(
     Index("ix_runs_library_day", "library", "as_of_day"),
 )
 
-decisions = Table(
-    "decisions",
+decision_log = Table(  # audit/: append-only (a trigger refuses UPDATE and DELETE), one Merkle tree per library
+    "decision_log",
     metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(36), nullable=False, unique=True),
-    Column("run_id", String(36), ForeignKey("runs.id"), nullable=False),
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # across libraries: the order queries page by
     Column("library", String(64), nullable=False),
+    Column("idx", BigInteger, nullable=False),  # the entry's leaf index in its library's tree, from 0, no gaps
+    Column("id", String(36), nullable=False, unique=True),  # the decision (entry) id
+    Column("kind", String(32), nullable=False),  # decision, exception_granted, exception_revoked, run_summary, ...
+    Column("run_id", String(36)),
     Column("as_of", Iso, nullable=False),
-    Column("subject_type", String(32), nullable=False),
-    Column("subject", String(32), nullable=False),  # the subject's pseudonym, never its record id
-    Column("rule", String(200), nullable=False),
-    Column("action", String(40), nullable=False),
-    Column("outcome", String(16), nullable=False),  # applied, reported, proposed, retained, failed, error
-    Column("decision", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    # one decision per subject, rule, action, outcome and as_of: a rerun (or a run racing another) records nothing
-    # twice, and a purge that fails and then succeeds at the same as_of is recorded both times
-    UniqueConstraint("library", "subject_type", "subject", "rule", "action", "outcome", "as_of"),
-    Index("ix_decisions_run", "run_id"),
+    Column("day", Date, nullable=False),  # as_of's day in the library's zone: what date ranges select on
+    Column("subject_type", String(32)),
+    Column("subject", String(32)),  # the subject's pseudonym, never its record id
+    Column("rule", String(200)),
+    Column("action", String(40)),
+    Column("outcome", String(16)),  # applied, reported, proposed, retained, failed, error, granted, revoked, ...
+    Column("entry", Text, nullable=False),  # the canonical JSON that is hashed; the columns above repeat it
+    Column("leaf_hash", LargeBinary, nullable=False),  # SHA-256(0x00 || entry)
+    UniqueConstraint("library", "idx"),
+    Index("ix_decision_log_run", "run_id"),
+    Index("ix_decision_log_subject", "subject"),
+    Index("ix_decision_log_day", "library", "day"),
+    Index("ix_decision_log_rule", "library", "rule"),
 )
+
+log_heads = Table(  # each library's tree as far as it is appended: its size and right edge (audit.merkle.Frontier)
+    "log_heads",
+    metadata,
+    Column("library", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("frontier", LargeBinary, nullable=False),
+)
+
+log_subtrees = Table(  # roots of perfect subtrees of 256 leaves and more: proofs without reading every leaf
+    "log_subtrees",
+    metadata,
+    Column("library", String(64), primary_key=True),
+    Column("height", Integer, primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+log_checkpoints = Table(  # signed tree heads: origin, size, root and time, signed with Ed25519
+    "log_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("library", String(64), nullable=False),
+    Column("origin", String(200), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("time", String(40), nullable=False),  # as signed: ISO 8601 UTC
+    Column("key_id", String(16), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Index("ix_log_checkpoints_library", "library", "size"),
+)
+
+log_keys = Table(  # checkpoint signing keys; a rotated-out key keeps its public half so old checkpoints verify
+    "log_keys",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("public_key", LargeBinary, nullable=False),  # raw Ed25519, 32 bytes
+    Column("wrapped_private", LargeBinary),  # wrapped by the master key; None once retired (destroyed)
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True)),
+)
+
+LOG_TABLES = (decision_log, log_subtrees, log_checkpoints)  # append-only: no UPDATE, no DELETE
 
 findings = Table(
     "findings",

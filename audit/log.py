@@ -1,0 +1,321 @@
+"""The decision log in the store: appending, signing checkpoints, proving inclusion, reading it back.
+
+Each library has its own log: a Merkle tree (RFC 9162) whose leaves are the
+library's entries (audit.entries) in the order appended, index 0 first. Rows
+of `decision_log` are never updated or deleted (on PostgreSQL and SQLite a
+trigger refuses it; `audit.verify` finds it anyway if someone goes around
+the trigger).
+
+Appending takes the library's row in `log_heads` first, in the caller's
+transaction: that row lock (PostgreSQL) or the write lock (SQLite) orders
+appenders, so indexes are dense and an entry commits together with the
+action it records, or neither does. The head keeps the tree's size and right
+edge (audit.merkle.Frontier), so the root after every append costs
+O(log n); the roots of perfect subtrees of 2^8 leaves and more are kept in
+`log_subtrees`, so an inclusion proof reads at most a few hundred leaf
+hashes, never the whole log.
+
+A checkpoint signs (origin, size, root, time) with the active Ed25519 key
+(audit.keys). Every run ends with one; `kodex audit checkpoint` makes one on
+demand.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, and_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from audit.entries import canonical
+from audit.keys import SigningKey, checkpoint_note, signing_key
+from audit.merkle import Frontier, fold_parts, inclusion_ranges, leaf_hash, perfect_parts, root_hash
+from store.crypto import MasterKey
+from store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
+
+__all__ = [
+    "CACHED_HEIGHT",
+    "PROOF_FORMAT",
+    "Checkpoint",
+    "LogFilter",
+    "NotInLog",
+    "append",
+    "checkpoint",
+    "entries_text",
+    "head",
+    "prove",
+    "query",
+    "subtree_root",
+]
+
+CACHED_HEIGHT = 8  # perfect subtrees of 256 leaves and more are kept
+PROOF_FORMAT = "kodex-inclusion-proof/1"
+
+
+class NotInLog(LookupError):
+    """No entry with that id, or no signed checkpoint covers it yet; the message says which and what to run."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    library: str
+    origin: str
+    size: int
+    root: bytes
+    time: str
+    key_id: str
+    signature: bytes
+
+    def note(self) -> bytes:
+        return checkpoint_note(self.origin, self.size, self.root, self.time)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "size": self.size,
+            "root": base64.b64encode(self.root).decode(),
+            "time": self.time,
+            "key_id": self.key_id,
+            "signature": base64.b64encode(self.signature).decode(),
+        }
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """What an auditor selects entries by; None selects everything."""
+
+    library: str | None = None
+    kind: str | None = None
+    rule: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    subject: str | None = None
+    run: str | None = None
+    day_from: date | None = None
+    day_to: date | None = None
+
+    def where(self, statement: Select[Any]) -> Select[Any]:
+        c = decision_log.c
+        for column, value in (
+            (c.library, self.library),
+            (c.kind, self.kind),
+            (c.rule, self.rule),
+            (c.action, self.action),
+            (c.outcome, self.outcome),
+            (c.subject, self.subject),
+            (c.run_id, self.run),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if self.day_from is not None:
+            statement = statement.where(c.day >= self.day_from)
+        if self.day_to is not None:
+            statement = statement.where(c.day <= self.day_to)
+        return statement
+
+
+def append(connection: Connection, library: str, day: date, entries: Sequence[Mapping[str, Any]]) -> Frontier:
+    """Append `entries` (audit.entries dicts) to `library`'s log in the caller's transaction; the new head."""
+    frontier = _lock_head(connection, library)
+    if not entries:
+        return frontier
+    rows, nodes = [], []
+    for entry in entries:
+        text = canonical(entry)
+        hashed = leaf_hash(text)
+        rows.append(
+            {
+                "library": library,
+                "idx": frontier.size,
+                "id": entry["id"],
+                "kind": entry["kind"],
+                "run_id": entry["run"],
+                "as_of": entry["as_of"],
+                "day": day,
+                "subject_type": entry["subject_type"],
+                "subject": entry["subject"],
+                "rule": entry["rule"],
+                "action": entry["action"],
+                "outcome": entry["outcome"],
+                "entry": text.decode(),
+                "leaf_hash": hashed,
+            }
+        )
+        for height, position, node in frontier.append(hashed):
+            if height >= CACHED_HEIGHT:
+                nodes.append({"library": library, "height": height, "position": position, "hash": node})
+    connection.execute(decision_log.insert(), rows)
+    if nodes:
+        connection.execute(log_subtrees.insert(), nodes)
+    connection.execute(
+        update(log_heads).where(log_heads.c.library == library).values(size=frontier.size, frontier=frontier.to_bytes())
+    )
+    return frontier
+
+
+def _lock_head(connection: Connection, library: str) -> Frontier:
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    connection.execute(
+        insert(log_heads)
+        .values(library=library, size=0, frontier=b"")
+        .on_conflict_do_nothing(index_elements=[log_heads.c.library])
+    )
+    # a write first: the row lock on PostgreSQL, the database write lock on SQLite, held until commit
+    connection.execute(update(log_heads).where(log_heads.c.library == library).values(size=log_heads.c.size))
+    row = connection.execute(select(log_heads.c.size, log_heads.c.frontier).where(log_heads.c.library == library)).one()
+    return Frontier.from_bytes(row.size, row.frontier)
+
+
+def head(connection: Connection, library: str) -> Frontier:
+    row = connection.execute(
+        select(log_heads.c.size, log_heads.c.frontier).where(log_heads.c.library == library)
+    ).first()
+    return Frontier() if row is None else Frontier.from_bytes(row.size, row.frontier)
+
+
+def origin_of(library: str) -> str:
+    return f"kodex/{library}"
+
+
+def checkpoint(connection: Connection, library: str, master: MasterKey, time: str) -> Checkpoint:
+    """Sign the library's tree as it is in this transaction (appending is locked out until it commits)."""
+    frontier = _lock_head(connection, library)
+    key = signing_key(connection, master)
+    return _sign(connection, library, frontier, key, time)
+
+
+def _sign(connection: Connection, library: str, frontier: Frontier, key: SigningKey, time: str) -> Checkpoint:
+    origin = origin_of(library)
+    root = frontier.root()
+    note = checkpoint_note(origin, frontier.size, root, time)
+    signed = Checkpoint(library, origin, frontier.size, root, time, key.key_id, key.sign(note))
+    connection.execute(
+        log_checkpoints.insert().values(
+            library=library,
+            origin=origin,
+            size=signed.size,
+            root=root,
+            time=time,
+            key_id=key.key_id,
+            signature=signed.signature,
+        )
+    )
+    return signed
+
+
+def checkpoints(connection: Connection, library: str) -> list[Checkpoint]:
+    rows = connection.execute(
+        select(log_checkpoints).where(log_checkpoints.c.library == library).order_by(log_checkpoints.c.id)
+    )
+    return [_checkpoint(row) for row in rows]
+
+
+def _checkpoint(row: Any) -> Checkpoint:
+    return Checkpoint(row.library, row.origin, row.size, bytes(row.root), row.time, row.key_id, bytes(row.signature))
+
+
+# -- proving -----------------------------------------------------------------------------------------
+
+
+def prove(engine: Engine, entry_id: str) -> dict[str, Any]:
+    """A self-contained inclusion proof of one entry against the newest checkpoint that covers it."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(decision_log.c.library, decision_log.c.idx, decision_log.c.entry).where(
+                decision_log.c.id == entry_id
+            )
+        ).first()
+        if row is None:
+            raise NotInLog(f"no entry {entry_id} in the decision log; `kodex decisions` lists entry ids")
+        newest = connection.execute(
+            select(log_checkpoints)
+            .where(log_checkpoints.c.library == row.library, log_checkpoints.c.size > row.idx)
+            .order_by(log_checkpoints.c.id.desc())
+            .limit(1)
+        ).first()
+        if newest is None:
+            raise NotInLog(
+                f"entry {entry_id} is newer than the last signed checkpoint of {row.library}; "
+                f"run `kodex audit checkpoint --library {row.library}` and ask again"
+            )
+        signed = _checkpoint(newest)
+        path = [subtree_root(connection, row.library, lo, hi) for lo, hi in inclusion_ranges(row.idx, signed.size)]
+    return {
+        "format": PROOF_FORMAT,
+        "library": row.library,
+        "entry": json.loads(row.entry),
+        "leaf_index": row.idx,
+        "tree_size": signed.size,
+        "inclusion_proof": [base64.b64encode(h).decode() for h in path],
+        "checkpoint": signed.as_json(),
+    }
+
+
+def subtree_root(connection: Connection, library: str, lo: int, hi: int) -> bytes:
+    """The root of leaves lo..hi-1 (a range a proof asks for): cached subtrees, and leaf hashes for the rest."""
+    parts = perfect_parts(lo, hi)
+    cached = [(h, p) for h, p in parts if h >= CACHED_HEIGHT]
+    roots: dict[tuple[int, int], bytes] = {}
+    if cached:
+        for node in connection.execute(
+            select(log_subtrees.c.height, log_subtrees.c.position, log_subtrees.c.hash).where(
+                log_subtrees.c.library == library,
+                tuple_(log_subtrees.c.height, log_subtrees.c.position).in_(cached),
+            )
+        ):
+            roots[(node.height, node.position)] = bytes(node.hash)
+    small = [(h, p) for h, p in parts if h < CACHED_HEIGHT]
+    if small:  # the small parts are the range's tail, one run of fewer than 256 leaves
+        first = small[0][1] << small[0][0]
+        leaves = [
+            bytes(h)
+            for h in connection.execute(
+                select(decision_log.c.leaf_hash)
+                .where(decision_log.c.library == library, decision_log.c.idx >= first, decision_log.c.idx < hi)
+                .order_by(decision_log.c.idx)
+            ).scalars()
+        ]
+        for height, position in small:
+            start = (position << height) - first
+            roots[(height, position)] = root_hash(leaves[start : start + (1 << height)])
+    missing = [part for part in parts if part not in roots]
+    if missing:
+        raise NotInLog(f"the log of {library} lacks the subtree {missing[0]}; run `kodex audit verify`")
+    return fold_parts([roots[part] for part in parts])
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
+def query(engine: Engine, where: LogFilter, *, after: int = 0, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
+    """One page of entries (seq, entry) in log order after `after` (keyset pagination: pass the last seq back)."""
+    statement = where.where(select(decision_log.c.seq, decision_log.c.entry)).where(decision_log.c.seq > after)
+    with engine.connect() as connection:
+        rows = connection.execute(statement.order_by(decision_log.c.seq).limit(limit)).all()
+    return [(row.seq, json.loads(row.entry)) for row in rows]
+
+
+def entries_text(engine: Engine, where: LogFilter) -> Iterator[str]:
+    """The selected entries exactly as hashed (leaf hash = SHA-256(0x00 || line)), by library and index, streamed."""
+    statement = where.where(select(decision_log.c.entry)).order_by(decision_log.c.library, decision_log.c.idx)
+    with engine.connect() as connection:
+        result = connection.execution_options(yield_per=5000).execute(statement)
+        for row in result:
+            yield row.entry
+
+
+def run_entries(engine: Engine, run_id: str) -> Iterator[dict[str, Any]]:
+    """The decisions a run logged, in log order."""
+    statement = (
+        select(decision_log.c.entry)
+        .where(and_(decision_log.c.run_id == run_id, decision_log.c.kind == "decision"))
+        .order_by(decision_log.c.idx)
+    )
+    with engine.connect() as connection:
+        for row in connection.execution_options(yield_per=5000).execute(statement):
+            yield json.loads(row.entry)
