@@ -17,7 +17,8 @@ from sqlalchemy import func, select, text
 from retention.locking import library_lock
 from retention.setup import Workspace
 from rules.ruleset import Ruleset
-from store.schema import decisions, plan_items, runs
+from store.schema import decision_log as decisions
+from store.schema import plan_items, runs
 from tests.conftest import ROOT, on_postgresql
 from tests.retention.support import (
     SAMPLE,
@@ -98,7 +99,9 @@ def test_two_concurrent_runs_of_a_library_act_on_each_subject_exactly_once(
         assert [r.status for r in both] == ["finished", "finished"]
         assert both[0].finished_at <= both[1].started_at  # one after the other, never at once
         logged = connection.execute(
-            select(decisions.c.run_id, decisions.c.subject, decisions.c.rule, decisions.c.action, decisions.c.outcome)
+            select(
+                decisions.c.run_id, decisions.c.subject, decisions.c.rule, decisions.c.action, decisions.c.outcome
+            ).where(decisions.c.kind == "decision")
         ).all()
     assert Counter((d.subject, d.rule, d.action, d.outcome) for d in logged) == planned  # each subject once
     assert both[1].summary["reviewed"] == 0 and not [d for d in logged if d.run_id == both[1].id]
@@ -112,6 +115,7 @@ def test_two_concurrent_runs_of_a_library_act_on_each_subject_exactly_once(
             select(decisions.c.subject)
             .group_by(decisions.c.subject, decisions.c.subject_type, decisions.c.rule, decisions.c.action,
                       decisions.c.as_of)
+            .where(decisions.c.kind == "decision")
             .having(func.count() > 1)
         ).all()  # fmt: skip
     assert twice == []

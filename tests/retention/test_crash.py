@@ -18,7 +18,8 @@ from sqlalchemy import Engine, func, select
 
 from retention.setup import Workspace
 from rules.ruleset import Ruleset
-from store.schema import camera_recordings, decisions, findings, incidents, loans, purged_recordings, readers, runs
+from store.schema import camera_recordings, exceptions, findings, incidents, loans, purged_recordings, readers, runs
+from store.schema import decision_log as decisions
 from tests.conftest import ROOT, on_postgresql
 from tests.retention.support import (
     another_store,
@@ -49,7 +50,7 @@ def population(tmp_path: Path) -> Path:
 
 def decided(engine: Engine) -> int:
     with engine.connect() as connection:
-        return connection.execute(select(func.count()).select_from(decisions)).scalar_one()
+        return connection.execute(select(func.count()).where(decisions.c.kind == "decision")).scalar_one()
 
 
 def kill_after_progress(engine: Engine, env: dict[str, str], beyond: int) -> int:
@@ -77,8 +78,9 @@ def state(engine: Engine) -> dict[str, Any]:
         recording_rows = list(connection.execute(select(camera_recordings)))
         subject = {r.pseudonym: ("reader", r.library, r.id) for r in reader_rows if r.pseudonym is not None}
         subject.update({r.pseudonym: ("camera_recording", r.library, r.id) for r in recording_rows})
-        finding_rows = list(connection.execute(select(findings)))
-        decision_rows = list(connection.execute(select(decisions)))
+        named = {f"exception {r.pseudonym}": f"exception {r.id}" for r in connection.execute(select(exceptions))}
+        finding_rows = list(connection.execute(select(findings)))  # bases name exceptions by pseudonym: per store
+        decision_rows = list(connection.execute(select(decisions).where(decisions.c.kind == "decision")))
         return {
             "readers": {
                 (r.library, r.id): (
@@ -92,7 +94,7 @@ def state(engine: Engine) -> dict[str, Any]:
             "loans": dict(connection.execute(select(loans.c.id, loans.c.reader)).tuples().all()),
             "incidents": dict(connection.execute(select(incidents.c.id, incidents.c.reader)).tuples().all()),
             "findings of known subjects": Counter(
-                (*subject[f.subject], f.rule, f.action, f.effect, f.status, f.basis, f.opened_as_of)
+                (*subject[f.subject], f.rule, f.action, f.effect, f.status, named.get(f.basis, f.basis), f.opened_as_of)
                 for f in finding_rows
                 if f.subject in subject
             ),
@@ -143,6 +145,7 @@ def test_a_run_killed_mid_run_and_rerun_ends_as_an_uninterrupted_run(
             select(decisions.c.subject, decisions.c.rule, decisions.c.action, decisions.c.as_of)
             .group_by(decisions.c.library, decisions.c.subject_type, decisions.c.subject, decisions.c.rule,
                       decisions.c.action, decisions.c.as_of)
+            .where(decisions.c.kind == "decision")
             .having(func.count() > 1)
         ).all()  # fmt: skip
         assert twice == []

@@ -23,7 +23,8 @@ import retention.actions
 from retention.access import access_copy
 from retention.setup import Workspace
 from rules.ruleset import Ruleset
-from store.schema import camera_recordings, decisions, findings, loans, plan_items, purged_recordings, readers, runs
+from store.schema import camera_recordings, findings, loans, plan_items, purged_recordings, readers, runs
+from store.schema import decision_log as decisions
 from tests.retention.support import (
     AS_OF,
     SAMPLE,
@@ -66,6 +67,15 @@ def decisions_of(work: Workspace, pseudonym: str) -> list[tuple[str, str, str, s
 def count(work: Workspace, table: Any) -> int:
     with work.engine.connect() as connection:
         return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def decision_count(work: Workspace) -> int:
+    """Decision entries in the log (each run also logs its summary: not counted)."""
+    with work.engine.connect() as connection:
+        return connection.execute(select(func.count()).where(decisions.c.kind == "decision")).scalar_one()
+
+
+LOG = {"decision_log", "log_heads", "log_subtrees", "log_checkpoints"}  # each run appends its summary and signs
 
 
 def without(row: Any, *columns: str) -> dict[str, Any]:
@@ -225,8 +235,10 @@ def test_a_recording_file_that_cannot_be_deleted_is_a_failed_purge_retried_the_n
     assert (row.purge_failures, row.next_review) == (1, NEXT_DAY)
     assert stuck.exists()
     with workspace.engine.connect() as connection:
-        decision = connection.execute(select(decisions.c.decision).where(decisions.c.subject == pseudonym)).scalar_one()
-    assert decision["outcome"] == "failed" and "retried" in decision["error"]
+        decision = json.loads(
+            connection.execute(select(decisions.c.entry).where(decisions.c.subject == pseudonym)).scalar_one()
+        )
+    assert decision["outcome"] == "failed" and "retried" in decision["details"]["error"]
     assert str(tmp_path) not in json.dumps(decision)
 
     run(workspace, ruleset, "svkpk")  # the same night again: not due, nothing new
@@ -365,9 +377,9 @@ def test_findings_and_proposals_are_stored_open_and_never_applied(workspace: Wor
         )
 
     found = count(workspace, findings)
-    decided = count(workspace, decisions)
+    decided = decision_count(workspace)
     run_all(workspace, ruleset, NEXT_DAY, full=True)  # still standing: neither reopened nor recorded again
-    assert (count(workspace, findings), count(workspace, decisions)) == (found, decided)
+    assert (count(workspace, findings), decision_count(workspace)) == (found, decided)
 
 
 # -- the run as a whole ---------------------------------------------------------------------------------
@@ -380,11 +392,13 @@ def test_a_second_run_at_the_same_as_of_changes_nothing_and_records_nothing_new(
     import_file(workspace, ruleset, SAMPLE)
     first = run_all(workspace, ruleset)
     assert sum(sum(r.counts.values()) for r in first) > 100  # the sample calls for plenty
-    before = snapshot(workspace.engine, exclude={"runs"})
+    before = snapshot(workspace.engine, exclude={"runs", *LOG})
+    decided = decision_count(workspace)
 
     second = run_all(workspace, ruleset, full=full)
 
-    assert snapshot(workspace.engine, exclude={"runs"}) == before  # decisions, findings, every reader row
+    assert snapshot(workspace.engine, exclude={"runs", *LOG}) == before  # findings, every reader row
+    assert decision_count(workspace) == decided  # no decision logged again (only each run's summary)
     assert all(r.counts == Counter() for r in second), [r.counts for r in second]
     if full:
         with workspace.engine.connect() as connection:
@@ -417,7 +431,11 @@ def test_a_dry_run_changes_nothing_and_plans_what_the_run_then_does(workspace: W
     with workspace.engine.connect() as connection:
         recorded = Counter(
             (r.subject, r.rule, r.action, r.outcome)
-            for r in connection.execute(select(decisions).where(decisions.c.run_id.in_([d.run_id for d in done])))
+            for r in connection.execute(
+                select(decisions).where(
+                    decisions.c.run_id.in_([d.run_id for d in done]), decisions.c.kind == "decision"
+                )
+            )
         )
     assert recorded == planned
     assert all(not d.planned for d in run_all(workspace, ruleset, dry_run=True))  # and afterwards, nothing is left
@@ -452,9 +470,11 @@ def test_a_reader_whose_data_cannot_be_read_fails_closed_and_the_run_goes_on(
     assert row.next_review == NEXT_DAY  # looked at again the next night
     assert decisions_of(workspace, pseudonym) == [("kodex.run", "retain", "error", "2026-11-22")]
     with workspace.engine.connect() as connection:
-        decision = connection.execute(select(decisions.c.decision).where(decisions.c.subject == pseudonym)).scalar_one()
+        decision = json.loads(
+            connection.execute(select(decisions.c.entry).where(decisions.c.subject == pseudonym)).scalar_one()
+        )
         assert connection.execute(select(runs.c.status)).scalar_one() == "finished"
-    assert "could not be read" in decision["error"] and "SV-2" not in json.dumps(decision)
+    assert "could not be read" in decision["details"]["error"] and "SV-2" not in json.dumps(decision)
 
 
 def test_a_subject_whose_action_fails_is_recorded_as_an_error_and_the_batch_goes_on(
@@ -565,7 +585,10 @@ def test_no_personal_data_in_the_decision_log(workspace: Workspace, ruleset: Rul
     secrets += [value for person in people.values() for value in person.values()]
     with workspace.engine.connect() as connection:
         logged = [
-            (r.subject, r.decision) for r in connection.execute(select(decisions.c.subject, decisions.c.decision))
+            (r.subject, json.loads(r.entry))
+            for r in connection.execute(
+                select(decisions.c.subject, decisions.c.entry).where(decisions.c.kind == "decision")
+            )
         ]
         planned = [r.decision for r in connection.execute(select(plan_items.c.decision))]
         opened = [tuple(r) for r in connection.execute(select(findings))]
@@ -585,7 +608,9 @@ def test_runs_are_recorded_with_their_outcome(workspace: Workspace, ruleset: Rul
     result = run(workspace, ruleset, "svkpk")
     with workspace.engine.connect() as connection:
         row = connection.execute(select(runs).where(runs.c.id == result.run_id)).one()
-        logged = connection.execute(select(func.count()).where(decisions.c.run_id == result.run_id)).scalar_one()
+        logged = connection.execute(
+            select(func.count()).where(decisions.c.run_id == result.run_id, decisions.c.kind == "decision")
+        ).scalar_one()
     assert (row.library, row.as_of, row.as_of_day, row.status) == (
         "svkpk",
         "2026-11-22",
