@@ -1,0 +1,85 @@
+"""Upgrading a store from before the decision log (schema 0001) keeps every decision it had recorded."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+
+from audit.verify import verify_log
+from store.database import _MIGRATIONS, connect, upgrade
+
+OLD_DECISION = {
+    "library": "kntb",
+    "subject_type": "reader",
+    "subject": "5f0c0ffee5f0c0ffee5f0c0ffee5f0c0",
+    "rule": "kntb.retention.unused_for_a_year",
+    "action": "retain",
+    "effect": "apply",
+    "outcome": "retained",
+    "cite": "V. odst. 4",
+    "as_of": "2026-11-22",
+    "policy_revision": "a" * 64,
+    "reasons": [
+        {"condition": "citizenship not in free_movement_states", "holds": True, "values": {"citizenship": "US"}}
+    ],
+    "exception": {"id": "E-CARD-1234", "role": "director", "from": "2026-01-01", "until": "2027-01-01"},
+    "decision_id": "11111111-2222-3333-4444-555555555555",
+    "run_id": "99999999-8888-7777-6666-555555555555",
+}
+
+
+def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url: str) -> None:
+    engine = connect(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO libraries (id, name, time_zone) VALUES ('kntb', 'KNTB', 'Europe/Prague')"))
+        connection.execute(
+            text(
+                'INSERT INTO runs (id, library, as_of, as_of_day, dry_run, "full", policy_revision, status, started_at)'
+                " VALUES (:id, 'kntb', '2026-11-22', :day, false, false, :rev, 'finished', :at)"
+            ),
+            {"id": OLD_DECISION["run_id"], "day": date(2026, 11, 22), "rev": "a" * 64, "at": datetime.now(UTC)},
+        )
+        connection.execute(
+            text(
+                'INSERT INTO exceptions (library, id, subject, rule, role, granted_by, reason, "from", until, digest)'
+                " VALUES ('kntb', 'E-CARD-1234', 'CARD-1234', 'kntb.retention.unused_for_a_year', 'director',"
+                " 'Jana Ředitelová', 'studies abroad', :f, :u, :d)"
+            ),
+            {"f": date(2026, 1, 1), "u": date(2027, 1, 1), "d": b"x"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO decisions (id, run_id, library, as_of, subject_type, subject, rule, action, outcome,"
+                " decision, created_at) VALUES (:id, :run, 'kntb', '2026-11-22', 'reader', :subject, :rule,"
+                " 'retain', 'retained', :decision, :at)"
+            ),
+            {
+                "id": OLD_DECISION["decision_id"],
+                "run": OLD_DECISION["run_id"],
+                "subject": OLD_DECISION["subject"],
+                "rule": OLD_DECISION["rule"],
+                "decision": json.dumps(OLD_DECISION),
+                "at": datetime(2026, 11, 22, 1, 0, tzinfo=UTC),
+            },
+        )
+
+    upgrade(engine)
+
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT idx, id, kind, entry FROM decision_log")).all()
+        pseudonym = connection.execute(text("SELECT pseudonym FROM exceptions")).scalar_one()
+    assert [(r.idx, r.id, r.kind) for r in rows] == [(0, OLD_DECISION["decision_id"], "decision")]
+    entry = json.loads(rows[0].entry)
+    assert entry["exception"] == pseudonym  # the library's exception id (it embeds a card number) is not kept
+    assert "CARD-1234" not in rows[0].entry and "US" not in json.dumps(entry["reasons"])
+    assert [v.problems for v in verify_log(engine)] == [[]]
+    engine.dispose()
