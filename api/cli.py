@@ -3,7 +3,7 @@
 Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
 5 a policy example failed or a rule lacks coverage; 6 subject not found;
 7 setup missing or wrong (store, master key, configuration); 8 a run is in progress;
-9 the decision log or a proof does not verify.
+9 the decision log or a proof does not verify; 10 the role given has no authority for it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from api.errors import ExamplesFailed
 from retention.access import access_copy
 from retention.config import load_settings
 from retention.evaluation import evaluate, explain_reader, validate
+from retention.exceptions import revoke_exception
 from retention.importing import import_records
 from retention.policy_source import load_ruleset, policy_path
 from retention.run import plan_decisions, run_decisions, run_library
@@ -421,6 +422,48 @@ def _summary_table(results: list[Any], dry_run: bool) -> Table:
         for action in actions:
             table.add_row(result.library, action, *[str(result.counts[(action, o)] or "") for o in outcomes])
     return table
+
+
+exceptions_app = typer.Typer(help="Exceptions to a rule (granted with the records): revoke one.", no_args_is_help=True)
+app.add_typer(exceptions_app, name="exceptions")
+
+
+@exceptions_app.command("revoke")
+def revoke_command(
+    exception_id: Annotated[str, typer.Argument(help="The exception's id, as in the records (e.g. E-1).")],
+    library: Annotated[str, typer.Option("--library", help="The exception's library.")],
+    role: Annotated[
+        str, typer.Option("--role", help="Your authority: a role the rule lets grant exceptions (policies.yaml).")
+    ] = "director",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Day it stops applying (default: today).")] = None,
+    policy: PolicyOption = None,
+) -> None:
+    """Revoke an exception: it stops applying, the subject is reviewed at the next run, the decision log records it."""
+    day = _as_of(as_of) if as_of is not None else date.today()
+    if isinstance(day, datetime):
+        day = day.date()
+
+    def body() -> None:
+        settings = load_settings()
+        ruleset = load_ruleset(policy or settings.policy)
+        if library not in ruleset.libraries:
+            raise typer.BadParameter(
+                f"unknown library; the policy has: {', '.join(ruleset.libraries)}", param_hint="--library"
+            )
+        work = open_workspace(settings)
+        entry = revoke_exception(
+            work.engine, work.master, library, exception_id, day,
+            actor={"type": "user", "id": None, "role": role}, revision=ruleset.revision,
+            authority=lambda rule: _authority(ruleset, library, rule),
+        )  # fmt: skip
+        out.print(f"exception {exception_id} revoked as of {day}; logged as entry {entry['id']}", markup=False)
+
+    _run(body)
+
+
+def _authority(ruleset: Ruleset, library: str, rule_id: str) -> tuple[str, ...]:
+    versions = ruleset.library(library).versions(rule_id)
+    return tuple(versions[-1].rule.exception_by) if versions else ()
 
 
 @app.command(

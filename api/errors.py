@@ -9,6 +9,7 @@ from audit.log import NotInLog
 from audit.verify import LogBroken, ProofInvalid
 from retention.config import ConfigError
 from retention.evaluation import InvalidRecords, SubjectNotFound
+from retention.exceptions import NotAuthorised
 from retention.locking import RunInProgress
 from rules.loading import InvalidPolicy
 from store.crypto import MasterKeyError
@@ -43,6 +44,7 @@ _FAILURES: dict[type[Exception], Failure] = {
     ProofInvalid: Failure(9, 422, "the proof does not verify"),
     NotInLog: Failure(6, 404, "not in the decision log"),
     KeyFileError: Failure(2, 422, "not a public key file"),
+    NotAuthorised: Failure(10, 403, "not authorised"),
 }
 
 

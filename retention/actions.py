@@ -21,7 +21,7 @@ from rules.actions import ACTIONS, Effect
 from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
 from store.codec import contract_json, split_reader
 from store.crypto import MasterKey
-from store.schema import camera_recordings, erased_loans, incidents, loans, purged_recordings, readers
+from store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
 
 __all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "strategy_for"]
 
@@ -81,6 +81,10 @@ class _Anonymise:
                 .where(table.c.library == subject.library, table.c.reader == subject.id)
                 .values(reader=None)
             )
+        # exceptions about the reader go too: their reason and grantor text may say who it was
+        connection.execute(
+            delete(exceptions).where(exceptions.c.library == subject.library, exceptions.c.subject == subject.id)
+        )
         subject.state = "anonymised"
 
 

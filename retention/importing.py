@@ -318,4 +318,5 @@ def _exception_row(grant: ExceptionGrant) -> dict[str, Any]:
         "reason": grant.reason,
         "from": grant.from_,
         "until": grant.until,
+        "revoked_as_of": None,  # a changed record is a new grant, even of an exception revoked before
     }

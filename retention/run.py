@@ -273,7 +273,11 @@ class _Job:
     def _grants(self, connection: Connection, ids: list[str]) -> dict[str, list[ExceptionGrant]]:
         found: dict[str, list[ExceptionGrant]] = defaultdict(list)
         for row in connection.execute(
-            select(exceptions).where(exceptions.c.library == self.library, exceptions.c.subject.in_(ids))
+            select(exceptions).where(
+                exceptions.c.library == self.library,
+                exceptions.c.subject.in_(ids),
+                exceptions.c.revoked_as_of.is_(None),
+            )
         ):
             found[row.subject].append(
                 ExceptionGrant.model_validate(

@@ -189,6 +189,7 @@ exceptions = Table(
     Column("from", Date, nullable=False),
     Column("until", Date, nullable=False),
     Column("digest", LargeBinary, nullable=False),
+    Column("revoked_as_of", Iso),  # revoked (logged): no longer applies; importing the same record does not revive it
     UniqueConstraint("library", "id"),
     Index("ix_exceptions_subject", "library", "subject"),
 )

@@ -100,6 +100,8 @@ def upgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column("pseudonym", existing_type=sa.String(length=32), nullable=False)
             batch_op.create_unique_constraint(batch_op.f(f"uq_{table}_pseudonym"), ["pseudonym"])
+    with op.batch_alter_table("exceptions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("revoked_as_of", sa.String(length=40), nullable=True))
 
     _decisions_into_the_log()
     with op.batch_alter_table("decisions", schema=None) as batch_op:

@@ -1,0 +1,129 @@
+"""Exceptions granted and revoked: each an entry in the decision log; a revoked one no longer holds the rule back."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from audit.verify import verify_log
+from retention.evaluation import SubjectNotFound
+from retention.exceptions import NotAuthorised, revoke_exception
+from retention.setup import Workspace
+from rules.ruleset import Ruleset
+from store.schema import decision_log, exceptions, readers
+from tests.retention.support import AS_OF, import_lines, reader, run
+
+RULE = "kntb.retention.unused_for_a_year"  # 4.4: exceptions by director or authorised_employee
+LAPSED = reader("kntb", "KN-7", renewed_at="2023-01-10", last_activity_at="2024-01-10", debt=0, active_loans=0)
+GRANT = {
+    "type": "exception", "library": "kntb", "id": "E-KN-7", "subject": "KN-7", "rule": RULE, "role": "director",
+    "granted_by": "Ing. Jana Ředitelová", "reason": "the reader is abroad until spring", "from": "2026-10-01",
+    "until": "2027-03-31",
+}  # fmt: skip
+DIRECTOR = {"type": "user", "id": None, "role": "director"}
+
+
+def entries(work: Workspace, kind: str) -> list[dict[str, Any]]:
+    with work.engine.connect() as connection:
+        rows = connection.execute(
+            select(decision_log.c.entry).where(decision_log.c.kind == kind).order_by(decision_log.c.seq)
+        )
+        return [json.loads(r.entry) for r in rows]
+
+
+def state_of(work: Workspace, record_id: str) -> str:
+    with work.engine.connect() as connection:
+        return connection.execute(select(readers.c.state).where(readers.c.id == record_id)).scalar_one()
+
+
+def authority(ruleset: Ruleset) -> Any:
+    return lambda rule: ruleset.library("kntb").versions(rule)[-1].rule.exception_by
+
+
+def test_a_granted_exception_is_logged_by_pseudonym_with_its_terms_and_holds_the_rule_back(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    import_lines(workspace, ruleset, [LAPSED, GRANT])
+
+    (granted,) = entries(workspace, "exception_granted")
+    with workspace.engine.connect() as connection:
+        pseudonym = connection.execute(select(exceptions.c.pseudonym)).scalar_one()
+        subject = connection.execute(select(readers.c.pseudonym)).scalar_one()
+    assert (granted["exception"], granted["subject"], granted["rule"], granted["outcome"]) == (
+        pseudonym, subject, RULE, "granted"
+    )  # fmt: skip
+    assert granted["details"] == {"role": "director", "from": "2026-10-01", "until": "2027-03-31"}
+    assert "E-KN-7" not in json.dumps(granted) and "Ředitelová" not in json.dumps(granted)
+    run(workspace, ruleset, "kntb")
+    assert state_of(workspace, "KN-7") != "anonymised"  # retained by the exception (its registration lapsed)
+
+
+def test_a_revoked_exception_is_logged_and_the_rule_applies_at_the_next_run(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    import_lines(workspace, ruleset, [LAPSED, GRANT])
+    run(workspace, ruleset, "kntb")
+
+    entry = revoke_exception(
+        workspace.engine, workspace.master, "kntb", "E-KN-7", AS_OF, DIRECTOR, authority=authority(ruleset)
+    )
+
+    assert entries(workspace, "exception_revoked") == [entry]
+    assert (entry["outcome"], entry["actor"]) == ("revoked", DIRECTOR)
+    result = run(workspace, ruleset, "kntb", date(2026, 11, 23))
+    assert result.counts[("anonymise", "applied")] == 1
+    assert state_of(workspace, "KN-7") == "anonymised"
+    assert [v.problems for v in verify_log(workspace.engine)] == [[]]
+
+
+def test_importing_a_revoked_exception_again_does_not_revive_it_but_a_changed_one_is_a_new_grant(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    other = reader("kntb", "KN-8", renewed_at="2026-01-10", last_activity_at="2026-10-10")
+    grant = {**GRANT, "id": "E-KN-8", "subject": "KN-8"}
+    import_lines(workspace, ruleset, [other, grant])
+    revoke_exception(workspace.engine, workspace.master, "kntb", "E-KN-8", AS_OF, DIRECTOR)
+
+    import_lines(workspace, ruleset, [other, grant])
+    assert len(entries(workspace, "exception_granted")) == 1  # the same record: still revoked, not granted again
+
+    import_lines(workspace, ruleset, [other, {**grant, "until": "2027-06-30"}])
+    granted = entries(workspace, "exception_granted")
+    assert [g["details"]["until"] for g in granted] == ["2027-03-31", "2027-06-30"]
+    with workspace.engine.connect() as connection:
+        assert connection.execute(select(exceptions.c.revoked_as_of)).scalar_one() is None
+
+
+def test_revoking_needs_a_role_the_rule_gives_authority_and_changes_nothing_otherwise(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    import_lines(workspace, ruleset, [LAPSED, GRANT])
+    with workspace.engine.connect() as connection:
+        before = connection.execute(select(func.count()).select_from(decision_log)).scalar_one()
+
+    with pytest.raises(NotAuthorised, match="director, authorised_employee"):
+        revoke_exception(
+            workspace.engine, workspace.master, "kntb", "E-KN-7", AS_OF,
+            {"type": "user", "id": None, "role": "librarian"}, authority=authority(ruleset),
+        )  # fmt: skip
+    with pytest.raises(SubjectNotFound, match="no exception E-9"):
+        revoke_exception(workspace.engine, workspace.master, "kntb", "E-9", AS_OF, DIRECTOR)
+
+    with workspace.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(decision_log)).scalar_one() == before
+        assert connection.execute(select(exceptions.c.revoked_as_of)).scalar_one() is None
+
+
+def test_anonymising_a_reader_deletes_the_exceptions_about_them(workspace: Workspace, ruleset: Ruleset) -> None:
+    short = {**GRANT, "until": "2026-11-01"}  # ended: the reader is anonymised, the grant's free text goes too
+    import_lines(workspace, ruleset, [LAPSED, short])
+
+    run(workspace, ruleset, "kntb")
+
+    assert state_of(workspace, "KN-7") == "anonymised"
+    with workspace.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(exceptions)).scalar_one() == 0
