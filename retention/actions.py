@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, func, literal, select, update
+from sqlalchemy import Connection, String, delete, func, literal, select, update
 
 from rules.actions import ACTIONS, Effect
 from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
@@ -75,12 +75,15 @@ class _Anonymise:
                 anonymised_at=datetime.now(UTC),
             )
         )
-        for table in (loans, incidents):
-            connection.execute(
-                update(table)
-                .where(table.c.library == subject.library, table.c.reader == subject.id)
-                .values(reader=None)
-            )
+        connection.execute(
+            update(loans).where(loans.c.library == subject.library, loans.c.reader == subject.id).values(reader=None)
+        )
+        # the log names incidents by pseudonym: new ones, so no logged decision leads to the reader's incidents
+        connection.execute(
+            update(incidents)
+            .where(incidents.c.library == subject.library, incidents.c.reader == subject.id)
+            .values(reader=None, pseudonym=_random_hex(connection))
+        )
         # exceptions about the reader go too: their reason and grantor text may say who it was
         connection.execute(
             delete(exceptions).where(exceptions.c.library == subject.library, exceptions.c.subject == subject.id)
@@ -187,3 +190,10 @@ def returned_loan_counts(connection: Connection, library: str, reader_ids: list[
         .group_by(loans.c.reader)
     )
     return {reader: count for reader, count in connection.execute(query)}
+
+
+def _random_hex(connection: Connection) -> Any:
+    """A fresh random 32-hex-digit value per row, computed by the database."""
+    if connection.dialect.name == "postgresql":
+        return func.md5(func.gen_random_uuid().cast(String))
+    return func.lower(func.hex(func.randomblob(16)))
