@@ -39,9 +39,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rules.facts import PERSONAL_FACTS
 
@@ -83,7 +83,9 @@ class Reason(_Strict):
 
 
 class LogEntry(_Strict):
-    version: Literal[1]
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    version: Annotated[int, Field(ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]  # an int: `true` is not 1 here
     kind: Literal["decision", "run_summary", "exception_granted", "exception_revoked", "proposal_decided"]
     id: str
     library: str

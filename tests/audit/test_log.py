@@ -1,0 +1,1002 @@
+"""The decision log in the store (audit/log.py, audit/verify.py, audit/keys.py, audit/entries.py).
+
+The issue: every library's decisions go into a tamper-evident log, a Merkle tree per library (RFC 9162);
+`kodex audit verify` recomputes it and finds any entry changed, removed, inserted or moved, and any
+checkpoint not signed by a trusted key; `kodex audit prove` gives a proof an auditor checks offline with the
+public key alone; the log's tables refuse UPDATE and DELETE; an append commits with the action it records
+or not at all; entries name nobody.
+
+Tampering goes around the append-only triggers the way an attacker with the database owner's rights would:
+on PostgreSQL by disabling them, on SQLite by dropping them.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import Connection, Engine, Table, delete, func, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from audit.entries import (
+    WITHHELD,
+    LogEntry,
+    canonical,
+    decision_entry,
+    exception_entry,
+    now,
+    proposal_entry,
+    run_summary_entry,
+)
+from audit.keys import key_id, public_key_pem, public_keys, read_public_keys, rotate_signing_key
+from audit.log import (
+    CACHED_HEIGHT,
+    Checkpoint,
+    LogFilter,
+    NotInLog,
+    append,
+    checkpoint,
+    entries_text,
+    head,
+    prove,
+    query,
+    subtree_root,
+)
+from audit.merkle import Frontier, MerkleTree, consistency_ranges, inclusion_ranges, leaf_hash
+from audit.verify import LogVerdict, ProofInvalid, verify_log, verify_proof
+from retention.run import plan_decisions
+from retention.setup import Workspace
+from rules.facts import PERSONAL_FACTS
+from rules.ruleset import Ruleset
+from store.database import is_postgresql
+from store.schema import LOG_TABLES, decision_log, log_checkpoints, log_heads, log_keys, log_subtrees
+from tests.conftest import on_postgresql
+from tests.retention.support import SAMPLE, import_file, import_lines, reader, run, run_all
+
+LIBRARY = "svkpk"
+DAY = date(2026, 11, 22)
+RUN = "6f1c2a4e-0b7d-4c55-9a3e-2d8f6b1e7c90"
+TIME = "2026-11-22T01:00:00.000000+00:00"
+FAR = 1_000_000  # an index offset no test log reaches: (library, idx) is unique at every row, so moves go through it
+
+
+# -- a log to verify: synthetic decisions, appended and signed as a run does ----------------------
+
+
+def decision(number: int) -> dict[str, Any]:
+    """A decision as retention.run records it (rules.decision.build_decision plus outcome, ids and pseudonym)."""
+    return {
+        "decision_id": str(uuid.uuid4()),
+        "run_id": RUN,
+        "library": LIBRARY,
+        "subject_type": "reader",
+        "subject": f"{number:032x}",
+        "rule": "svkpk.retention.after_settlement",
+        "action": "anonymise",
+        "effect": "apply",
+        "cite": "čl. 9 odst. 2; čl. 10 odst. 7",
+        "as_of": "2026-11-22",
+        "policy_revision": "7" * 64,
+        "outcome": "applied",
+        "reasons": [{"condition": "not obligations", "holds": True, "values": {"obligations": False}}],
+    }
+
+
+def append_decisions(engine: Engine, count: int) -> None:
+    with engine.begin() as connection:
+        start = head(connection, LIBRARY).size
+        append(connection, LIBRARY, DAY, [decision_entry(decision(start + n), TIME) for n in range(count)])
+
+
+def append_run_summary(engine: Engine) -> None:
+    with engine.begin() as connection:
+        summary = {"reviewed": 1, "decisions": [{"action": "anonymise", "outcome": "applied", "count": 1}]}
+        append(
+            connection,
+            LIBRARY,
+            DAY,
+            [run_summary_entry(str(uuid.uuid4()), LIBRARY, RUN, "2026-11-22", "7" * 64, summary, False, TIME)],
+        )
+
+
+def sign(work: Workspace) -> Checkpoint:
+    with work.engine.begin() as connection:
+        return checkpoint(connection, LIBRARY, work.master, now())
+
+
+@pytest.fixture
+def log(workspace: Workspace) -> Workspace:
+    """300 entries of svkpk: checkpoint 1 signs the first 100, checkpoint 2 all 300; entries 0–255 are a cached subtree."""
+    append_decisions(workspace.engine, 100)
+    sign(workspace)
+    append_decisions(workspace.engine, 200)
+    sign(workspace)
+    return workspace
+
+
+def verdict(engine: Engine, trusted: dict[str, Ed25519PublicKey] | None = None) -> LogVerdict:
+    [one] = verify_log(engine, library=LIBRARY, trusted=trusted)
+    return one
+
+
+def exported_keys(engine: Engine) -> dict[str, Ed25519PublicKey]:
+    """The public keys as an auditor holds them: `kodex audit public-key --all` written to a file and read back."""
+    with engine.connect() as connection:
+        keys = public_keys(connection)
+    pem = "".join(f"# kodex checkpoint key {kid}\n{public_key_pem(public)}" for kid, public in keys.items())
+    return read_public_keys(pem.encode(), "kodex-keys.pem")
+
+
+def leaf_hashes(connection: Connection, library: str = LIBRARY) -> list[bytes]:
+    rows = connection.execute(
+        select(decision_log.c.leaf_hash).where(decision_log.c.library == library).order_by(decision_log.c.idx)
+    )
+    return [bytes(h) for h in rows.scalars()]
+
+
+def entry_ids(engine: Engine) -> list[str]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(decision_log.c.id).where(decision_log.c.library == LIBRARY).order_by(decision_log.c.idx)
+        )
+        return list(rows.scalars())
+
+
+def recomputed_root(engine: Engine) -> bytes:
+    with engine.connect() as connection:
+        return MerkleTree(leaf_hashes(connection)).root()
+
+
+def row_count(connection: Connection, table: Table) -> int:
+    return connection.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+# -- going around the triggers --------------------------------------------------------------------
+
+
+@contextmanager
+def around_the_triggers(engine: Engine) -> Iterator[Connection]:
+    """A transaction on the log's tables with the append-only triggers out of the way."""
+    with engine.begin() as connection:
+        for table in LOG_TABLES:
+            if is_postgresql(engine):
+                connection.execute(text(f"ALTER TABLE {table.name} DISABLE TRIGGER USER"))
+            else:
+                connection.execute(text(f"DROP TRIGGER {table.name}_no_update"))
+                connection.execute(text(f"DROP TRIGGER {table.name}_no_delete"))
+        yield connection
+        if is_postgresql(engine):
+            for table in LOG_TABLES:
+                connection.execute(text(f"ALTER TABLE {table.name} ENABLE TRIGGER USER"))
+
+
+def at(index: int) -> Any:
+    return (decision_log.c.library == LIBRARY) & (decision_log.c.idx == index)
+
+
+def stored_entry(connection: Connection, index: int) -> dict[str, Any]:
+    entry: dict[str, Any] = json.loads(connection.execute(select(decision_log.c.entry).where(at(index))).scalar_one())
+    return entry
+
+
+def rewrite(connection: Connection, index: int, change: Callable[[dict[str, Any]], None], *, rehash: bool) -> None:
+    """Change entry `index`'s text (canonical, as kodex writes it); with `rehash`, its leaf hash to match."""
+    entry = stored_entry(connection, index)
+    change(entry)
+    new = canonical(entry)
+    values: dict[str, Any] = {"entry": new.decode()}
+    if rehash:
+        values["leaf_hash"] = leaf_hash(new)
+    connection.execute(update(decision_log).where(at(index)).values(**values))
+
+
+def falsify_cite(entry: dict[str, Any]) -> None:
+    entry["cite"] = "čl. 99 odst. 1"
+
+
+def shift(connection: Connection, first: int, by: int) -> None:
+    """Move the entries from index `first` on by `by` places."""
+    c = decision_log.c
+    mine = c.library == LIBRARY
+    connection.execute(update(decision_log).where(mine, c.idx >= first).values(idx=c.idx + FAR))
+    connection.execute(update(decision_log).where(mine, c.idx >= FAR).values(idx=c.idx - FAR + by))
+
+
+def swap(connection: Connection, one: int, other: int) -> None:
+    c = decision_log.c
+    connection.execute(update(decision_log).where(at(one)).values(idx=FAR))
+    connection.execute(update(decision_log).where(at(other)).values(idx=one))
+    connection.execute(update(decision_log).where(c.library == LIBRARY, c.idx == FAR).values(idx=other))
+
+
+def insert_forged(connection: Connection, index: int) -> None:
+    """A well-formed entry with a leaf hash of its own, stored at `index`."""
+    entry = decision_entry(decision(FAR), TIME)
+    body = canonical(entry)
+    connection.execute(
+        decision_log.insert().values(
+            library=LIBRARY,
+            idx=index,
+            id=entry["id"],
+            kind="decision",
+            run_id=RUN,
+            as_of=entry["as_of"],
+            day=DAY,
+            subject_type="reader",
+            subject=entry["subject"],
+            rule=entry["rule"],
+            action=entry["action"],
+            outcome=entry["outcome"],
+            entry=body.decode(),
+            leaf_hash=leaf_hash(body),
+        )
+    )
+
+
+def rebuild_head(connection: Connection) -> None:
+    """Set the head and the cached subtrees to what the stored entries give, as a careful attacker would."""
+    frontier = Frontier()
+    nodes = []
+    for hashed in leaf_hashes(connection):
+        nodes += [(h, p, node) for h, p, node in frontier.append(hashed) if h >= CACHED_HEIGHT]
+    connection.execute(delete(log_subtrees).where(log_subtrees.c.library == LIBRARY))
+    for height, position, node in nodes:
+        connection.execute(log_subtrees.insert().values(library=LIBRARY, height=height, position=position, hash=node))
+    connection.execute(
+        update(log_heads).where(log_heads.c.library == LIBRARY).values(size=frontier.size, frontier=frontier.to_bytes())
+    )
+
+
+def attacker_key(connection: Connection) -> tuple[str, Ed25519PrivateKey]:
+    """Another Ed25519 key, its public half put among the store's keys."""
+    private = Ed25519PrivateKey.generate()
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    kid = key_id(raw)
+    connection.execute(log_keys.insert().values(key_id=kid, public_key=raw, created_at=datetime.now(UTC)))
+    return kid, private
+
+
+def checkpoint_row(connection: Connection, number: int) -> Any:
+    rows = connection.execute(
+        select(log_checkpoints).where(log_checkpoints.c.library == LIBRARY).order_by(log_checkpoints.c.id)
+    ).all()
+    return rows[number - 1]
+
+
+def note_of(row: Any, root: bytes | None = None) -> bytes:
+    cp = Checkpoint(
+        row.library, row.origin, row.size, bytes(row.root) if root is None else root, row.time, row.key_id, b""
+    )
+    return cp.note()
+
+
+# -- a log as runs leave it -----------------------------------------------------------------------
+
+
+def test_the_logs_of_the_sample_libraries_after_a_run_are_intact_and_signed(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    import_file(workspace, ruleset, SAMPLE)
+    run_all(workspace, ruleset)
+
+    verdicts = verify_log(workspace.engine)
+
+    with workspace.engine.connect() as connection:
+        counted = connection.execute(select(decision_log.c.library, func.count()).group_by(decision_log.c.library))
+        rows: dict[str, int] = {library: count for library, count in counted}
+    assert [v.library for v in verdicts] == sorted(ruleset.libraries)
+    for v in verdicts:
+        assert v.problems == [], v.library
+        assert v.entries == rows[v.library] > 0
+        assert v.checkpoints >= 1
+
+
+@pytest.fixture
+def big_log(workspace: Workspace) -> Workspace:
+    """701 entries of svkpk (two subtrees of 256 and one of 512 cached), checkpoints at 1, 102, 256, 512 and 701."""
+    for count in (0, 100, 153, 255, 188):
+        append_decisions(workspace.engine, count)
+        append_run_summary(workspace.engine)
+        sign(workspace)
+    return workspace
+
+
+def test_a_log_of_701_entries_keeps_the_subtrees_of_256_and_512_entries(big_log: Workspace) -> None:
+    with big_log.engine.connect() as connection:
+        cached = connection.execute(select(log_subtrees.c.height, log_subtrees.c.position)).all()
+        sizes = list(connection.execute(select(log_checkpoints.c.size).order_by(log_checkpoints.c.id)).scalars())
+
+    assert sorted(cached) == [(8, 0), (8, 1), (9, 0)]
+    assert sizes == [1, 102, 256, 512, 701]
+    assert verdict(big_log.engine) == LogVerdict(LIBRARY, entries=701, checkpoints=5)
+
+
+def test_every_entry_of_a_log_of_701_proves_its_inclusion_offline_with_the_exported_key(big_log: Workspace) -> None:
+    keys = exported_keys(big_log.engine)
+
+    for index, entry_id in enumerate(entry_ids(big_log.engine)):
+        document = json.loads(json.dumps(prove(big_log.engine, entry_id)))  # as the auditor's file holds it
+
+        assert document["leaf_index"] == index
+        assert verify_proof(document, keys).startswith(
+            f"entry {entry_id} is entry {index} of the log kodex/{LIBRARY} in the tree of 701 entries"
+        )
+
+
+def test_subtree_roots_from_the_cached_subtrees_equal_the_tree_recomputed_from_the_leaves(big_log: Workspace) -> None:
+    sizes = (1, 102, 256, 512, 701)
+    with big_log.engine.connect() as connection:
+        leaves = leaf_hashes(connection)
+        tree = MerkleTree(leaves)
+        ranges = {(0, size) for size in sizes}
+        ranges |= {r for index in range(701) for r in inclusion_ranges(index, 701)}
+        ranges |= {r for size in sizes[:-1] for r in consistency_ranges(size, 701)}
+        ranges |= {r for index in range(256) for r in inclusion_ranges(index, 256)}
+
+        wrong = [
+            (lo, hi)
+            for lo, hi in sorted(ranges)
+            if subtree_root(connection, LIBRARY, lo, hi) != MerkleTree(leaves[lo:hi]).root()
+        ]
+
+        assert any(hi - lo >= 512 for lo, hi in ranges)
+        assert wrong == []
+        assert [subtree_root(connection, LIBRARY, 0, size) for size in sizes] == [tree.root(size) for size in sizes]
+
+
+def test_an_export_of_a_library_recomputes_the_root_its_last_checkpoint_signed(big_log: Workspace) -> None:
+    lines = list(entries_text(big_log.engine, LogFilter(library=LIBRARY)))
+
+    with big_log.engine.connect() as connection:
+        last = checkpoint_row(connection, 5)
+    assert len(lines) == 701
+    assert MerkleTree([leaf_hash(line.encode()) for line in lines]).root() == bytes(last.root)
+
+
+def test_query_pages_through_the_selected_entries_in_log_order(big_log: Workspace) -> None:
+    summaries = LogFilter(library=LIBRARY, kind="run_summary")
+    seen: list[tuple[int, dict[str, Any]]] = []
+    after = 0
+    while page := query(big_log.engine, summaries, after=after, limit=2):
+        seen += page
+        after = page[-1][0]
+
+    assert seen == query(big_log.engine, summaries, limit=100)
+    assert [entry["kind"] for _, entry in seen] == ["run_summary"] * 5
+    assert [seq for seq, _ in seen] == sorted({seq for seq, _ in seen})
+    assert (
+        len(query(big_log.engine, LogFilter(library=LIBRARY, rule="svkpk.retention.after_settlement"), limit=1000))
+        == 696
+    )
+    assert query(big_log.engine, LogFilter(library=LIBRARY, rule="no.such.rule")) == []
+
+
+# -- tampering: every change is found and named ------------------------------------------------------
+
+
+def test_the_untouched_log_is_intact(log: Workspace) -> None:
+    assert verdict(log.engine) == LogVerdict(LIBRARY, entries=300, checkpoints=2)
+    assert verdict(log.engine, trusted=exported_keys(log.engine)).ok
+
+
+def test_an_entry_changed_in_place_is_named_by_its_index(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        rewrite(connection, 42, falsify_cite, rehash=False)
+        entry_id = stored_entry(connection, 42)["id"]
+
+    found = verdict(log.engine)
+
+    assert found.problems == [
+        f"{LIBRARY}: entry 42 (id {entry_id}): its text does not hash to the leaf hash logged with it "
+        "(the entry was changed)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("index", "finding"),
+    [
+        pytest.param(50, "checkpoint 1 (100 entries", id="under-the-first-checkpoint"),
+        pytest.param(150, "entries 0–255 do not hash to the subtree recorded", id="in-a-cached-subtree"),
+        pytest.param(270, "checkpoint 2 (300 entries", id="after-the-cached-subtree"),
+    ],
+)
+def test_an_entry_changed_with_its_leaf_hash_is_found_by_the_signed_root_or_the_cached_subtree(
+    log: Workspace, index: int, finding: str
+) -> None:
+    with around_the_triggers(log.engine) as connection:
+        rewrite(connection, index, falsify_cite, rehash=True)
+
+    [problem] = verdict(log.engine).problems
+
+    assert finding in problem
+    assert "changed" in problem
+
+
+def test_an_entry_changed_with_its_leaf_hash_the_head_and_the_subtrees_is_found_by_the_checkpoint(
+    log: Workspace,
+) -> None:
+    with around_the_triggers(log.engine) as connection:
+        rewrite(connection, 150, falsify_cite, rehash=True)
+        rebuild_head(connection)
+
+    [problem] = verdict(log.engine).problems
+
+    assert problem.startswith(f"{LIBRARY}: checkpoint 2 (300 entries")
+    assert "signed root" in problem
+    assert "an entry before index 300 was changed" in problem
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        pytest.param("rule", "svkpk.retention.another_rule", id="rule"),
+        pytest.param("action", "purge", id="action"),
+        pytest.param("outcome", "retained", id="outcome"),
+        pytest.param("subject", "f" * 32, id="subject"),
+    ],
+)
+def test_a_query_column_changed_is_reported_as_the_row_changed(log: Workspace, column: str, value: str) -> None:
+    with around_the_triggers(log.engine) as connection:
+        connection.execute(update(decision_log).where(at(42)).values({column: value}))
+        said = stored_entry(connection, 42)[column]
+
+    [problem] = verdict(log.engine).problems
+
+    assert problem.endswith(f"its row says {column} = {value!r}, the entry says {said!r} (the row was changed)")
+    assert problem.startswith(f"{LIBRARY}: entry 42 ")
+
+
+def test_an_entry_deleted_in_the_middle_is_missing(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        connection.execute(delete(decision_log).where(at(42)))
+
+    found = verdict(log.engine)
+
+    assert found.problems == [
+        f"{LIBRARY}: entry 42 is missing: the next stored entry has index 43 (an entry was deleted)"
+    ]
+    assert found.entries == 42
+
+
+def test_an_entry_deleted_and_the_gap_closed_is_found_by_the_checkpoint(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        connection.execute(delete(decision_log).where(at(42)))
+        shift(connection, 43, -1)
+
+    [problem] = verdict(log.engine).problems
+
+    assert problem.startswith(f"{LIBRARY}: checkpoint 1 (100 entries")
+    assert "changed, removed, inserted or moved" in problem
+
+
+def test_an_entry_inserted_in_the_middle_is_found_by_the_checkpoint(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        shift(connection, 42, +1)
+        insert_forged(connection, 42)
+
+    [problem] = verdict(log.engine).problems
+
+    assert problem.startswith(f"{LIBRARY}: checkpoint 1 (100 entries")
+    assert "an entry before index 100 was changed, removed, inserted or moved" in problem
+
+
+def test_an_entry_inserted_among_entries_no_checkpoint_signed_yet_is_found_by_the_head(log: Workspace) -> None:
+    append_decisions(log.engine, 5)
+    with around_the_triggers(log.engine) as connection:
+        shift(connection, 302, +1)
+        insert_forged(connection, 302)
+
+    found = verdict(log.engine)
+
+    assert found.problems == [
+        f"{LIBRARY}: 306 entries are stored, but the log recorded appending 305: entries were added around the log"
+    ]
+
+
+def test_two_entries_swapped_are_found_by_the_checkpoint(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        swap(connection, 10, 20)
+
+    [problem] = verdict(log.engine).problems
+
+    assert problem.startswith(f"{LIBRARY}: checkpoint 1 (100 entries")
+    assert "moved" in problem
+
+
+def test_a_tail_removed_and_the_head_set_back_is_found_by_the_checkpoint(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        connection.execute(delete(decision_log).where(decision_log.c.idx >= 240))
+        rebuild_head(connection)
+
+    found = verdict(log.engine)
+
+    [problem] = found.problems
+    assert problem.startswith(f"{LIBRARY}: checkpoint 2 (300 entries")
+    assert "signed a tree of 300 entries, but only 240 are stored: entries were removed from the end of the log" in (
+        problem
+    )
+
+
+def test_a_tail_removed_after_the_last_checkpoint_is_found_by_the_head(log: Workspace) -> None:
+    append_decisions(log.engine, 7)
+    with around_the_triggers(log.engine) as connection:
+        connection.execute(delete(decision_log).where(decision_log.c.idx >= 303))
+
+    found = verdict(log.engine)
+
+    assert found.problems == [
+        f"{LIBRARY}: the log recorded appending 307 entries, but 303 are stored: "
+        "entries were removed from the end of the log"
+    ]
+
+
+def test_a_tail_removed_under_a_checkpoint_without_touching_the_head_is_found(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        connection.execute(delete(decision_log).where(decision_log.c.idx >= 290))
+
+    found = verdict(log.engine)
+
+    with log.engine.connect() as connection:
+        signed = checkpoint_row(connection, 2)
+    assert found.problems == [
+        f"{LIBRARY}: checkpoint 2 (300 entries, {signed.time}) signed a tree of 300 entries, but only 290 are "
+        "stored: entries were removed from the end of the log",
+        f"{LIBRARY}: the log recorded appending 300 entries, but 290 are stored: "
+        "entries were removed from the end of the log",
+    ]
+
+
+def test_a_tail_removed_and_only_the_heads_size_set_back_is_reported(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        connection.execute(delete(decision_log).where(decision_log.c.idx >= 290))
+        connection.execute(update(log_heads).where(log_heads.c.library == LIBRARY).values(size=290))
+
+    found = verdict(log.engine)
+
+    assert any("entries were removed from the end of the log" in problem for problem in found.problems)
+
+
+def test_a_head_that_does_not_match_the_entries_is_found(log: Workspace) -> None:
+    with log.engine.begin() as connection:  # log_heads is not append-only: it moves with every append
+        connection.execute(
+            update(log_heads).where(log_heads.c.library == LIBRARY).values(frontier=bytes(32) * (300).bit_count())
+        )
+
+    assert verdict(log.engine).problems == [
+        f"{LIBRARY}: the log's head does not match its entries (the head was changed)"
+    ]
+
+
+def test_a_checkpoint_re_signed_with_another_key_under_its_key_id_fails_on_the_signature(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        row = checkpoint_row(connection, 2)
+        signature = Ed25519PrivateKey.generate().sign(note_of(row))
+        connection.execute(update(log_checkpoints).where(log_checkpoints.c.id == row.id).values(signature=signature))
+
+    [problem] = verdict(log.engine).problems
+
+    assert problem.startswith(f"{LIBRARY}: checkpoint 2 (300 entries")
+    assert f"the signature does not verify with key {row.key_id}" in problem
+
+
+def test_a_rewritten_log_re_signed_with_a_key_put_in_the_store_fails_only_with_the_trusted_keys(
+    log: Workspace,
+) -> None:
+    trusted = exported_keys(log.engine)
+    with around_the_triggers(log.engine) as connection:
+        rewrite(connection, 270, falsify_cite, rehash=True)
+        rebuild_head(connection)
+        row = checkpoint_row(connection, 2)
+        root = head(connection, LIBRARY).root()
+        kid, private = attacker_key(connection)
+        connection.execute(
+            update(log_checkpoints)
+            .where(log_checkpoints.c.id == row.id)
+            .values(root=root, key_id=kid, signature=private.sign(note_of(row, root)))
+        )
+
+    with_the_stores_keys = verdict(log.engine)
+    with_the_trusted_keys = verdict(log.engine, trusted=trusted)
+
+    assert with_the_stores_keys == LogVerdict(LIBRARY, entries=300, checkpoints=2)
+    assert with_the_trusted_keys.problems == [
+        f"{LIBRARY}: checkpoint 2 (300 entries, {row.time}) is signed by key {kid}, "
+        "which is not among the trusted keys given"
+    ]
+
+
+def test_a_log_rewritten_and_signed_again_is_found_by_its_earlier_checkpoint(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        rewrite(connection, 50, falsify_cite, rehash=True)
+        rebuild_head(connection)
+    rewritten = sign(log)  # the operator holds the key: the new checkpoint is genuine
+
+    found = verdict(log.engine, trusted=exported_keys(log.engine))
+
+    assert found.checkpoints == 3
+    assert rewritten.root == recomputed_root(log.engine)
+    [problem] = found.problems
+    assert problem.startswith(f"{LIBRARY}: checkpoint 1 (100 entries")
+    assert "an entry before index 100 was changed" in problem
+
+
+def test_a_cached_subtree_deleted_is_reported(log: Workspace) -> None:
+    with around_the_triggers(log.engine) as connection:
+        connection.execute(delete(log_subtrees).where(log_subtrees.c.library == LIBRARY))
+
+    with pytest.raises(NotInLog, match="lacks the subtree"):
+        prove(log.engine, entry_ids(log.engine)[280])  # its path passes the cached root of entries 0–255
+    problems = verdict(log.engine).problems
+    assert any("entries 0–255" in problem for problem in problems), problems
+
+
+def test_an_entry_appended_off_schema_1_is_reported(log: Workspace) -> None:
+    entry = decision_entry(decision(300), TIME)
+    entry["actor"] = "the librarian on duty"  # schema 1: an object {type, id, role}
+    with log.engine.begin() as connection:
+        append(connection, LIBRARY, DAY, [entry])
+    sign(log)
+
+    with pytest.raises(ProofInvalid, match=r"entry\.actor"):
+        verify_proof(prove(log.engine, entry["id"]), exported_keys(log.engine))
+    problems = verdict(log.engine).problems
+    assert any(problem.startswith(f"{LIBRARY}: entry 300 (id {entry['id']}): ") for problem in problems), problems
+
+
+# -- the triggers ---------------------------------------------------------------------------------
+
+
+def _change(table: Table) -> Any:
+    column = {"decision_log": "outcome", "log_subtrees": "hash", "log_checkpoints": "time"}[table.name]
+    value: Any = bytes(32) if column == "hash" else "forged"
+    return update(table).values({column: value})
+
+
+@pytest.mark.parametrize("table", LOG_TABLES, ids=[t.name for t in LOG_TABLES])
+@pytest.mark.parametrize("statement", ["UPDATE", "DELETE"])
+def test_the_log_tables_refuse_update_and_delete(log: Workspace, table: Table, statement: str) -> None:
+    def rows() -> list[tuple[Any, ...]]:
+        with log.engine.connect() as connection:
+            return sorted((tuple(row) for row in connection.execute(select(table))), key=repr)
+
+    before = rows()
+
+    with (
+        pytest.raises(DBAPIError, match=f"{table.name} is append-only; {statement} refused"),
+        log.engine.begin() as connection,
+    ):
+        connection.execute(_change(table) if statement == "UPDATE" else delete(table))
+
+    assert before  # the log has rows in every table
+    assert rows() == before
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="SQLite has no TRUNCATE statement")
+@pytest.mark.parametrize("table", LOG_TABLES, ids=[t.name for t in LOG_TABLES])
+def test_the_log_tables_refuse_truncate_on_postgresql(log: Workspace, table: Table) -> None:
+    with (
+        pytest.raises(DBAPIError, match=f"{table.name} is append-only; TRUNCATE refused"),
+        log.engine.begin() as connection,
+    ):
+        connection.execute(text(f"TRUNCATE {table.name}"))
+
+    with log.engine.connect() as connection:
+        assert row_count(connection, table) > 0
+
+
+# -- key rotation ---------------------------------------------------------------------------------
+
+
+def test_after_rotating_the_key_old_checkpoints_and_proofs_still_verify_and_the_old_private_key_is_gone(
+    log: Workspace,
+) -> None:
+    first = entry_ids(log.engine)[0]
+    old_proof = prove(log.engine, first)
+    with log.engine.begin() as connection:
+        old, new = rotate_signing_key(connection, log.master)
+    append_decisions(log.engine, 5)
+    signed = sign(log)
+
+    keys = exported_keys(log.engine)
+    with log.engine.connect() as connection:
+        stored = {row.key_id: row for row in connection.execute(select(log_keys))}
+        signers = list(connection.execute(select(log_checkpoints.c.key_id).order_by(log_checkpoints.c.id)).scalars())
+
+    assert old is not None
+    assert signers == [old, old, new] and signed.key_id == new
+    assert set(keys) == {old, new}
+    assert stored[old].wrapped_private is None and stored[old].retired_at is not None
+    assert stored[new].wrapped_private is not None and stored[new].retired_at is None
+    assert verdict(log.engine, trusted=keys) == LogVerdict(LIBRARY, entries=305, checkpoints=3)
+    assert old_proof["checkpoint"]["key_id"] == old
+    assert "in the tree of 300 entries" in verify_proof(old_proof, {old: keys[old]})
+    assert "in the tree of 305 entries" in verify_proof(prove(log.engine, first), {new: keys[new]})
+
+
+def test_an_auditor_without_the_retired_key_cannot_verify_the_checkpoints_it_signed(log: Workspace) -> None:
+    with log.engine.begin() as connection:
+        old, new = rotate_signing_key(connection, log.master)
+    sign(log)
+    newest_only = {new: exported_keys(log.engine)[new]}
+
+    found = verdict(log.engine, trusted=newest_only)
+
+    assert len(found.problems) == 2
+    for number, problem in enumerate(found.problems, 1):
+        assert problem.startswith(f"{LIBRARY}: checkpoint {number} (")
+        assert problem.endswith(f"is signed by key {old}, which is not among the trusted keys given")
+
+
+# -- offline proofs -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def proof(log: Workspace) -> dict[str, Any]:
+    """The proof of entry 42 against checkpoint 2 (300 entries), as `kodex audit prove` prints it."""
+    document: dict[str, Any] = json.loads(json.dumps(prove(log.engine, entry_ids(log.engine)[42])))
+    return document
+
+
+def flip(b64: str) -> str:
+    raw = bytearray(base64.b64decode(b64))
+    raw[0] ^= 1
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _entry_changed(p: dict[str, Any]) -> None:
+    p["entry"]["cite"] = "čl. 99 odst. 1"
+
+
+def _leaf_index(p: dict[str, Any]) -> None:
+    p["leaf_index"] = 43
+
+
+def _signature(p: dict[str, Any]) -> None:
+    p["checkpoint"]["signature"] = flip(p["checkpoint"]["signature"])
+
+
+def _checkpoint_size(p: dict[str, Any]) -> None:
+    p["checkpoint"]["size"] = 299
+    p["tree_size"] = 299
+
+
+def _checkpoint_root(p: dict[str, Any]) -> None:
+    p["checkpoint"]["root"] = flip(p["checkpoint"]["root"])
+
+
+def _tree_size(p: dict[str, Any]) -> None:
+    p["tree_size"] = 299
+
+
+def _path(p: dict[str, Any]) -> None:
+    p["inclusion_proof"][0] = flip(p["inclusion_proof"][0])
+
+
+def _missing_key(p: dict[str, Any]) -> None:
+    del p["checkpoint"]
+
+
+def _extra_key(p: dict[str, Any]) -> None:
+    p["note"] = "trust me"
+
+
+def _entry_missing_key(p: dict[str, Any]) -> None:
+    del p["entry"]["cite"]
+
+
+def _not_base64(p: dict[str, Any]) -> None:
+    p["checkpoint"]["signature"] = "not base64!"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        pytest.param(_entry_changed, "does not lead from the entry to the signed root", id="entry-changed"),
+        pytest.param(_leaf_index, "is not entry 43 of that tree", id="leaf-index-changed"),
+        pytest.param(_path, "does not lead from the entry to the signed root", id="path-changed"),
+        pytest.param(_signature, "the checkpoint's signature does not verify with key", id="signature-changed"),
+        pytest.param(_checkpoint_size, "the checkpoint's signature does not verify", id="checkpoint-size-changed"),
+        pytest.param(_checkpoint_root, "the checkpoint's signature does not verify", id="checkpoint-root-changed"),
+        pytest.param(_tree_size, "the proof is for a tree of 299 entries, the checkpoint signs 300", id="tree-size"),
+        pytest.param(_missing_key, "not a kodex-inclusion-proof/1 document: checkpoint: Field required", id="missing"),
+        pytest.param(_extra_key, "not a kodex-inclusion-proof/1 document: note: Extra inputs", id="extra-key"),
+        pytest.param(_entry_missing_key, "document: entry.cite: Field required", id="entry-missing-key"),
+        pytest.param(_not_base64, "a hash or the signature is not base64", id="not-base64"),
+    ],
+)
+def test_a_proof_that_was_changed_is_rejected_saying_why(
+    log: Workspace, proof: dict[str, Any], change: Callable[[dict[str, Any]], None], reason: str
+) -> None:
+    keys = exported_keys(log.engine)
+    assert verify_proof(copy.deepcopy(proof), keys)  # as it came from the log, it verifies
+    change(proof)
+
+    with pytest.raises(ProofInvalid, match=reason):
+        verify_proof(proof, keys)
+
+
+def test_a_proof_checked_with_the_wrong_public_key_is_rejected(log: Workspace, proof: dict[str, Any]) -> None:
+    kid = proof["checkpoint"]["key_id"]
+    other = Ed25519PrivateKey.generate().public_key()
+
+    with pytest.raises(ProofInvalid, match=f"the checkpoint's signature does not verify with key {kid}"):
+        verify_proof(proof, {kid: other})
+    with pytest.raises(ProofInvalid, match=f"signed by key {kid}, which is not among the public keys given"):
+        verify_proof(proof, {"0123456789abcdef": other})
+
+
+# -- appending in a transaction -------------------------------------------------------------------
+
+
+class Abandoned(Exception):
+    """The transaction's work failed after the entries were appended."""
+
+
+def test_entries_appended_in_a_transaction_that_rolls_back_leave_no_trace(workspace: Workspace) -> None:
+    append_decisions(workspace.engine, 250)
+
+    def state() -> tuple[int, bytes, int, int]:
+        with workspace.engine.connect() as connection:
+            frontier = head(connection, LIBRARY)
+            return (
+                frontier.size,
+                frontier.root(),
+                row_count(connection, decision_log),
+                row_count(connection, log_subtrees),
+            )
+
+    before = state()
+    with pytest.raises(Abandoned), workspace.engine.begin() as connection:
+        append(connection, LIBRARY, DAY, [decision_entry(decision(250 + n), TIME) for n in range(10)])
+        assert head(connection, LIBRARY).size == 260 and row_count(connection, log_subtrees) == 1
+        raise Abandoned
+
+    assert state() == before
+    assert before[0] == before[2] == 250 and before[3] == 0  # the rolled-back append would have cached 0–255
+    append_decisions(workspace.engine, 10)
+    with workspace.engine.connect() as connection:
+        indexes = list(connection.execute(select(decision_log.c.idx).order_by(decision_log.c.idx)).scalars())
+    assert indexes == list(range(260))
+    sign(workspace)
+    assert verdict(workspace.engine) == LogVerdict(LIBRARY, entries=260, checkpoints=1)
+
+
+# -- entries --------------------------------------------------------------------------------------
+
+
+def assert_schema_1_and_canonical(entry: dict[str, Any]) -> None:
+    body = canonical(entry)
+    LogEntry.model_validate(entry)
+    assert canonical(json.loads(body)) == body
+
+
+def test_every_entry_a_run_logs_is_a_canonical_schema_1_entry_with_personal_facts_withheld(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    foreigner = reader(
+        "kntb",
+        "KN-FOREIGN-1",
+        category="adult",
+        birth_date="1980-01-01",
+        renewed_at="2026-06-01",
+        last_activity_at="2026-11-01",
+        debt=0,
+        active_loans=0,
+        personal={
+            "first_name": "John",
+            "last_name": "Doe",
+            "address": "Zlín",
+            "id_document": "PAS 1",
+            "contact_address": "Zlín",
+            "citizenship": "US",
+        },
+    )
+    import_file(workspace, ruleset, SAMPLE)
+    import_lines(workspace, ruleset, [foreigner])
+    run_all(workspace, ruleset)
+
+    with workspace.engine.connect() as connection:
+        texts = list(connection.execute(select(decision_log.c.entry)).scalars())
+    entries = [json.loads(body) for body in texts]
+    withheld = [
+        reason["values"][name]
+        for entry in entries
+        for reason in entry["reasons"]
+        for name in PERSONAL_FACTS & reason["values"].keys()
+    ]
+
+    assert {entry["kind"] for entry in entries} == {"decision", "run_summary", "exception_granted"}
+    for body, entry in zip(texts, entries, strict=True):
+        LogEntry.model_validate(entry)
+        assert canonical(entry) == body.encode()
+    assert "citizenship" in PERSONAL_FACTS
+    assert withheld and set(withheld) == {WITHHELD}
+    assert not any("KN-FOREIGN-1" in body or '"US"' in body for body in texts)
+    record_ids = {json.loads(line)["id"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()}
+    assert not [record for record in record_ids if any(record in body for body in texts)]
+
+
+def test_a_decision_of_a_dry_run_becomes_an_entry_with_its_citizenship_withheld(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    foreigner = reader(
+        "kntb",
+        "KN-FOREIGN-2",
+        category="adult",
+        birth_date="1980-01-01",
+        renewed_at="2026-06-01",
+        last_activity_at="2026-11-01",
+        personal={
+            "first_name": "Jane",
+            "last_name": "Roe",
+            "address": "Zlín",
+            "id_document": "PAS 2",
+            "citizenship": "US",
+        },
+    )
+    import_lines(workspace, ruleset, [foreigner])
+    planned = run(workspace, ruleset, "kntb", dry_run=True)
+    decisions = [
+        {k: v for k, v in d.items() if k != "subject_id"} for d in plan_decisions(workspace.engine, planned.run_id)
+    ]
+
+    entries = [decision_entry(d, now()) for d in decisions]
+
+    [rejected] = [e for e in entries if e["rule"] == "kntb.registration.foreigners_residence_permit"]
+    for entry in entries:
+        assert_schema_1_and_canonical(entry)
+    assert rejected["reasons"][0]["values"]["citizenship"] == WITHHELD
+    assert decisions[entries.index(rejected)]["reasons"][0]["values"]["citizenship"] == "US"
+
+
+def test_run_summary_exception_and_proposal_entries_are_canonical_schema_1_entries() -> None:
+    user = {"type": "user", "id": "officer-1", "role": "director"}
+    entries = [
+        run_summary_entry(str(uuid.uuid4()), LIBRARY, RUN, "2026-11-22", "7" * 64, {"reviewed": 3}, True, now()),
+        exception_entry(
+            str(uuid.uuid4()), LIBRARY, granted=True, exception="e" * 32, subject_type="reader", subject="a" * 32,
+            rule="svkpk.retention.after_settlement", role="director", from_="2026-01-01", until="2027-01-01",
+            as_of="2026-11-22", actor=user, time=now(),
+        ),
+        exception_entry(
+            str(uuid.uuid4()), LIBRARY, granted=False, exception="e" * 32, subject_type=None, subject=None,
+            rule="svkpk.retention.after_settlement", role="director", from_="2026-01-01", until="2027-01-01",
+            as_of="2026-11-22", actor=user, time=now(), revision="7" * 64,
+        ),
+        proposal_entry(
+            str(uuid.uuid4()), LIBRARY, proposal=str(uuid.uuid4()), accepted=True, subject_type="reader",
+            subject="a" * 32, rule="svkpk.exclusion.repeated_expulsion", cite="čl. 33 odst. 1 a 3",
+            action="propose_exclusion", as_of="2026-11-22", actor=user, time=now(),
+        ),
+    ]  # fmt: skip
+
+    for entry in entries:
+        assert_schema_1_and_canonical(entry)
+    assert [e["kind"] for e in entries] == ["run_summary", "exception_granted", "exception_revoked", "proposal_decided"]
+    assert [e["outcome"] for e in entries] == ["finished", "granted", "revoked", "accepted"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda e: e.update(reason="free text"), id="extra-key"),
+        pytest.param(lambda e: e.pop("policy_revision"), id="missing-key"),
+        pytest.param(lambda e: e.update(version=2), id="another-version"),
+    ],
+)
+def test_an_entry_off_schema_1_does_not_validate(change: Callable[[dict[str, Any]], object]) -> None:
+    entry = decision_entry(decision(1), TIME)
+    LogEntry.model_validate(entry)
+    change(entry)
+
+    with pytest.raises(ValueError):
+        LogEntry.model_validate(entry)
