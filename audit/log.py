@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, select, tuple_, update
+from sqlalchemy import Connection, Engine, Select, and_, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.entries import canonical
@@ -50,6 +50,7 @@ __all__ = [
     "head",
     "prove",
     "query",
+    "range_roots",
     "subtree_root",
 ]
 
@@ -244,7 +245,7 @@ def prove(engine: Engine, entry_id: str) -> dict[str, Any]:
                 f"run `kodex audit checkpoint --library {row.library}` and ask again"
             )
         signed = _checkpoint(newest)
-        path = [subtree_root(connection, row.library, lo, hi) for lo, hi in inclusion_ranges(row.idx, signed.size)]
+        path = range_roots(connection, row.library, inclusion_ranges(row.idx, signed.size))
     return {
         "format": PROOF_FORMAT,
         "library": row.library,
@@ -257,9 +258,18 @@ def prove(engine: Engine, entry_id: str) -> dict[str, Any]:
 
 
 def subtree_root(connection: Connection, library: str, lo: int, hi: int) -> bytes:
-    """The root of leaves lo..hi-1 (a range a proof asks for): cached subtrees, and leaf hashes for the rest."""
-    parts = perfect_parts(lo, hi)
-    cached = [(h, p) for h, p in parts if h >= CACHED_HEIGHT]
+    """The root of leaves lo..hi-1 (a range a proof asks for)."""
+    return range_roots(connection, library, [(lo, hi)])[0]
+
+
+def range_roots(connection: Connection, library: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    """The roots of the leaf ranges a proof asks for, in two queries whatever their number.
+
+    Each range is perfect subtrees (audit.merkle.perfect_parts): those of 2^8 leaves and more are read from
+    the cache, the rest (a range's tail, inside one block of 256 leaves) hashed from their leaves.
+    """
+    parts = [perfect_parts(lo, hi) for lo, hi in ranges]
+    cached = sorted({part for each in parts for part in each if part[0] >= CACHED_HEIGHT})
     roots: dict[tuple[int, int], bytes] = {}
     if cached:
         for node in connection.execute(
@@ -269,24 +279,43 @@ def subtree_root(connection: Connection, library: str, lo: int, hi: int) -> byte
             )
         ):
             roots[(node.height, node.position)] = bytes(node.hash)
-    small = [(h, p) for h, p in parts if h < CACHED_HEIGHT]
-    if small:  # the small parts are the range's tail, one run of fewer than 256 leaves
-        first = small[0][1] << small[0][0]
-        leaves = [
-            bytes(h)
-            for h in connection.execute(
-                select(decision_log.c.leaf_hash)
-                .where(decision_log.c.library == library, decision_log.c.idx >= first, decision_log.c.idx < hi)
-                .order_by(decision_log.c.idx)
-            ).scalars()
-        ]
-        for height, position in small:
-            start = (position << height) - first
-            roots[(height, position)] = root_hash(leaves[start : start + (1 << height)])
-    missing = [part for part in parts if part not in roots]
-    if missing:
-        raise NotInLog(f"the log of {library} lacks the subtree {missing[0]}; run `kodex audit verify`")
-    return fold_parts([roots[part] for part in parts])
+    spans = sorted(
+        {(p << h, (p + 1) << h) for each in parts for h, p in each if h < CACHED_HEIGHT}
+    )  # leaf spans of fewer than 256 leaves
+    if spans:
+        leaves: dict[int, bytes] = {}
+        within = or_(*(and_(decision_log.c.idx >= lo, decision_log.c.idx < hi) for lo, hi in _merged(spans)))
+        for row in connection.execute(
+            select(decision_log.c.idx, decision_log.c.leaf_hash).where(decision_log.c.library == library, within)
+        ):
+            leaves[row.idx] = bytes(row.leaf_hash)
+        for lo, hi in spans:
+            if all(i in leaves for i in range(lo, hi)):
+                roots[(((hi - lo).bit_length() - 1), lo >> ((hi - lo).bit_length() - 1))] = root_hash(
+                    [leaves[i] for i in range(lo, hi)]
+                )
+    result = []
+    for each in parts:
+        missing = [part for part in each if part not in roots]
+        if missing:
+            height, position = missing[0]
+            first = position << height
+            raise NotInLog(
+                f"the log of {library} lacks the subtree of entries {first}–{first + (1 << height) - 1} "
+                "(or those entries); run `kodex audit verify`"
+            )
+        result.append(fold_parts([roots[part] for part in each]))
+    return result
+
+
+def _merged(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for lo, hi in spans:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
 
 
 # -- reading -----------------------------------------------------------------------------------------
