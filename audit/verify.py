@@ -10,7 +10,7 @@ follows it would only repeat the finding):
   hash, a well-formed entry of its schema version, the row's query columns
   saying what the entry says;
 - the perfect subtrees stored when the entries were appended, against the
-  recomputed ones (this narrows a change to 256 entries);
+  recomputed ones (this narrows a change to 16 entries);
 - every checkpoint's root against the root of the first `size` entries, and
   a consistency proof between successive checkpoints (RFC 9162 §2.1.4);
 - the head: as many entries as the log recorded appending, none removed

@@ -244,7 +244,7 @@ log_heads = Table(  # each library's tree as far as it is appended: its size and
     Column("frontier", LargeBinary, nullable=False),
 )
 
-log_subtrees = Table(  # roots of perfect subtrees of 256 leaves and more: proofs without reading every leaf
+log_subtrees = Table(  # roots of perfect subtrees of 16 leaves and more: proofs without reading every leaf
     "log_subtrees",
     metadata,
     Column("library", String(64), primary_key=True),

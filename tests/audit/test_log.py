@@ -16,7 +16,7 @@ import base64
 import copy
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -51,7 +51,7 @@ from audit.log import (
     query,
     subtree_root,
 )
-from audit.merkle import Frontier, MerkleTree, consistency_ranges, inclusion_ranges, leaf_hash
+from audit.merkle import Frontier, MerkleTree, consistency_ranges, inclusion_ranges, leaf_hash, perfect_parts
 from audit.verify import LogVerdict, ProofInvalid, verify_log, verify_proof
 from retention.run import plan_decisions
 from retention.setup import Workspace
@@ -67,6 +67,7 @@ DAY = date(2026, 11, 22)
 RUN = "6f1c2a4e-0b7d-4c55-9a3e-2d8f6b1e7c90"
 TIME = "2026-11-22T01:00:00.000000+00:00"
 FAR = 1_000_000  # an index offset no test log reaches: (library, idx) is unique at every row, so moves go through it
+BLOCK = 1 << CACHED_HEIGHT  # the entries of the smallest subtree an append keeps in log_subtrees
 
 
 # -- a log to verify: synthetic decisions, appended and signed as a run does ----------------------
@@ -115,7 +116,11 @@ def sign(work: Workspace) -> Checkpoint:
 
 @pytest.fixture
 def log(workspace: Workspace) -> Workspace:
-    """300 entries of svkpk: checkpoint 1 signs the first 100, checkpoint 2 all 300; entries 0–255 are a cached subtree."""
+    """300 entries of svkpk: checkpoint 1 signs the first 100, checkpoint 2 all 300.
+
+    Every perfect subtree of BLOCK entries and more is cached (`cached_subtrees(300)`): entries 0–BLOCK-1,
+    BLOCK–2·BLOCK-1, …, and the larger ones over them; the entries after the last whole block are in none.
+    """
     append_decisions(workspace.engine, 100)
     sign(workspace)
     append_decisions(workspace.engine, 200)
@@ -242,8 +247,8 @@ def insert_forged(connection: Connection, index: int) -> None:
     )
 
 
-def rebuild_head(connection: Connection) -> None:
-    """Set the head and the cached subtrees to what the stored entries give, as a careful attacker would."""
+def rebuild_subtrees(connection: Connection) -> Frontier:
+    """Set the cached subtrees to what the stored entries give (they are not signed); the stored entries' frontier."""
     frontier = Frontier()
     nodes = []
     for hashed in leaf_hashes(connection):
@@ -251,6 +256,12 @@ def rebuild_head(connection: Connection) -> None:
     connection.execute(delete(log_subtrees).where(log_subtrees.c.library == LIBRARY))
     for height, position, node in nodes:
         connection.execute(log_subtrees.insert().values(library=LIBRARY, height=height, position=position, hash=node))
+    return frontier
+
+
+def rebuild_head(connection: Connection) -> None:
+    """Set the head and the cached subtrees to what the stored entries give, as a careful attacker would."""
+    frontier = rebuild_subtrees(connection)
     connection.execute(
         update(log_heads).where(log_heads.c.library == LIBRARY).values(size=frontier.size, frontier=frontier.to_bytes())
     )
@@ -279,6 +290,78 @@ def note_of(row: Any, root: bytes | None = None) -> bytes:
     return cp.note()
 
 
+# -- what the verifier names first ----------------------------------------------------------------
+
+
+def cached_subtrees(size: int) -> list[tuple[int, int]]:
+    """The (height, position) of every subtree a log of `size` entries keeps: perfect, of BLOCK entries and more."""
+    return [(h, p) for h in range(CACHED_HEIGHT, size.bit_length()) for p in range(size >> h)]
+
+
+def entries_of(height: int, position: int) -> str:
+    first = position << height
+    return f"entries {first}–{first + (1 << height) - 1}"
+
+
+def finds_first(changed: int, signed: Sequence[int], stored: int) -> tuple[str, int]:
+    """What the verifier names first when `changed` is the first index whose entry differs from the one appended.
+
+    It reads the entries in index order and stops at the first check that fails: the cached subtree of BLOCK
+    entries holding `changed` once its last entry is read, or the first checkpoint past `changed` (signed sizes in
+    checkpoint order), whichever comes first, the subtree when both end at the same entry; if no whole block and
+    no checkpoint covers `changed`, only the head can tell. ("subtree", its first entry), ("checkpoint", its
+    number) or ("head", 0).
+    """
+    block_end = (changed // BLOCK + 1) * BLOCK
+    past = [(size, number) for number, size in enumerate(signed, 1) if changed < size <= stored]
+    if block_end <= stored and (not past or block_end <= min(past)[0]):
+        return "subtree", block_end - BLOCK
+    if past:
+        return "checkpoint", min(past)[1]
+    return "head", 0
+
+
+def subtree_changed(first: int) -> str:
+    """The verifier's finding when entries first..first+BLOCK-1 do not give the subtree cached when appended."""
+    return (
+        f"{LIBRARY}: {entries_of(CACHED_HEIGHT, first // BLOCK)} do not hash to the subtree recorded when they were "
+        "appended: one of them was changed, removed, inserted or moved"
+    )
+
+
+def checkpoint_broken(engine: Engine, number: int) -> str:
+    """The verifier's finding when checkpoint `number` signed another root than its first entries now give."""
+    with engine.connect() as connection:
+        row = checkpoint_row(connection, number)
+        given = MerkleTree(leaf_hashes(connection)).root(row.size)
+
+    def b64(value: bytes) -> str:
+        return base64.b64encode(value).decode()
+
+    return (
+        f"{LIBRARY}: checkpoint {number} ({row.size} entries, {row.time}) signed root {b64(bytes(row.root))}, but "
+        f"entries 0–{row.size - 1} give {b64(given)}: an entry before index {row.size} was changed, removed, "
+        "inserted or moved"
+    )
+
+
+def first_problem(engine: Engine, changed: int) -> str | None:
+    """The verifier's first finding for the log as stored now, `changed` its first index changed (None: the head's)."""
+    with engine.connect() as connection:
+        stored = len(leaf_hashes(connection))
+        signed = list(
+            connection.execute(
+                select(log_checkpoints.c.size)
+                .where(log_checkpoints.c.library == LIBRARY)
+                .order_by(log_checkpoints.c.id)
+            ).scalars()
+        )
+    kind, which = finds_first(changed, signed, stored)
+    if kind == "subtree":
+        return subtree_changed(which)
+    return checkpoint_broken(engine, which) if kind == "checkpoint" else None
+
+
 # -- a log as runs leave it -----------------------------------------------------------------------
 
 
@@ -302,7 +385,7 @@ def test_the_logs_of_the_sample_libraries_after_a_run_are_intact_and_signed(
 
 @pytest.fixture
 def big_log(workspace: Workspace) -> Workspace:
-    """701 entries of svkpk (two subtrees of 256 and one of 512 cached), checkpoints at 1, 102, 256, 512 and 701."""
+    """701 entries of svkpk (`cached_subtrees(701)` cached: up to 512 entries), checkpoints at 1, 102, 256, 512, 701."""
     for count in (0, 100, 153, 255, 188):
         append_decisions(workspace.engine, count)
         append_run_summary(workspace.engine)
@@ -310,12 +393,14 @@ def big_log(workspace: Workspace) -> Workspace:
     return workspace
 
 
-def test_a_log_of_701_entries_keeps_the_subtrees_of_256_and_512_entries(big_log: Workspace) -> None:
+def test_a_log_of_701_entries_keeps_every_perfect_subtree_of_the_cached_height_and_more(big_log: Workspace) -> None:
     with big_log.engine.connect() as connection:
         cached = connection.execute(select(log_subtrees.c.height, log_subtrees.c.position)).all()
         sizes = list(connection.execute(select(log_checkpoints.c.size).order_by(log_checkpoints.c.id)).scalars())
 
-    assert sorted(cached) == [(8, 0), (8, 1), (9, 0)]
+    assert sorted(cached) == cached_subtrees(701)
+    assert [p for h, p in sorted(cached) if h == CACHED_HEIGHT] == list(range(701 // BLOCK))  # every whole block
+    assert max(cached) == (9, 0)  # up to entries 0–511, the largest perfect subtree of 701 entries
     assert sizes == [1, 102, 256, 512, 701]
     assert verdict(big_log.engine) == LogVerdict(LIBRARY, entries=701, checkpoints=5)
 
@@ -348,7 +433,9 @@ def test_subtree_roots_from_the_cached_subtrees_equal_the_tree_recomputed_from_t
             if subtree_root(connection, LIBRARY, lo, hi) != MerkleTree(leaves[lo:hi]).root()
         ]
 
-        assert any(hi - lo >= 512 for lo, hi in ranges)
+        used = {part for lo, hi in ranges for part in perfect_parts(lo, hi)}
+        assert {h for h, _ in used} == set(range(10))  # cached subtrees of every height kept, and leaves hashed below
+        assert {part for part in used if part[0] >= CACHED_HEIGHT} <= set(cached_subtrees(701))
         assert wrong == []
         assert [subtree_root(connection, LIBRARY, 0, size) for size in sizes] == [tree.root(size) for size in sizes]
 
@@ -401,24 +488,25 @@ def test_an_entry_changed_in_place_is_named_by_its_index(log: Workspace) -> None
     ]
 
 
+def found_in_the_log_by(index: int) -> str:
+    """A test id: what finds entry `index` of the `log` fixture changed (checkpoints of 100 and 300 entries)."""
+    kind, which = finds_first(index, (100, 300), 300)
+    if kind == "subtree":
+        return f"entry-{index}-by-the-subtree-of-{which}-{which + BLOCK - 1}"
+    return f"entry-{index}-by-the-{kind}" + (f"-{which}" if kind == "checkpoint" else "")
+
+
 @pytest.mark.parametrize(
-    ("index", "finding"),
-    [
-        pytest.param(50, "checkpoint 1 (100 entries", id="under-the-first-checkpoint"),
-        pytest.param(150, "entries 0–255 do not hash to the subtree recorded", id="in-a-cached-subtree"),
-        pytest.param(270, "checkpoint 2 (300 entries", id="after-the-cached-subtree"),
-    ],
-)
+    "index",
+    [pytest.param(index, id=found_in_the_log_by(index)) for index in (50, 99, 150, 270, 299)],
+)  # under the first checkpoint, its last entry, between the checkpoints, last entry of the log
 def test_an_entry_changed_with_its_leaf_hash_is_found_by_the_signed_root_or_the_cached_subtree(
-    log: Workspace, index: int, finding: str
+    log: Workspace, index: int
 ) -> None:
     with around_the_triggers(log.engine) as connection:
         rewrite(connection, index, falsify_cite, rehash=True)
 
-    [problem] = verdict(log.engine).problems
-
-    assert finding in problem
-    assert "changed" in problem
+    assert verdict(log.engine).problems == [first_problem(log.engine, index)]
 
 
 def test_an_entry_changed_with_its_leaf_hash_the_head_and_the_subtrees_is_found_by_the_checkpoint(
@@ -428,11 +516,7 @@ def test_an_entry_changed_with_its_leaf_hash_the_head_and_the_subtrees_is_found_
         rewrite(connection, 150, falsify_cite, rehash=True)
         rebuild_head(connection)
 
-    [problem] = verdict(log.engine).problems
-
-    assert problem.startswith(f"{LIBRARY}: checkpoint 2 (300 entries")
-    assert "signed root" in problem
-    assert "an entry before index 300 was changed" in problem
+    assert verdict(log.engine).problems == [checkpoint_broken(log.engine, 2)]
 
 
 @pytest.mark.parametrize(
@@ -467,49 +551,67 @@ def test_an_entry_deleted_in_the_middle_is_missing(log: Workspace) -> None:
     assert found.entries == 42
 
 
-def test_an_entry_deleted_and_the_gap_closed_is_found_by_the_checkpoint(log: Workspace) -> None:
+@pytest.mark.parametrize(
+    "careful", [pytest.param(False, id="as-left"), pytest.param(True, id="subtrees-and-head-recomputed")]
+)
+def test_an_entry_deleted_and_the_gap_closed_is_found_by_its_cached_subtree_or_the_checkpoint(
+    log: Workspace, careful: bool
+) -> None:
     with around_the_triggers(log.engine) as connection:
         connection.execute(delete(decision_log).where(at(42)))
         shift(connection, 43, -1)
+        if careful:  # as an attacker would who knows the cache and the head are not signed
+            rebuild_head(connection)
 
-    [problem] = verdict(log.engine).problems
-
-    assert problem.startswith(f"{LIBRARY}: checkpoint 1 (100 entries")
-    assert "changed, removed, inserted or moved" in problem
+    expected = checkpoint_broken(log.engine, 1) if careful else first_problem(log.engine, 42)
+    assert verdict(log.engine).problems == [expected]
 
 
-def test_an_entry_inserted_in_the_middle_is_found_by_the_checkpoint(log: Workspace) -> None:
+@pytest.mark.parametrize(
+    "careful", [pytest.param(False, id="as-left"), pytest.param(True, id="subtrees-and-head-recomputed")]
+)
+def test_an_entry_inserted_in_the_middle_is_found_by_its_cached_subtree_or_the_checkpoint(
+    log: Workspace, careful: bool
+) -> None:
     with around_the_triggers(log.engine) as connection:
         shift(connection, 42, +1)
         insert_forged(connection, 42)
+        if careful:
+            rebuild_head(connection)
 
-    [problem] = verdict(log.engine).problems
-
-    assert problem.startswith(f"{LIBRARY}: checkpoint 1 (100 entries")
-    assert "an entry before index 100 was changed, removed, inserted or moved" in problem
+    expected = checkpoint_broken(log.engine, 1) if careful else first_problem(log.engine, 42)
+    assert verdict(log.engine).problems == [expected]
 
 
-def test_an_entry_inserted_among_entries_no_checkpoint_signed_yet_is_found_by_the_head(log: Workspace) -> None:
+@pytest.mark.parametrize("careful", [pytest.param(False, id="as-left"), pytest.param(True, id="subtrees-recomputed")])
+def test_an_entry_inserted_among_entries_no_checkpoint_signed_yet_is_found_by_its_cached_subtree_or_the_head(
+    log: Workspace, careful: bool
+) -> None:
     append_decisions(log.engine, 5)
     with around_the_triggers(log.engine) as connection:
         shift(connection, 302, +1)
         insert_forged(connection, 302)
+        if careful:  # the subtrees only: with the head set to 306 too, nothing signed or recorded would tell
+            rebuild_subtrees(connection)
 
-    found = verdict(log.engine)
-
-    assert found.problems == [
+    by_the_head = (
         f"{LIBRARY}: 306 entries are stored, but the log recorded appending 305: entries were added around the log"
-    ]
+    )
+    expected = by_the_head if careful else first_problem(log.engine, 302) or by_the_head
+    assert verdict(log.engine).problems == [expected]
 
 
-def test_two_entries_swapped_are_found_by_the_checkpoint(log: Workspace) -> None:
+@pytest.mark.parametrize(
+    "careful", [pytest.param(False, id="as-left"), pytest.param(True, id="subtrees-and-head-recomputed")]
+)
+def test_two_entries_swapped_are_found_by_their_cached_subtree_or_the_checkpoint(log: Workspace, careful: bool) -> None:
     with around_the_triggers(log.engine) as connection:
         swap(connection, 10, 20)
+        if careful:
+            rebuild_head(connection)
 
-    [problem] = verdict(log.engine).problems
-
-    assert problem.startswith(f"{LIBRARY}: checkpoint 1 (100 entries")
-    assert "moved" in problem
+    expected = checkpoint_broken(log.engine, 1) if careful else first_problem(log.engine, 10)
+    assert verdict(log.engine).problems == [expected]
 
 
 def test_a_tail_removed_and_the_head_set_back_is_found_by_the_checkpoint(log: Workspace) -> None:
@@ -624,19 +726,35 @@ def test_a_log_rewritten_and_signed_again_is_found_by_its_earlier_checkpoint(log
 
     assert found.checkpoints == 3
     assert rewritten.root == recomputed_root(log.engine)
-    [problem] = found.problems
-    assert problem.startswith(f"{LIBRARY}: checkpoint 1 (100 entries")
-    assert "an entry before index 100 was changed" in problem
+    assert found.problems == [checkpoint_broken(log.engine, 1)]
 
 
 def test_a_cached_subtree_deleted_is_reported(log: Workspace) -> None:
-    with around_the_triggers(log.engine) as connection:
-        connection.execute(delete(log_subtrees).where(log_subtrees.c.library == LIBRARY))
+    def cached_on_the_path(index: int) -> set[tuple[int, int]]:
+        """The cached subtrees the proof of entry `index` against checkpoint 2 (300 entries) reads."""
+        ranges = inclusion_ranges(index, 300)
+        return {part for lo, hi in ranges for part in perfect_parts(lo, hi) if part[0] >= CACHED_HEIGHT}
 
-    with pytest.raises(NotInLog, match="lacks the subtree"):
-        prove(log.engine, entry_ids(log.engine)[280])  # its path passes the cached root of entries 0–255
-    problems = verdict(log.engine).problems
-    assert any("entries 0–255" in problem for problem in problems), problems
+    height, position = min(cached_on_the_path(280))  # the smallest cached subtree the proof of entry 280 reads
+    elsewhere = next(index for index in range(300) if (height, position) not in cached_on_the_path(index))
+    ids = entry_ids(log.engine)
+    with around_the_triggers(log.engine) as connection:
+        gone = connection.execute(
+            delete(log_subtrees).where(
+                log_subtrees.c.library == LIBRARY,
+                log_subtrees.c.height == height,
+                log_subtrees.c.position == position,
+            )
+        )
+        assert gone.rowcount == 1
+
+    with pytest.raises(NotInLog, match=f"lacks the subtree of {entries_of(height, position)} "):
+        prove(log.engine, ids[280])
+    assert verify_proof(prove(log.engine, ids[elsewhere]), exported_keys(log.engine))  # a path not through it
+    assert verdict(log.engine).problems == [
+        f"{LIBRARY}: the subtree of {entries_of(height, position)} recorded when they were appended is missing "
+        "(a row of log_subtrees was deleted; proofs through it cannot be made)"
+    ]
 
 
 def test_an_entry_appended_off_schema_1_is_reported(log: Workspace) -> None:
@@ -844,24 +962,24 @@ class Abandoned(Exception):
 def test_entries_appended_in_a_transaction_that_rolls_back_leave_no_trace(workspace: Workspace) -> None:
     append_decisions(workspace.engine, 250)
 
-    def state() -> tuple[int, bytes, int, int]:
+    def subtrees(connection: Connection) -> list[tuple[int, int]]:
+        return sorted(tuple(row) for row in connection.execute(select(log_subtrees.c.height, log_subtrees.c.position)))
+
+    def state() -> tuple[int, bytes, int, list[tuple[int, int]]]:
         with workspace.engine.connect() as connection:
             frontier = head(connection, LIBRARY)
-            return (
-                frontier.size,
-                frontier.root(),
-                row_count(connection, decision_log),
-                row_count(connection, log_subtrees),
-            )
+            return (frontier.size, frontier.root(), row_count(connection, decision_log), subtrees(connection))
 
     before = state()
     with pytest.raises(Abandoned), workspace.engine.begin() as connection:
         append(connection, LIBRARY, DAY, [decision_entry(decision(250 + n), TIME) for n in range(10)])
-        assert head(connection, LIBRARY).size == 260 and row_count(connection, log_subtrees) == 1
+        assert head(connection, LIBRARY).size == 260 and subtrees(connection) == cached_subtrees(260)
         raise Abandoned
 
     assert state() == before
-    assert before[0] == before[2] == 250 and before[3] == 0  # the rolled-back append would have cached 0–255
+    assert before[0] == before[2] == 250 and before[3] == cached_subtrees(250)
+    # the rolled-back append had cached the subtrees that end at entry 255, 0–255 among them
+    assert sorted(set(cached_subtrees(260)) - set(before[3])) == [(h, 255 >> h) for h in range(CACHED_HEIGHT, 9)]
     append_decisions(workspace.engine, 10)
     with workspace.engine.connect() as connection:
         indexes = list(connection.execute(select(decision_log.c.idx).order_by(decision_log.c.idx)).scalars())
