@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, select, tuple_, update
+from sqlalchemy import Connection, Engine, Select, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.entries import canonical
@@ -274,8 +274,16 @@ def range_roots(connection: Connection, library: str, ranges: Sequence[tuple[int
     if cached:
         for node in connection.execute(
             select(log_subtrees.c.height, log_subtrees.c.position, log_subtrees.c.hash).where(
-                log_subtrees.c.library == library,
-                tuple_(log_subtrees.c.height, log_subtrees.c.position).in_(cached),
+                # an OR of whole-key lookups, each a primary-key search (SQLite scans the library's rows for a
+                # row-value IN, or for an OR that leaves the library outside its branches)
+                or_(
+                    *(
+                        and_(
+                            log_subtrees.c.library == library, log_subtrees.c.height == h, log_subtrees.c.position == p
+                        )
+                        for h, p in cached
+                    )
+                ),
             )
         ):
             roots[(node.height, node.position)] = bytes(node.hash)
