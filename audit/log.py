@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Select, and_, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.entries import canonical
@@ -274,16 +274,7 @@ def range_roots(connection: Connection, library: str, ranges: Sequence[tuple[int
     if cached:
         for node in connection.execute(
             select(log_subtrees.c.height, log_subtrees.c.position, log_subtrees.c.hash).where(
-                # an OR of whole-key lookups, each a primary-key search (SQLite scans the library's rows for a
-                # row-value IN, or for an OR that leaves the library outside its branches)
-                or_(
-                    *(
-                        and_(
-                            log_subtrees.c.library == library, log_subtrees.c.height == h, log_subtrees.c.position == p
-                        )
-                        for h, p in cached
-                    )
-                ),
+                _subtree_keys(connection, library, cached)
             )
         ):
             roots[(node.height, node.position)] = bytes(node.hash)
@@ -316,6 +307,16 @@ def range_roots(connection: Connection, library: str, ranges: Sequence[tuple[int
             )
         result.append(fold_parts([roots[part] for part in each]))
     return result
+
+
+def _subtree_keys(connection: Connection, library: str, keys: Sequence[tuple[int, int]]) -> Any:
+    """Primary-key lookups of these subtrees, in the form each database answers from its index."""
+    if connection.dialect.name == "postgresql":  # a row-value IN: one statement shape, compiled once
+        return and_(log_subtrees.c.library == library, tuple_(log_subtrees.c.height, log_subtrees.c.position).in_(keys))
+    # SQLite scans the library's rows for a row-value IN, or for an OR that leaves the library outside its
+    # branches: an OR of whole keys is a search per key
+    c = log_subtrees.c
+    return or_(*(and_(c.library == library, c.height == h, c.position == p) for h, p in keys))
 
 
 def _merged(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
