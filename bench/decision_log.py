@@ -60,6 +60,7 @@ from audit.keys import public_keys
 from audit.log import append, checkpoint, prove
 from audit.verify import verify_log, verify_proof
 from bench.synthetic import population
+from bench.timing import cpu_model
 from retention.policy_source import load_ruleset
 from rules.decision import build_decision
 from rules.evaluator import Status, evaluate_subject
@@ -115,7 +116,7 @@ def main() -> None:
         master = MasterKey(os.urandom(32))
         ensure_master_key(engine, master)
         print(f"Decision log — {args.entries:,} entries in transactions of {args.batch}, {_engine_name(engine)}")
-        print(f"  Python {platform.python_version()}, {_cpu()}, {os.cpu_count()} cores (pinned to one), "
+        print(f"  Python {platform.python_version()}, {cpu_model()}, {os.cpu_count()} cores (pinned to one), "
               f"{platform.platform()}", flush=True)  # fmt: skip
         appended = _append(engine, master, args.entries, args.batch, min(args.proofs, args.entries), rng)
         _report_append(appended, size_of_store())
@@ -368,16 +369,6 @@ def _ms(seconds: float) -> str:
 
 def _bytes(sizes: list[int]) -> str:
     return f"{statistics.median(sizes):>9,.0f} B "
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":

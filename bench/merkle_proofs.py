@@ -31,7 +31,6 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from pathlib import Path
 from typing import TypeVar
 
 from audit.merkle import (
@@ -43,6 +42,7 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from bench.timing import cpu_model
 
 _T = TypeVar("_T")
 LIBRARIES = ("zdirec", "kntb", "svkpk")
@@ -91,7 +91,7 @@ def main() -> None:
     n = args.entries
 
     print(f"Merkle proofs (RFC 9162) — {n:,} entries, Python {platform.python_version()} "
-          f"({platform.python_implementation()}), {platform.machine()}, {_cpu()}, {platform.platform()}, "
+          f"({platform.python_implementation()}), {platform.machine()}, {cpu_model()}, {platform.platform()}, "
           f"pinned to one core")  # fmt: skip
     leaves = _leaves(n)
     root, seconds = _timed(partial(root_hash, leaves))
@@ -185,16 +185,6 @@ def _ms(seconds: float) -> str:
 
 def _us(seconds: float) -> str:
     return f"{seconds * 1e6:>9.1f} µs"
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 if __name__ == "__main__":
