@@ -64,19 +64,24 @@ def database_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def installation_env(where: Path, database_url: str, patch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for a kodex installation under `where` on `database_url`, set through `patch` (os.environ too)."""
+    env = {
+        "KODEX_HOME": str(where / "home"),
+        "KODEX_DATABASE_URL": database_url,
+        "KODEX_MASTER_KEY_FILE": str(where / "home" / "master.key"),
+    }
+    for name, value in env.items():
+        patch.setenv(name, value)
+    patch.delenv("KODEX_CONFIG", raising=False)
+    patch.delenv("KODEX_POLICY", raising=False)
+    return env
+
+
 @pytest.fixture
 def kodex_env(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment for a kodex installation in tmp_path on the chosen engine (set in os.environ too)."""
-    env = {
-        "KODEX_HOME": str(tmp_path / "home"),
-        "KODEX_DATABASE_URL": database_url,
-        "KODEX_MASTER_KEY_FILE": str(tmp_path / "home" / "master.key"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("KODEX_CONFIG", raising=False)
-    monkeypatch.delenv("KODEX_POLICY", raising=False)
-    return env
+    return installation_env(tmp_path, database_url, monkeypatch)
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ from api.cli import app
 from audit.merkle import verify_inclusion
 from store.database import connect
 from store.schema import decision_log, log_checkpoints, runs
-from tests.conftest import ROOT, fresh_store
+from tests.audit.support import around_the_triggers
+from tests.conftest import ROOT, fresh_store, installation_env
 
 runner = CliRunner()
 SAMPLE = ROOT / "samples" / "readers.jsonl"
@@ -66,14 +67,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """One installation for the tests that only read the log (verify, prove, export, query)."""
     home = tmp_path_factory.mktemp("shared")
     with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "KODEX_HOME": str(home / "home"),
-            "KODEX_DATABASE_URL": url,
-            "KODEX_MASTER_KEY_FILE": str(home / "home" / "master.key"),
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("KODEX_CONFIG", raising=False)
-        patch.delenv("KODEX_POLICY", raising=False)
+        installation_env(home, url, patch)
         engine = installed(url)
         yield engine
         engine.dispose()
@@ -117,11 +111,7 @@ def jsonl(result: Result) -> list[dict[str, Any]]:
 
 def tamper(engine: Engine, library: str, index: int, change: Callable[[str], str]) -> str:
     """Change one stored entry behind the log's back (the append-only trigger goes first); its id."""
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.exec_driver_sql("ALTER TABLE decision_log DISABLE TRIGGER USER")
-        else:
-            connection.exec_driver_sql("DROP TRIGGER decision_log_no_update")
+    with around_the_triggers(engine) as connection:
         where = (log.library == library) & (log.idx == index)
         row = connection.execute(select(log.id, log.entry).where(where)).one()
         changed = change(row.entry)

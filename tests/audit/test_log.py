@@ -16,8 +16,7 @@ import base64
 import copy
 import json
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -57,8 +56,8 @@ from retention.run import plan_decisions
 from retention.setup import Workspace
 from rules.facts import PERSONAL_FACTS
 from rules.ruleset import Ruleset
-from store.database import is_postgresql
 from store.schema import LOG_TABLES, decision_log, log_checkpoints, log_heads, log_keys, log_subtrees
+from tests.audit.support import around_the_triggers
 from tests.conftest import on_postgresql
 from tests.retention.support import SAMPLE, import_file, import_lines, reader, run, run_all
 
@@ -166,22 +165,6 @@ def row_count(connection: Connection, table: Table) -> int:
 
 
 # -- going around the triggers --------------------------------------------------------------------
-
-
-@contextmanager
-def around_the_triggers(engine: Engine) -> Iterator[Connection]:
-    """A transaction on the log's tables with the append-only triggers out of the way."""
-    with engine.begin() as connection:
-        for table in LOG_TABLES:
-            if is_postgresql(engine):
-                connection.execute(text(f"ALTER TABLE {table.name} DISABLE TRIGGER USER"))
-            else:
-                connection.execute(text(f"DROP TRIGGER {table.name}_no_update"))
-                connection.execute(text(f"DROP TRIGGER {table.name}_no_delete"))
-        yield connection
-        if is_postgresql(engine):
-            for table in LOG_TABLES:
-                connection.execute(text(f"ALTER TABLE {table.name} ENABLE TRIGGER USER"))
 
 
 def at(index: int) -> Any:

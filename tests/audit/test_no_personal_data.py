@@ -28,7 +28,7 @@ from api.cli import app
 from audit.entries import WITHHELD
 from store.database import connect
 from store.schema import decision_log, log_checkpoints, log_heads, log_keys, log_subtrees
-from tests.conftest import fresh_store
+from tests.conftest import fresh_store, installation_env
 
 runner = CliRunner()
 FIRST_NIGHT, SECOND_NIGHT = "2026-11-22", "2027-03-15"
@@ -260,14 +260,7 @@ def everything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Everything]
     source = home / "records.jsonl"
     source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "KODEX_HOME": str(home / "home"),
-            "KODEX_DATABASE_URL": url,
-            "KODEX_MASTER_KEY_FILE": str(home / "home" / "master.key"),
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("KODEX_CONFIG", raising=False)
-        patch.delenv("KODEX_POLICY", raising=False)
+        installation_env(home, url, patch)
         kodex("init")
         kodex("import", str(source))
         kodex("run", "--as-of", FIRST_NIGHT, "--dry-run", "--wait", "60")  # the officer's plan: not searched
