@@ -223,16 +223,21 @@ def _checkpoint(row: Any) -> Checkpoint:
 # -- proving -----------------------------------------------------------------------------------------
 
 
-def prove(engine: Engine, entry_id: str) -> dict[str, Any]:
-    """A self-contained inclusion proof of one entry against the newest checkpoint that covers it."""
+def prove(engine: Engine, entry_id: str, library: str | None = None) -> dict[str, Any]:
+    """A self-contained inclusion proof of one entry against the newest checkpoint that covers it.
+
+    With `library`, an entry of another library is not found (and nothing says it exists elsewhere).
+    """
+    statement = select(decision_log.c.library, decision_log.c.idx, decision_log.c.entry).where(
+        decision_log.c.id == entry_id
+    )
+    if library is not None:
+        statement = statement.where(decision_log.c.library == library)
     with engine.connect() as connection:
-        row = connection.execute(
-            select(decision_log.c.library, decision_log.c.idx, decision_log.c.entry).where(
-                decision_log.c.id == entry_id
-            )
-        ).first()
+        row = connection.execute(statement).first()
         if row is None:
-            raise NotInLog(f"no entry {entry_id} in the decision log; `kodex decisions` lists entry ids")
+            where = f" of {library}" if library is not None else ""
+            raise NotInLog(f"no entry {entry_id} in the decision log{where}; `kodex decisions` lists entry ids")
         newest = connection.execute(
             select(log_checkpoints)
             .where(log_checkpoints.c.library == row.library, log_checkpoints.c.size > row.idx)
@@ -334,10 +339,15 @@ def _merged(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def query(engine: Engine, where: LogFilter, *, after: int = 0, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
     """One page of entries (seq, entry) in log order after `after` (keyset pagination: pass the last seq back)."""
+    return [(seq, json.loads(text)) for seq, text in query_text(engine, where, after=after, limit=limit)]
+
+
+def query_text(engine: Engine, where: LogFilter, *, after: int = 0, limit: int = 100) -> list[tuple[int, str]]:
+    """As `query`, each entry as its canonical JSON text (already JSON: a server can pass it on as it is)."""
     statement = where.where(select(decision_log.c.seq, decision_log.c.entry)).where(decision_log.c.seq > after)
     with engine.connect() as connection:
         rows = connection.execute(statement.order_by(decision_log.c.seq).limit(limit)).all()
-    return [(row.seq, json.loads(row.entry)) for row in rows]
+    return [(row.seq, row.entry) for row in rows]
 
 
 def entries_text(engine: Engine, where: LogFilter) -> Iterator[str]:

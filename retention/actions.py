@@ -21,7 +21,17 @@ from rules.actions import ACTIONS, Effect
 from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
 from store.codec import contract_json, split_reader
 from store.crypto import MasterKey
-from store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
+from store.schema import (
+    camera_recordings,
+    erased_loans,
+    exceptions,
+    incidents,
+    legal_holds,
+    loans,
+    purged_recordings,
+    readers,
+    subject_requests,
+)
 
 __all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "strategy_for"]
 
@@ -47,6 +57,9 @@ class Loaded:
     grants: list[ExceptionGrant] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     failure: str | None = None  # the stored record could not be read: decided as an error, never acted on
+    excluded: bool = False  # an exclusion proposal was accepted: the block stays
+    overlaid: dict[str, Any] = field(default_factory=dict)  # record fields kodex laid over (their stored values)
+    open_requests: frozenset[str] = frozenset()  # kinds of the reader's open data-subject requests
 
 
 class Strategy(Protocol):
@@ -84,10 +97,13 @@ class _Anonymise:
             .where(incidents.c.library == subject.library, incidents.c.reader == subject.id)
             .values(reader=None, pseudonym=_random_hex(connection))
         )
-        # exceptions about the reader go too: their reason and grantor text may say who it was
+        # exceptions and holds about the reader go too: their reason and grantor text may say who it was
         connection.execute(
             delete(exceptions).where(exceptions.c.library == subject.library, exceptions.c.subject == subject.id)
         )
+        _forget_holds(connection, subject)
+        # the reader's requests are done; they stay, unlinked, as proof they were handled in time
+        _requests_done(connection, subject, ("erasure", "loan_history_erasure"), unlink=True)
         subject.state = "anonymised"
 
 
@@ -99,7 +115,8 @@ class _EraseGuardian:
 
     def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
         assert isinstance(subject.record, Reader)
-        record = contract_json(subject.record.model_copy(update={"guardian": None}))
+        # stored as imported: what kodex lays over the record (requests, holds) is not written into it
+        record = contract_json(subject.record.model_copy(update={"guardian": None, **subject.overlaid}))
         facts, sealed = split_reader(record, master)
         connection.execute(
             update(readers)
@@ -112,7 +129,7 @@ class _EraseLoanHistory:
     """Delete the reader's returned loans; loans still out stay (they are obligations)."""
 
     def changes(self, subject: Loaded) -> bool:
-        return subject.returned_loans > 0
+        return subject.returned_loans > 0 or "loan_history_erasure" in subject.open_requests
 
     def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
         returned = (loans.c.library == subject.library, loans.c.reader == subject.id, loans.c.returned_at.is_not(None))
@@ -123,6 +140,7 @@ class _EraseLoanHistory:
             )
         )
         connection.execute(delete(loans).where(*returned))
+        _requests_done(connection, subject, ("loan_history_erasure",), unlink=False)
 
 
 class _Flag:
@@ -137,6 +155,21 @@ class _Flag:
     def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
         connection.execute(update(readers).where(readers.c.rid == subject.pk).values({self.column: self.value}))
         setattr(subject, self.column, self.value)
+
+
+class _Exclude:
+    """An exclusion proposal accepted by its deciding role: services blocked for good (no rule lifts the block)."""
+
+    def changes(self, subject: Loaded) -> bool:
+        return not subject.excluded
+
+    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+        connection.execute(
+            update(readers)
+            .where(readers.c.rid == subject.pk)
+            .values(blocked=True, excluded_as_of=datetime.now(UTC).date().isoformat())
+        )
+        subject.blocked = subject.excluded = True
 
 
 class _Purge:
@@ -158,6 +191,7 @@ class _Purge:
                 "its row stays and the purge is retried the next night"
             ) from None
         connection.execute(delete(camera_recordings).where(camera_recordings.c.cid == subject.pk))
+        _forget_holds(connection, subject)
         connection.execute(
             purged_recordings.insert().values(library=subject.library, id=subject.id, purged_at=datetime.now(UTC))
         )
@@ -171,6 +205,7 @@ STRATEGIES: Mapping[str, Strategy] = {
     "block_services": _Flag("blocked", True, lambda s: not s.blocked),
     "lift_block": _Flag("blocked", False, lambda s: s.blocked),
     "purge": _Purge(),
+    "propose_exclusion": _Exclude(),  # carried out only when its deciding role accepts the proposal
 }
 
 _APPLICABLE = {name for name, action in ACTIONS.items() if Effect.APPLY in action.effects}
@@ -190,6 +225,38 @@ def returned_loan_counts(connection: Connection, library: str, reader_ids: list[
         .group_by(loans.c.reader)
     )
     return {reader: count for reader, count in connection.execute(query)}
+
+
+def _forget_holds(connection: Connection, subject: Loaded) -> None:
+    connection.execute(
+        delete(legal_holds).where(
+            legal_holds.c.library == subject.library,
+            legal_holds.c.subject_type == subject.subject_type,
+            legal_holds.c.subject == subject.id,
+        )
+    )
+
+
+def _requests_done(connection: Connection, subject: Loaded, kinds: tuple[str, ...], *, unlink: bool) -> None:
+    values: dict[str, Any] = {"status": "done", "done_at": datetime.now(UTC)}
+    if unlink:
+        values["reader"] = None
+    connection.execute(
+        update(subject_requests)
+        .where(
+            subject_requests.c.library == subject.library,
+            subject_requests.c.reader == subject.id,
+            subject_requests.c.kind.in_(kinds),
+            subject_requests.c.status == "open",
+        )
+        .values(values)
+    )
+    if unlink:  # requests already done keep no link either
+        connection.execute(
+            update(subject_requests)
+            .where(subject_requests.c.library == subject.library, subject_requests.c.reader == subject.id)
+            .values(reader=None)
+        )
 
 
 def _random_hex(connection: Connection) -> Any:

@@ -55,6 +55,7 @@ class _File(_Strict):
     master_key_file: Path | None = None
     policy: Path | None = None
     batch_size: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    max_request_mb: Annotated[int, Field(ge=1, le=4096)] | None = None
     schedule: Schedule = Schedule()
 
 
@@ -65,6 +66,7 @@ class Settings(_Strict):
     master_key_file: Path
     policy: Path | None
     batch_size: int
+    max_request_mb: int = 16  # the largest HTTP request body the service takes (an import is sent in parts)
     schedule: Schedule
 
     @property
@@ -110,6 +112,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         master_key_file=Path(key_file).expanduser() if key_file else (file.master_key_file or home / "master.key"),
         policy=Path(policy) if policy else file.policy,
         batch_size=batch,
+        max_request_mb=file.max_request_mb or 16,
         schedule=schedule,
     )
 

@@ -1,7 +1,9 @@
-"""Exceptions to a rule: revoking one, logged.
+"""Exceptions to a rule: granting one, revoking one, listing them; every grant and revocation logged.
 
-An exception arrives with the records (`kodex import`), and granting it is
-logged there. Revoking it here stops it applying from the revocation on: the
+An exception arrives with the records (`kodex import`), or a director grants
+it through the service (`grant_exception`), which imports it as one record:
+the same validation (the rule allows exceptions, the role is one the policy
+empowers, it ends), the same storage, and the grant logged naming the user. Revoking it here stops it applying from the revocation on: the
 row is kept, marked revoked (so importing the same record again does not
 revive it; a changed record is a new grant), its subject is due for review at
 the next run, and the revocation is an entry in the decision log, signed
@@ -10,6 +12,7 @@ into a checkpoint in the same transaction.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
@@ -19,15 +22,74 @@ from sqlalchemy import Engine, select, update
 
 from audit.entries import exception_entry, now
 from audit.log import append, checkpoint
+from retention.errors import InvalidRequest
 from retention.evaluation import SubjectNotFound
+from retention.importing import import_records
+from rules.ruleset import Ruleset
 from store.crypto import MasterKey
 from store.schema import camera_recordings, exceptions, readers
 
-__all__ = ["NotAuthorised", "revoke_exception"]
+__all__ = ["NotAuthorised", "grant_exception", "list_exceptions", "revoke_exception"]
 
 
 class NotAuthorised(Exception):
     """The role acting has no authority for this under the policy; the message names who has."""
+
+
+def grant_exception(
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    library: str,
+    grant: Mapping[str, Any],
+    actor: Mapping[str, Any],
+    today: date,
+) -> dict[str, Any]:
+    """Grant an exception (`grant`: id (optional), subject, rule, reason, from (default today), until).
+
+    The actor's role is the authority it is granted under and its name the grantor. Returns the stored exception.
+    """
+    exception_id = grant.get("id") or f"X-{uuid.uuid4().hex[:12]}"
+    with engine.connect() as connection:
+        if connection.execute(
+            select(exceptions.c.eid).where(exceptions.c.library == library, exceptions.c.id == exception_id)
+        ).first():
+            raise InvalidRequest("an exception with this id exists already; grant under a new id")
+        known = any(
+            connection.execute(
+                select(table.c.id).where(table.c.library == library, table.c.id == grant["subject"])
+            ).first()
+            for table in (readers, camera_recordings)
+        )
+    if not known:
+        raise SubjectNotFound(f"library {library!r} holds no reader or camera recording with this id")
+    record = {
+        "type": "exception", "library": library, "id": exception_id, "subject": grant["subject"],
+        "rule": grant["rule"], "role": actor["role"], "granted_by": actor["name"], "reason": grant["reason"],
+        "from": (grant.get("from") or today).isoformat(), "until": grant["until"].isoformat(),
+    }  # fmt: skip
+    line = json.dumps(record, ensure_ascii=False)
+    logged_actor = {"type": "user", "id": actor["id"], "role": actor["role"]}
+    import_records(lambda: iter([line]), engine, ruleset, master, today, actor=logged_actor, only_library=library)
+    found = list_exceptions(engine, library, exception_id)
+    return found[0]
+
+
+def list_exceptions(engine: Engine, library: str, exception_id: str | None = None) -> list[dict[str, Any]]:
+    """The library's exceptions (revoked ones too), oldest first; with `exception_id`, that one only."""
+    query = select(exceptions).where(exceptions.c.library == library)
+    if exception_id is not None:
+        query = query.where(exceptions.c.id == exception_id)
+    with engine.connect() as connection:
+        rows = connection.execute(query.order_by(exceptions.c.eid)).all()
+    return [
+        {
+            "id": row.id, "subject": row.subject, "rule": row.rule, "role": row.role, "granted_by": row.granted_by,
+            "reason": row.reason, "from": row._mapping["from"], "until": row.until,
+            "revoked_as_of": row.revoked_as_of,
+        }
+        for row in rows
+    ]  # fmt: skip
 
 
 def revoke_exception(
@@ -50,7 +112,7 @@ def revoke_exception(
             select(exceptions).where(exceptions.c.library == library, exceptions.c.id == exception_id)
         ).first()
         if row is None:
-            raise SubjectNotFound(f"no exception {exception_id} in library {library}")
+            raise SubjectNotFound(f"library {library} has no exception with this id")
         allowed = authority(row.rule) if authority is not None else None
         if allowed is not None and actor.get("role") not in allowed:
             raise NotAuthorised(
@@ -58,9 +120,7 @@ def revoke_exception(
                 f"not {actor.get('role')}"
             )
         if row.revoked_as_of is not None:
-            raise SubjectNotFound(
-                f"exception {exception_id} of {library} was revoked already, as of {row.revoked_as_of}"
-            )
+            raise SubjectNotFound(f"this exception of {library} was revoked already, as of {row.revoked_as_of}")
         connection.execute(
             update(exceptions).where(exceptions.c.eid == row.eid).values(revoked_as_of=as_of.isoformat())
         )

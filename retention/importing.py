@@ -11,9 +11,10 @@ kodex has anonymised is never filled in again from an import.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -24,6 +25,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_, upd
 from audit.entries import exception_entry, now
 from audit.log import append, checkpoint
 from retention.evaluation import InvalidRecords
+from retention.tenants import require_agreement
 from rules.decision import json_value
 from rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
 from rules.ruleset import Ruleset
@@ -56,25 +58,39 @@ def import_records(
     *,
     skip_invalid: bool = False,
     progress: Callable[[str, int], None] | None = None,
+    actor: Mapping[str, Any] | None = None,
+    only_library: str | None = None,
 ) -> ImportSummary:
-    """Validate the whole file, then write it in one transaction; `progress(stage, lines)` after each chunk."""
+    """Validate the whole file, then write it in one transaction; `progress(stage, lines)` after each chunk.
+
+    Refused as a whole (NoAgreement) when a library in it has no data-processing agreement recorded.
+    `only_library`: every record must be of this library (a line of another is invalid). `actor` is who the
+    decision log names as granting the file's exceptions (default: the import).
+    """
     summary = ImportSummary()
     seen: dict[tuple[str, str, str], int] = {}
     problems: list[RecordProblem] = []
+    named: list[tuple[int, str]] = []
     for first, chunk in _chunks(read()):
         problems.extend(read_records(chunk, ruleset, as_of, first_line=first, first_seen=seen)[1])
+        for number, library in _libraries(chunk, first):
+            if only_library is not None and library != only_library:
+                problems.append(RecordProblem(number, "library", f"this import takes records of {only_library} only"))
+            named.append((number, library))
         if progress is not None:
             progress("checking", first + len(chunk) - 1)
+    problems.sort(key=lambda p: p.line)
     if problems and not skip_invalid:
         raise InvalidRecords(problems)
     summary.skipped = problems
     bad = {p.line for p in problems}
     logged: set[str] = set()
     with engine.begin() as connection:
+        require_agreement(connection, {library for number, library in named if number not in bad})
         for first, chunk in _chunks(read()):
             good = [line if first + i not in bad else "" for i, line in enumerate(chunk)]
             records = read_records(good, ruleset, as_of, first_line=first)[0]
-            _write(connection, records, master, summary, as_of, logged)
+            _write(connection, records, master, summary, as_of, logged, actor)
             if progress is not None:
                 progress("writing", first + len(chunk) - 1)
         for library in sorted(logged):  # exceptions granted are logged: sign the logs they went into
@@ -90,8 +106,27 @@ def _chunks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
         first += len(chunk)
 
 
+def _libraries(chunk: list[str], first: int) -> Iterator[tuple[int, str]]:
+    """(line, library) of each line in the chunk that names one."""
+    for offset, line in enumerate(chunk):
+        if not line.strip():
+            continue
+        try:
+            library = json.loads(line).get("library")
+        except (ValueError, AttributeError):
+            continue  # reported by the validation already
+        if isinstance(library, str):
+            yield first + offset, library
+
+
 def _write(
-    connection: Connection, records: RecordSet, master: MasterKey, summary: ImportSummary, as_of: date, logged: set[str]
+    connection: Connection,
+    records: RecordSet,
+    master: MasterKey,
+    summary: ImportSummary,
+    as_of: date,
+    logged: set[str],
+    actor: Mapping[str, Any] | None,
 ) -> None:
     due: set[tuple[str, str]] = set()
     _readers(connection, records.readers, master, summary)
@@ -107,7 +142,7 @@ def _write(
     granted = _simple(connection, exceptions, grants, master, summary, _exception_row, gone)
     for grant in granted:
         due.add((grant.library, grant.subject))
-    _log_grants(connection, granted, as_of, logged)
+    _log_grants(connection, granted, as_of, logged, actor)
     if due:  # a changed history or exception may change the subject's outcome: review it at the next run
         for library in {lib for lib, _ in due}:
             ids = [subject for lib, subject in due if lib == library]
@@ -242,7 +277,13 @@ def _simple(
     return changed
 
 
-def _log_grants(connection: Connection, granted: Sequence[ExceptionGrant], as_of: date, logged: set[str]) -> None:
+def _log_grants(
+    connection: Connection,
+    granted: Sequence[ExceptionGrant],
+    as_of: date,
+    logged: set[str],
+    actor: Mapping[str, Any] | None,
+) -> None:
     """Each exception granted (new, or changed and so granted anew) is an entry in its library's decision log."""
     for library in sorted({g.library for g in granted}):
         batch = [g for g in granted if g.library == library]
@@ -271,7 +312,7 @@ def _log_grants(connection: Connection, granted: Sequence[ExceptionGrant], as_of
                     str(uuid.uuid4()), library, granted=True, exception=named[grant.id],
                     subject_type=subject_type, subject=subject, rule=grant.rule, role=grant.role,
                     from_=grant.from_.isoformat(), until=grant.until.isoformat(), as_of=as_of.isoformat(),
-                    actor={"type": "import", "id": None, "role": None}, time=time,
+                    actor=dict(actor or {"type": "import", "id": None, "role": None}), time=time,
                 )
             )  # fmt: skip
         append(connection, library, as_of, entries)

@@ -25,35 +25,33 @@ rest untouched; running again finishes the work.
 from __future__ import annotations
 
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, select, update
 
 from audit.entries import decision_entry, now, run_summary_entry
 from audit.log import append, checkpoint, run_entries
-from retention.actions import STRATEGIES, Loaded, PurgeFailed, returned_loan_counts
+from retention.actions import STRATEGIES, Loaded, PurgeFailed
+from retention.loading import SubjectLoader
 from retention.locking import library_lock
 from retention.review import next_review, policy_changes
 from rules.actions import RETAIN, Effect
 from rules.decision import build_decision
 from rules.evaluator import Outcome, Status, evaluate_subject
 from rules.facts import local_day
-from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
 from rules.ruleset import LibraryAt, Ruleset
-from store.codec import canonical, reader_record
 from store.crypto import MasterKey
-from store.schema import camera_recordings, exceptions, findings, incidents, plan_items, readers, runs
+from store.schema import camera_recordings, findings, plan_items, readers, runs
 
 __all__ = ["LibraryRun", "plan_decisions", "run_decisions", "run_library"]
 
 APPLIED, REPORTED, PROPOSED, RETAINED, FAILED, ERROR = "applied", "reported", "proposed", "retained", "failed", "error"
+DECIDED = frozenset({"accepted", "rejected"})  # a proposal's finding once its deciding role has decided it
 _BY_EFFECT = {Effect.APPLY: APPLIED, Effect.REPORT: REPORTED, Effect.PROPOSE: PROPOSED}
 
 
@@ -99,9 +97,10 @@ def run_library(
     batch_size: int = 500,
     wait: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    run_id: str | None = None,
 ) -> LibraryRun:
     """Run one library's job at `as_of`; `progress(done, total)` is told after each batch."""
-    run_id = str(uuid.uuid4())
+    run_id = run_id or str(uuid.uuid4())
     compiled = ruleset.library(library)
     day = local_day(as_of, compiled.zone)
     assert day is not None
@@ -182,6 +181,7 @@ class _Job:
         self.day = snapshot.day
         self.changes = policy_changes(snapshot.library)
         self._sink: list[dict[str, Any]] = []  # a batch's log entries, appended together
+        self.loader = SubjectLoader(master, self.library)
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -201,8 +201,8 @@ class _Job:
             )
 
     def batches(self) -> Iterator[list[Loaded]]:
-        yield from self._batches(readers, readers.c.rid, self._load_readers)
-        yield from self._batches(camera_recordings, camera_recordings.c.cid, self._load_recordings)
+        yield from self._batches(readers, readers.c.rid, self.loader.readers)
+        yield from self._batches(camera_recordings, camera_recordings.c.cid, self.loader.recordings)
 
     def _batches(
         self, table: Table, key: Any, load: Callable[[Connection, Sequence[Any]], list[Loaded]]
@@ -218,89 +218,6 @@ class _Job:
                 last = rows[-1][0]
                 loaded = load(connection, rows)
             yield loaded
-
-    def _load_readers(self, connection: Connection, rows: Sequence[Any]) -> list[Loaded]:
-        ids = [row.id for row in rows]
-        grants = self._grants(connection, ids)
-        history: dict[str, list[Incident]] = defaultdict(list)
-        for row in connection.execute(
-            select(incidents).where(incidents.c.library == self.library, incidents.c.reader.in_(ids))
-        ):
-            history[row.reader].append(
-                Incident(  # named by its pseudonym: decisions list the incidents they counted
-                    type="incident", library=row.library, id=row.pseudonym, reader=row.reader, kind=row.kind,
-                    at=_day(row.at),
-                )
-            )  # fmt: skip
-        standing = self._findings(connection, "reader", [row.pseudonym for row in rows])
-        returned = returned_loan_counts(connection, self.library, ids)
-        loaded = []
-        for row in rows:
-            try:
-                record = reader_record(row.facts, row.wrapped_key, row.sealed, self.master)
-                reader = Reader.model_validate_json(canonical(record))
-            except (InvalidTag, ValidationError, KeyError, ValueError) as error:
-                reader = None
-                failure = f"the reader's stored record could not be read ({type(error).__name__}); not acted on"
-            loaded.append(
-                Loaded(
-                    "reader", row.rid, row.library, row.id, row.pseudonym,
-                    reader if reader is not None else _placeholder(row), row.state, row.blocked,
-                    standing.get(row.pseudonym, {}), returned.get(row.id, 0),
-                    grants.get(row.id, []), history.get(row.id, []), None if reader is not None else failure,
-                )
-            )  # fmt: skip
-        return loaded
-
-    def _load_recordings(self, connection: Connection, rows: Sequence[Any]) -> list[Loaded]:
-        grants = self._grants(connection, [row.id for row in rows])
-        standing = self._findings(connection, "camera_recording", [row.pseudonym for row in rows])
-        loaded = []
-        for row in rows:
-            record = CameraRecording(
-                type="camera_recording", library=row.library, id=row.id, camera=row.camera,
-                start=_day(row.start), end=_day(row.end), location=row.location,
-                legal_hold=_hold(row.legal_hold),
-            )  # fmt: skip
-            loaded.append(
-                Loaded(
-                    "camera_recording", row.cid, row.library, row.id, row.pseudonym, record,
-                    findings=standing.get(row.pseudonym, {}), grants=grants.get(row.id, []),
-                )
-            )  # fmt: skip
-        return loaded
-
-    def _grants(self, connection: Connection, ids: list[str]) -> dict[str, list[ExceptionGrant]]:
-        found: dict[str, list[ExceptionGrant]] = defaultdict(list)
-        for row in connection.execute(
-            select(exceptions).where(
-                exceptions.c.library == self.library,
-                exceptions.c.subject.in_(ids),
-                exceptions.c.revoked_as_of.is_(None),
-            )
-        ):
-            found[row.subject].append(
-                ExceptionGrant.model_validate(
-                    {
-                        "type": "exception", "library": row.library, "id": row.pseudonym, "subject": row.subject,
-                        "rule": row.rule, "role": row.role, "granted_by": row.granted_by, "reason": row.reason,
-                        "from": row._mapping["from"], "until": row.until,
-                    }
-                )
-            )  # fmt: skip
-        return found
-
-    def _findings(self, connection: Connection, subject_type: str, pseudonyms: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = defaultdict(dict)
-        for row in connection.execute(
-            select(findings).where(
-                findings.c.library == self.library,
-                findings.c.subject_type == subject_type,
-                findings.c.subject.in_(pseudonyms),
-            )
-        ):
-            found[row.subject][row.rule] = row
-        return found
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -357,6 +274,8 @@ class _Job:
                 else:
                     standing.add(rule.id)
                     current = subject.findings.get(rule.id)
+                    if current is not None and current.status in DECIDED:
+                        continue  # a proposal its deciding role accepted or rejected is not proposed again
                     if current is None or current.status != "open" or current.action != rule.action:
                         planned.append(self._planned(subject, outcome, rule.action, _BY_EFFECT[rule.effect]))
         planned.extend(self._lift_block(subject, outcomes))
@@ -369,8 +288,8 @@ class _Job:
 
     def _lift_block(self, subject: Loaded, outcomes: list[Outcome]) -> list[_Planned]:
         """A blocked reader whose block rules no longer fire has the block lifted (a transition, DESIGN.md)."""
-        if subject.subject_type != "reader" or not subject.blocked:
-            return []
+        if subject.subject_type != "reader" or not subject.blocked or subject.excluded:
+            return []  # an accepted exclusion keeps the block: no rule lifts it
         blocks = [o for o in outcomes if o.rule.rule.action == "block_services"]
         if not blocks or any(o.status in {Status.FIRES, Status.ERROR} for o in blocks):
             return []
@@ -571,19 +490,3 @@ def run_decisions(engine: Engine, run_id: str) -> Iterator[dict[str, Any]]:
 
 def _tomorrow(day: date) -> date:
     return day + timedelta(days=1)
-
-
-def _day(text: str) -> date | datetime:
-    return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-
-
-def _hold(stored: dict[str, Any] | None) -> LegalHold | None:
-    if stored is None:
-        return None
-    until = stored["until"]
-    return LegalHold(reason=stored["reason"], until=date.fromisoformat(until) if until else None)
-
-
-def _placeholder(row: Any) -> Reader:
-    """A reader with no readable data: only decided as an error, never acted on."""
-    return Reader(type="reader", library=row.library, id=row.id, kind="person")

@@ -41,6 +41,7 @@ __all__ = [
     "findings",
     "incidents",
     "keyring",
+    "legal_holds",
     "libraries",
     "loans",
     "log_checkpoints",
@@ -53,6 +54,8 @@ __all__ = [
     "readers",
     "run_leases",
     "runs",
+    "subject_requests",
+    "users",
 ]
 
 metadata = MetaData(
@@ -73,6 +76,52 @@ libraries = Table(
     Column("id", String(64), primary_key=True),
     Column("name", Text, nullable=False),
     Column("time_zone", String(64), nullable=False),
+    # onboarding (ZÍSKEJ, seed 000): no personal data is accepted for a library until its data-processing
+    # agreement (GDPR Art. 28) is recorded
+    Column("agreement_signed_on", Date),
+    Column("agreement_reference", Text),
+    Column("onboarded_at", DateTime(timezone=True)),
+)
+
+users = Table(  # who may call the service: a bearer token, stored only as its SHA-256
+    "users",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("library", String(64), ForeignKey("libraries.id")),  # None for the service centre's operators
+    Column("role", String(20), nullable=False),
+    Column("name", LargeBinary, nullable=False),  # the person's or system's name, wrapped by the master key
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Index("ix_users_library", "library"),
+)
+
+subject_requests = Table(  # data-subject requests (GDPR Art. 17, 12(3)): received, due a month later, then done
+    "subject_requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("library", String(64), ForeignKey("libraries.id"), nullable=False),
+    Column("reader", Id),  # None once the reader is anonymised: the request stays, as proof it was handled
+    Column("kind", String(32), nullable=False),  # erasure, loan_history_erasure
+    Column("received_on", Date, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("status", String(16), nullable=False),  # open, done
+    Column("done_at", DateTime(timezone=True)),
+    Index("ix_subject_requests_due", "library", "status", "due_on"),
+    Index("ix_subject_requests_reader", "library", "reader"),
+)
+
+legal_holds = Table(  # holds the dpo sets in kodex (besides those the records carry); they outlast imports
+    "legal_holds",
+    metadata,
+    Column("hid", Integer, primary_key=True, autoincrement=True),
+    Column("library", String(64), ForeignKey("libraries.id"), nullable=False),
+    Column("subject_type", String(32), nullable=False),
+    Column("subject", Id, nullable=False),
+    Column("reason", LargeBinary, nullable=False),  # wrapped by the master key: it may say who and why
+    Column("until", Date),  # None: until released
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("library", "subject_type", "subject"),
 )
 
 keyring = Table(
@@ -100,6 +149,7 @@ readers = Table(
     Column("next_review", Date),  # the earliest day a rule could change its outcome; None: review at the next run
     Column("reviewed_as_of", Iso),
     Column("anonymised_at", DateTime(timezone=True)),
+    Column("excluded_as_of", Iso),  # an exclusion proposal accepted: services stay blocked, no rule lifts it
     UniqueConstraint("library", "id"),
     Index("ix_readers_review", "library", "next_review"),
 )
@@ -233,7 +283,13 @@ decision_log = Table(  # audit/: append-only (a trigger refuses UPDATE and DELET
     Index("ix_decision_log_run", "run_id"),
     Index("ix_decision_log_subject", "subject"),
     Index("ix_decision_log_day", "library", "day"),
-    Index("ix_decision_log_rule", "library", "rule"),
+    # a query pages a library's entries in log order (seq), often by one column: each index gives a page
+    # without reading and sorting every matching entry
+    Index("ix_decision_log_library_seq", "library", "seq"),
+    Index("ix_decision_log_rule_seq", "library", "rule", "seq"),
+    Index("ix_decision_log_action_seq", "library", "action", "seq"),
+    Index("ix_decision_log_outcome_seq", "library", "outcome", "seq"),
+    Index("ix_decision_log_kind_seq", "library", "kind", "seq"),
 )
 
 log_heads = Table(  # each library's tree as far as it is appended: its size and right edge (audit.merkle.Frontier)
@@ -289,10 +345,12 @@ findings = Table(
     Column("rule", String(200), nullable=False),
     Column("action", String(40), nullable=False),
     Column("effect", String(16), nullable=False),  # report or propose: for people to act on, never applied here
-    Column("status", String(16), nullable=False),  # open, resolved (the rule no longer holds)
+    # open; resolved (the rule no longer holds); accepted or rejected (a proposal decided by its deciding role)
+    Column("status", String(16), nullable=False),
     Column("basis", String(250)),  # for a retained action: what blocks it (an exception id, a legal hold)
     Column("decided_by", String(40)),
     Column("decision_id", String(36), nullable=False),
+    Column("reason", LargeBinary),  # the deciding role's reason for accepting or rejecting, wrapped by the master key
     Column("opened_as_of", Iso, nullable=False),
     Column("closed_as_of", Iso),
     UniqueConstraint("library", "subject_type", "subject", "rule"),

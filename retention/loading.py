@@ -1,0 +1,220 @@
+"""Subjects as a run (or a question about one subject) sees them: stored rows, decrypted, with what stands for them.
+
+Set-based per batch: a batch's exceptions, incidents, findings, returned-loan
+counts, open data-subject requests and kodex-set legal holds are read with one
+query each. Two things kodex records itself are laid over the library's
+record before the rules decide (the record stays as imported):
+
+- an open data-subject request sets `erasure_requested_at` or
+  `history_erasure_requested_at` to the day it was received (the earlier
+  day wins when the record carries one too);
+- a legal hold the dpo set in kodex stands beside the record's own hold;
+  the one that lasts longer applies.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, select
+
+from retention.actions import Loaded, returned_loan_counts
+from retention.evaluation import SubjectNotFound
+from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
+from store.codec import canonical, reader_record
+from store.crypto import MasterKey
+from store.schema import exceptions, findings, incidents, legal_holds, readers, subject_requests
+
+__all__ = ["REQUEST_FIELDS", "SubjectLoader", "hold_aad", "load_reader"]
+
+REQUEST_FIELDS = {"erasure": "erasure_requested_at", "loan_history_erasure": "history_erasure_requested_at"}
+
+
+class SubjectLoader:
+    def __init__(self, master: MasterKey, library: str) -> None:
+        self.master, self.library = master, library
+
+    def readers(self, connection: Connection, rows: Sequence[Any]) -> list[Loaded]:
+        ids = [row.id for row in rows]
+        grants = self._grants(connection, ids)
+        history: dict[str, list[Incident]] = defaultdict(list)
+        for row in connection.execute(
+            select(incidents).where(incidents.c.library == self.library, incidents.c.reader.in_(ids))
+        ):
+            history[row.reader].append(
+                Incident(  # named by its pseudonym: decisions list the incidents they counted
+                    type="incident", library=row.library, id=row.pseudonym, reader=row.reader, kind=row.kind,
+                    at=_day(row.at),
+                )
+            )  # fmt: skip
+        standing = self._findings(connection, "reader", [row.pseudonym for row in rows])
+        returned = returned_loan_counts(connection, self.library, ids)
+        requested, kinds = self._requests(connection, ids)
+        holds = self._holds(connection, "reader", ids)
+        loaded = []
+        for row in rows:
+            overlaid: dict[str, Any] = {}
+            try:
+                record = reader_record(row.facts, row.wrapped_key, row.sealed, self.master)
+                reader: Reader | None = Reader.model_validate_json(canonical(record))
+                assert reader is not None
+                reader, overlaid = _overlay(reader, requested.get(row.id, {}), holds.get(row.id))
+                failure = None
+            except (InvalidTag, ValidationError, KeyError, ValueError) as error:
+                reader = None
+                failure = f"the reader's stored record could not be read ({type(error).__name__}); not acted on"
+            loaded.append(
+                Loaded(
+                    "reader", row.rid, row.library, row.id, row.pseudonym,
+                    reader if reader is not None else _placeholder(row), row.state, row.blocked,
+                    standing.get(row.pseudonym, {}), returned.get(row.id, 0),
+                    grants.get(row.id, []), history.get(row.id, []), failure,
+                    excluded=row.excluded_as_of is not None, overlaid=overlaid,
+                    open_requests=frozenset(kinds.get(row.id, ())),
+                )
+            )  # fmt: skip
+        return loaded
+
+    def recordings(self, connection: Connection, rows: Sequence[Any]) -> list[Loaded]:
+        ids = [row.id for row in rows]
+        grants = self._grants(connection, ids)
+        standing = self._findings(connection, "camera_recording", [row.pseudonym for row in rows])
+        holds = self._holds(connection, "camera_recording", ids)
+        loaded = []
+        for row in rows:
+            record = CameraRecording(
+                type="camera_recording", library=row.library, id=row.id, camera=row.camera,
+                start=_day(row.start), end=_day(row.end), location=row.location,
+                legal_hold=_longer(_hold(row.legal_hold), holds.get(row.id)),
+            )  # fmt: skip
+            loaded.append(
+                Loaded(
+                    "camera_recording", row.cid, row.library, row.id, row.pseudonym, record,
+                    findings=standing.get(row.pseudonym, {}), grants=grants.get(row.id, []),
+                )
+            )  # fmt: skip
+        return loaded
+
+    def _grants(self, connection: Connection, ids: list[str]) -> dict[str, list[ExceptionGrant]]:
+        found: dict[str, list[ExceptionGrant]] = defaultdict(list)
+        for row in connection.execute(
+            select(exceptions).where(
+                exceptions.c.library == self.library,
+                exceptions.c.subject.in_(ids),
+                exceptions.c.revoked_as_of.is_(None),
+            )
+        ):
+            found[row.subject].append(
+                ExceptionGrant.model_validate(
+                    {
+                        "type": "exception", "library": row.library, "id": row.pseudonym, "subject": row.subject,
+                        "rule": row.rule, "role": row.role, "granted_by": row.granted_by, "reason": row.reason,
+                        "from": row._mapping["from"], "until": row.until,
+                    }
+                )
+            )  # fmt: skip
+        return found
+
+    def _findings(self, connection: Connection, subject_type: str, pseudonyms: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = defaultdict(dict)
+        for row in connection.execute(
+            select(findings).where(
+                findings.c.library == self.library,
+                findings.c.subject_type == subject_type,
+                findings.c.subject.in_(pseudonyms),
+            )
+        ):
+            found[row.subject][row.rule] = row
+        return found
+
+    def _requests(
+        self, connection: Connection, ids: list[str]
+    ) -> tuple[dict[str, dict[str, date]], dict[str, set[str]]]:
+        found: dict[str, dict[str, date]] = defaultdict(dict)
+        kinds: dict[str, set[str]] = defaultdict(set)
+        for row in connection.execute(
+            select(subject_requests.c.reader, subject_requests.c.kind, subject_requests.c.received_on).where(
+                subject_requests.c.library == self.library,
+                subject_requests.c.reader.in_(ids),
+                subject_requests.c.status == "open",
+            )
+        ):
+            kinds[row.reader].add(row.kind)
+            field = REQUEST_FIELDS[row.kind]
+            known = found[row.reader].get(field)
+            found[row.reader][field] = row.received_on if known is None else min(known, row.received_on)
+        return found, kinds
+
+    def _holds(self, connection: Connection, subject_type: str, ids: list[str]) -> dict[str, LegalHold]:
+        found = {}
+        for row in connection.execute(
+            select(legal_holds).where(
+                legal_holds.c.library == self.library,
+                legal_holds.c.subject_type == subject_type,
+                legal_holds.c.subject.in_(ids),
+            )
+        ):
+            reason = self.master.unwrap(row.reason, hold_aad(self.library, subject_type, row.subject)).decode()
+            found[row.subject] = LegalHold(reason=reason, until=row.until)
+        return found
+
+
+def load_reader(engine: Engine, master: MasterKey, library: str, reader_id: str) -> Loaded:
+    """One reader, loaded as a run would load it; SubjectNotFound when the library holds no such reader."""
+    with engine.connect() as connection:
+        row = connection.execute(select(readers).where(readers.c.library == library, readers.c.id == reader_id)).first()
+        if row is None:
+            raise SubjectNotFound(f"library {library!r} holds no reader with this id")
+        return SubjectLoader(master, library).readers(connection, [row])[0]
+
+
+def hold_aad(library: str, subject_type: str, subject: str) -> bytes:
+    return f"hold/{library}/{subject_type}/{subject}".encode()
+
+
+def _overlay(reader: Reader, requested: dict[str, date], hold: LegalHold | None) -> tuple[Reader, dict[str, Any]]:
+    changes: dict[str, Any] = {}
+    for field, received in requested.items():
+        current = getattr(reader, field)
+        current_day = current.date() if isinstance(current, datetime) else current
+        if current_day is None or received < current_day:
+            changes[field] = received
+    held = _longer(reader.legal_hold, hold)
+    if held is not reader.legal_hold:
+        changes["legal_hold"] = held
+    if not changes:
+        return reader, {}
+    original = {name: getattr(reader, name) for name in changes}
+    return reader.model_copy(update=changes), original
+
+
+def _longer(recorded: LegalHold | None, kept: LegalHold | None) -> LegalHold | None:
+    """Of the record's hold and the one kept in kodex, the one that lasts longer (no end: longest)."""
+    if recorded is None or kept is None:
+        return kept if recorded is None else recorded
+    if recorded.until is None:
+        return recorded
+    if kept.until is None or kept.until > recorded.until:
+        return kept
+    return recorded
+
+
+def _day(text: str) -> date | datetime:
+    return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+
+
+def _hold(stored: dict[str, Any] | None) -> LegalHold | None:
+    if stored is None:
+        return None
+    until = stored["until"]
+    return LegalHold(reason=stored["reason"], until=date.fromisoformat(until) if until else None)
+
+
+def _placeholder(row: Any) -> Reader:
+    """A reader with no readable data: only decided as an error, never acted on."""
+    return Reader(type="reader", library=row.library, id=row.id, kind="person")

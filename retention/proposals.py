@@ -1,0 +1,117 @@
+"""Proposals (e.g. an exclusion, čl. 33 SVK PK): listed for, and decided by, the role the rule names.
+
+A nightly run opens a proposal as a finding; it is never carried out there.
+The rule's deciding role (`decided_by`, e.g. director) accepts or rejects it
+with a reason: the decision is an entry in the decision log, the accepted
+action is carried out through the action registry (retention.actions) in the
+same transaction, and a decided proposal is not proposed again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from audit.entries import now, proposal_entry
+from audit.log import append, checkpoint
+from retention.actions import STRATEGIES
+from retention.errors import InvalidRequest
+from retention.evaluation import SubjectNotFound
+from retention.exceptions import NotAuthorised
+from retention.loading import SubjectLoader
+from rules.ruleset import Ruleset
+from store.crypto import MasterKey
+from store.schema import findings, readers
+
+__all__ = ["Proposal", "decide_proposal", "list_proposals"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    id: str  # the id of the decision (log entry) that proposed it
+    subject: str | None  # the reader's record id; None once anonymised
+    rule: str
+    action: str
+    decided_by: str | None
+    status: str  # open, accepted, rejected, resolved (the rule no longer holds)
+    opened_as_of: str
+    closed_as_of: str | None
+
+
+def list_proposals(engine: Engine, library: str, status: str | None = "open") -> list[Proposal]:
+    query = (
+        select(findings, readers.c.id.label("reader_id"))
+        .join(readers, readers.c.pseudonym == findings.c.subject, isouter=True)
+        .where(findings.c.library == library, findings.c.effect == "propose")
+        .order_by(findings.c.fid)
+    )
+    if status is not None:
+        query = query.where(findings.c.status == status)
+    with engine.connect() as connection:
+        return [_proposal(row) for row in connection.execute(query)]
+
+
+def decide_proposal(
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    library: str,
+    proposal_id: str,
+    *,
+    accept: bool,
+    reason: str,
+    actor: Mapping[str, Any],
+    as_of: date,
+) -> Proposal:
+    """Accept or reject an open proposal as `actor` (id, role); logged, and carried out when accepted."""
+    with engine.begin() as connection:
+        row = connection.execute(
+            select(findings).where(
+                findings.c.library == library, findings.c.effect == "propose", findings.c.decision_id == proposal_id
+            )
+        ).first()
+        if row is None:
+            raise SubjectNotFound(f"no proposal {proposal_id} in library {library}")
+        if row.status != "open":
+            raise InvalidRequest(f"proposal {proposal_id} is {row.status} already (as of {row.closed_as_of})")
+        if actor.get("role") != row.decided_by:
+            raise NotAuthorised(f"rule {row.rule} lets only {row.decided_by} decide its proposals")
+        versions = ruleset.library(library).versions(row.rule)
+        cite = versions[-1].rule.cite if versions else None
+        reader = connection.execute(select(readers).where(readers.c.pseudonym == row.subject)).first()
+        if reader is None:
+            raise InvalidRequest("the reader this proposal is about is anonymised: there is nothing to decide")
+        if accept:
+            subject = SubjectLoader(master, library).readers(connection, [reader])[0]
+            if STRATEGIES[row.action].changes(subject):
+                STRATEGIES[row.action].apply(connection, subject, master)
+        connection.execute(
+            update(findings)
+            .where(findings.c.fid == row.fid)
+            .values(
+                status="accepted" if accept else "rejected",
+                closed_as_of=as_of.isoformat(),
+                reason=master.wrap(reason.encode(), f"proposal/{proposal_id}".encode()),
+            )
+        )
+        entry = proposal_entry(
+            str(uuid.uuid4()), library, proposal=proposal_id, accepted=accept, subject_type=row.subject_type,
+            subject=row.subject, rule=row.rule, cite=cite, action=row.action, as_of=as_of.isoformat(),
+            actor={"type": "user", "id": actor.get("id"), "role": actor.get("role")}, time=now(),
+            revision=ruleset.revision,
+        )  # fmt: skip
+        append(connection, library, as_of, [entry])
+        checkpoint(connection, library, master, now())
+    return next(p for p in list_proposals(engine, library, None) if p.id == proposal_id)
+
+
+def _proposal(row: Any) -> Proposal:
+    return Proposal(
+        row.decision_id, row.reader_id, row.rule, row.action, row.decided_by, row.status, row.opened_as_of,
+        row.closed_as_of,
+    )  # fmt: skip

@@ -1,0 +1,148 @@
+"""Data-subject requests: erasure and loan-history erasure (GDPR Art. 17), answered within a month (Art. 12(3)).
+
+A request sets what the reader asked for; the rules decide what happens. It
+is stored with the day it was received and the day it is due (received +
+the library's `request_response_period`, a dated value in policies.yaml),
+and laid over the reader's record at every run (retention.loading) until the
+action it asks for is applied; then it is done. The answer to a new request
+says what the rules decide about it today, and when the nightly run will act.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from retention.errors import InvalidRequest
+from retention.evaluation import SubjectNotFound
+from retention.loading import REQUEST_FIELDS, load_reader
+from rules.evaluator import Status, evaluate_subject
+from rules.periods import Period, add_period
+from rules.ruleset import Ruleset
+from store.crypto import MasterKey
+from store.schema import readers, subject_requests
+
+__all__ = ["KINDS", "Forecast", "Request", "due_requests", "file_request", "list_requests"]
+
+KINDS = tuple(REQUEST_FIELDS)
+_ACTIONS = {"erasure": "anonymise", "loan_history_erasure": "erase_loan_history"}
+_FACTS = {"erasure": "erasure_requested", "loan_history_erasure": "history_erasure_requested"}
+
+
+@dataclass(frozen=True)
+class Request:
+    id: str
+    library: str
+    reader: str | None  # None once the reader is anonymised
+    kind: str
+    received_on: date
+    due_on: date
+    status: str
+    done_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What the rules decide about the request today: per rule that acts on it, its status and reasons."""
+
+    rule: str
+    action: str
+    cite: str
+    status: str  # due (the next run acts), blocked (an exception or legal hold keeps the data), not_due
+    reasons: list[dict[str, Any]]
+
+
+def file_request(
+    engine: Engine, ruleset: Ruleset, master: MasterKey, library: str, reader_id: str, kind: str, received_on: date
+) -> tuple[Request, list[Forecast]]:
+    """Record a request (once per reader and kind while open) and say what the rules decide about it."""
+    if kind not in KINDS:
+        raise InvalidRequest(f"unknown request kind {kind!r}; kinds: {', '.join(KINDS)}")
+    compiled = ruleset.library(library)
+    period = compiled.at(received_on).params.get("request_response_period")
+    if period is None:
+        raise InvalidRequest(f"the policy gives library {library} no request_response_period in force on {received_on}")
+    due_on = add_period(received_on, Period.parse(str(period)))
+    with engine.begin() as connection:
+        row = connection.execute(
+            select(readers.c.state).where(readers.c.library == library, readers.c.id == reader_id)
+        ).first()
+        if row is None:
+            raise SubjectNotFound(f"library {library!r} holds no reader with this id")
+        if row.state == "anonymised":
+            raise InvalidRequest("this reader is anonymised already: kodex holds no personal data to erase")
+        open_one = connection.execute(
+            select(subject_requests).where(
+                subject_requests.c.library == library,
+                subject_requests.c.reader == reader_id,
+                subject_requests.c.kind == kind,
+                subject_requests.c.status == "open",
+            )
+        ).first()
+        if open_one is not None:
+            request = _request(open_one)
+        else:
+            request = Request(str(uuid.uuid4()), library, reader_id, kind, received_on, due_on, "open", None)
+            connection.execute(
+                subject_requests.insert().values(
+                    id=request.id, library=library, reader=reader_id, kind=kind, received_on=received_on,
+                    due_on=due_on, status="open",
+                )
+            )  # fmt: skip
+        connection.execute(  # reviewed at the next run, whatever its review date was
+            update(readers).where(readers.c.library == library, readers.c.id == reader_id).values(next_review=None)
+        )
+    return request, forecast(engine, ruleset, master, library, reader_id, kind, received_on)
+
+
+def forecast(
+    engine: Engine, ruleset: Ruleset, master: MasterKey, library: str, reader_id: str, kind: str, as_of: date
+) -> list[Forecast]:
+    subject = load_reader(engine, master, library, reader_id)
+    if subject.failure is not None:
+        raise InvalidRequest("the reader's stored record could not be read; the next run records the error")
+    snapshot = ruleset.library(library).at(as_of)
+    outcomes = evaluate_subject(snapshot, subject.record, as_of, subject.grants, incidents=subject.incidents)
+    found = []
+    for outcome in outcomes:
+        rule = outcome.rule.rule
+        if rule.action != _ACTIONS[kind] or not any(_FACTS[kind] in c.names for c in outcome.rule.conditions):
+            continue
+        status = {Status.FIRES: "due", Status.BLOCKED: "blocked"}.get(outcome.status, "not_due")
+        reasons = [{"condition": c.text, "holds": c.holds} for c in outcome.conditions if c.holds is not None]
+        found.append(Forecast(rule.id, rule.action, rule.cite, status, reasons))
+    return found
+
+
+def list_requests(engine: Engine, library: str, status: str | None = None) -> list[Request]:
+    query = select(subject_requests).where(subject_requests.c.library == library)
+    if status is not None:
+        query = query.where(subject_requests.c.status == status)
+    with engine.connect() as connection:
+        return [_request(row) for row in connection.execute(query.order_by(subject_requests.c.due_on))]
+
+
+def due_requests(engine: Engine, library: str, today: date, within_days: int = 7) -> list[Request]:
+    """Open requests overdue or due within `within_days` of `today`, the most urgent first."""
+    query = (
+        select(subject_requests)
+        .where(
+            subject_requests.c.library == library,
+            subject_requests.c.status == "open",
+            subject_requests.c.due_on <= today + timedelta(days=within_days),
+        )
+        .order_by(subject_requests.c.due_on, subject_requests.c.id)
+    )
+    with engine.connect() as connection:
+        return [_request(row) for row in connection.execute(query)]
+
+
+def _request(row: Any) -> Request:
+    done = row.done_at
+    if done is not None and done.tzinfo is None:
+        done = done.replace(tzinfo=UTC)
+    return Request(row.id, row.library, row.reader, row.kind, row.received_on, row.due_on, row.status, done)

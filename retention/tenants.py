@@ -1,0 +1,123 @@
+"""Libraries as tenants, onboarded as the ZÍSKEJ service centre does it (seed 000).
+
+The service centre's operator creates a library (one the policy has rules
+for) and its first admin, and records the library's data-processing agreement
+(GDPR Art. 28: date signed and reference). Until that agreement is recorded,
+no personal data is accepted for the library: imports, registered camera
+recordings and exceptions are refused with `NoAgreement`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from retention.evaluation import SubjectNotFound
+from rules.ruleset import Ruleset
+from store.schema import libraries
+
+__all__ = ["Agreement", "LibraryInfo", "NoAgreement", "NotInPolicy", "library_info", "list_libraries", "onboard",
+           "record_agreement", "require_agreement"]  # fmt: skip
+
+
+class NoAgreement(Exception):
+    """No data-processing agreement is recorded for the library (GDPR Art. 28): it takes no personal data yet."""
+
+
+class NotInPolicy(Exception):
+    """The library has no section in the active policy: kodex has no rules to apply to its records."""
+
+
+@dataclass(frozen=True)
+class Agreement:
+    signed_on: date
+    reference: str
+
+
+@dataclass(frozen=True)
+class LibraryInfo:
+    id: str
+    name: str
+    time_zone: str
+    agreement: Agreement | None
+    onboarded_at: datetime | None
+
+
+def onboard(engine: Engine, ruleset: Ruleset, library: str, agreement: Agreement | None = None) -> LibraryInfo:
+    """Make `library` a tenant of this installation (again: a no-op), with its agreement when given."""
+    if library not in ruleset.libraries:
+        raise NotInPolicy(
+            f"the active policy (revision {ruleset.revision[:12]}) has no library {library!r}; "
+            "add its regulation's rules to policies.yaml first"
+        )
+    compiled = ruleset.library(library).library
+    with engine.begin() as connection:
+        row = connection.execute(select(libraries).where(libraries.c.id == library)).first()
+        if row is None:
+            connection.execute(
+                libraries.insert().values(
+                    id=library, name=compiled.name, time_zone=compiled.time_zone, onboarded_at=datetime.now(UTC)
+                )
+            )
+        elif row.onboarded_at is None:
+            connection.execute(
+                update(libraries).where(libraries.c.id == library).values(onboarded_at=datetime.now(UTC))
+            )
+    if agreement is not None:
+        record_agreement(engine, library, agreement)
+    return library_info(engine, library)
+
+
+def record_agreement(engine: Engine, library: str, agreement: Agreement) -> LibraryInfo:
+    """Record (or replace) the library's data-processing agreement; from then on it takes personal data."""
+    with engine.begin() as connection:
+        changed = connection.execute(
+            update(libraries)
+            .where(libraries.c.id == library)
+            .values(agreement_signed_on=agreement.signed_on, agreement_reference=agreement.reference.strip())
+        ).rowcount
+    if not changed:
+        raise SubjectNotFound(f"no library {library!r} in this installation")
+    return library_info(engine, library)
+
+
+def require_agreement(connection: Connection, library_ids: Iterable[str]) -> None:
+    """Refuse personal data for any library in `library_ids` without a recorded agreement."""
+    wanted = sorted(set(library_ids))
+    if not wanted:
+        return
+    rows = connection.execute(
+        select(libraries.c.id, libraries.c.agreement_signed_on).where(libraries.c.id.in_(wanted))
+    ).all()
+    agreed = {row.id for row in rows if row.agreement_signed_on is not None}
+    missing = [library for library in wanted if library not in agreed]
+    if missing:
+        raise NoAgreement(
+            f"no data-processing agreement is recorded for {', '.join(missing)}: no personal data is accepted "
+            "until the service centre records it (`kodex libraries agreement`, or PUT /v1/libraries/{id}/agreement)"
+        )
+
+
+def library_info(engine: Engine, library: str) -> LibraryInfo:
+    with engine.connect() as connection:
+        row = connection.execute(select(libraries).where(libraries.c.id == library)).first()
+    if row is None:
+        raise SubjectNotFound(f"no library {library!r} in this installation")
+    return _info(row)
+
+
+def list_libraries(engine: Engine) -> list[LibraryInfo]:
+    with engine.connect() as connection:
+        return [_info(row) for row in connection.execute(select(libraries).order_by(libraries.c.id))]
+
+
+def _info(row: Any) -> LibraryInfo:
+    agreement = Agreement(row.agreement_signed_on, row.agreement_reference or "") if row.agreement_signed_on else None
+    onboarded = row.onboarded_at
+    if onboarded is not None and onboarded.tzinfo is None:  # SQLite gives UTC moments back without their zone
+        onboarded = onboarded.replace(tzinfo=UTC)
+    return LibraryInfo(row.id, row.name, row.time_zone, agreement, onboarded)
