@@ -3,7 +3,8 @@
 Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
 5 a policy example failed or a rule lacks coverage; 6 subject not found;
 7 setup missing or wrong (store, master key, configuration); 8 a run is in progress;
-9 the decision log or a proof does not verify; 10 the role given has no authority for it.
+9 the decision log or a proof does not verify; 10 the role given has no authority for it;
+11 the library has no data-processing agreement recorded (it takes no personal data yet).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
@@ -24,11 +26,21 @@ from rich.table import Table
 from api.audit_commands import audit_app, decisions_command
 from api.console import err, out, run_body
 from api.errors import ExamplesFailed
+from api.service_commands import (
+    holds_app,
+    libraries_app,
+    policy_diff_command,
+    proposals_app,
+    register_exception_commands,
+    requests_app,
+    users_app,
+)
 from retention.access import access_copy
 from retention.config import load_settings
 from retention.evaluation import evaluate, explain_reader, validate
 from retention.exceptions import revoke_exception
 from retention.importing import import_records
+from retention.inquiry import explain_stored
 from retention.policy_source import load_ruleset, policy_path
 from retention.run import plan_decisions, run_decisions, run_library
 from retention.setup import Workspace, initialise, open_workspace
@@ -46,6 +58,12 @@ policy_app = typer.Typer(help="Check and test the policy (policies.yaml).", no_a
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 app.command("decisions")(decisions_command)
+app.add_typer(libraries_app, name="libraries")
+app.add_typer(users_app, name="users")
+app.add_typer(requests_app, name="requests")
+app.add_typer(holds_app, name="holds")
+app.add_typer(proposals_app, name="proposals")
+policy_app.command("diff")(policy_diff_command)
 
 
 PolicyOption = Annotated[
@@ -180,21 +198,35 @@ def evaluate_command(
 
 @app.command("explain")
 def explain_command(
-    file: RecordFile,
-    as_of: AsOf,
-    reader: Annotated[str, typer.Option("--reader", help="The reader's id (card number) in FILE.")],
+    reader: Annotated[str, typer.Option("--reader", help="The reader's id (card number).")],
+    file: Annotated[
+        str | None,
+        typer.Argument(help="Records as JSON Lines ('-': standard input). Without it: the reader kodex stores."),
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Day or moment to decide for (default: now).")] = None,
     library: LibraryOption = None,
     policy: PolicyOption = None,
 ) -> None:
-    """Explain in plain words, rule by rule, what applies to one reader and why."""
-    moment = _as_of(as_of)
+    """Explain in plain words, rule by rule, what applies to one reader and why (from FILE, or from the store)."""
+    moment = _as_of(as_of) if as_of is not None else None
 
     def body() -> None:
-        ruleset = load_ruleset(policy)
-        validated = validate(_lines(file), ruleset, moment, skip_invalid=True)
-        for problem in validated.skipped:
-            err.print(f"skipped {problem}", markup=False)
-        for line in explain_reader(validated.records, ruleset, moment, reader, library):
+        if file is None:
+            if library is None:
+                raise typer.BadParameter("give the reader's library to explain a stored reader", param_hint="--library")
+            settings = load_settings()
+            ruleset = load_ruleset(policy or settings.policy)
+            work = open_workspace(settings)
+            when = moment if moment is not None else datetime.now(ruleset.library(library).zone)
+            lines = explain_stored(work.engine, ruleset, work.master, library, reader, when).lines
+        else:
+            ruleset = load_ruleset(policy)
+            when = moment if moment is not None else date.today()
+            validated = validate(_lines(file), ruleset, when, skip_invalid=True)
+            for problem in validated.skipped:
+                err.print(f"skipped {problem}", markup=False)
+            lines = explain_reader(validated.records, ruleset, when, reader, library)
+        for line in lines:
             out.print(line, markup=False)
 
     _run(body)
@@ -424,8 +456,11 @@ def _summary_table(results: list[Any], dry_run: bool) -> Table:
     return table
 
 
-exceptions_app = typer.Typer(help="Exceptions to a rule (granted with the records): revoke one.", no_args_is_help=True)
+exceptions_app = typer.Typer(
+    help="Exceptions to a rule: grant, list, revoke; each grant and revocation logged.", no_args_is_help=True
+)
 app.add_typer(exceptions_app, name="exceptions")
+register_exception_commands(exceptions_app)
 
 
 @exceptions_app.command("revoke")
@@ -485,9 +520,19 @@ def serve_command(
             help="Serve the web app only and run no nightly jobs in this process (e.g. when cron runs `kodex run`).",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="HTTP worker processes (e.g. one per core). With more than one, the nightly jobs run in the "
+            "supervising process and /health in the workers shows next_run as null.",
+        ),
+    ] = 1,
     policy: PolicyOption = None,
 ) -> None:
-    """Run the kodex service: the web app (GET /health) and every library's nightly run.
+    """Run the kodex service: the HTTP API (/v1, OpenAPI at /docs), GET /health, and every library's nightly run.
 
     Each night, at its configured local time in its own time zone, each library's job runs as `kodex run` would (deciding as of the scheduled moment). On start, a night missed while the service was down is caught up once. However many service processes share the store, a library's night runs once: the others wait for it, then skip it. Stop with Ctrl-C or SIGTERM.
     """
@@ -513,7 +558,15 @@ def serve_command(
             err.print(f"{library_id}: nightly at {schedule.time_for(library_id):%H:%M} {zone.key}", markup=False)
         scheduler.start()  # the catch-up jobs start now, in the scheduler's threads
     try:
-        uvicorn.run(create_app(work, ruleset, scheduler), host=host, port=port, log_level="info")
+        # kodex logs each request itself (api.web: route template, status, time; never a path value or a token)
+        if workers == 1:
+            uvicorn.run(create_app(work, ruleset, scheduler), host=host, port=port, log_level="info", access_log=False)
+        else:  # each worker opens the same installation and policy itself (api.web.app_from_environment)
+            os.environ["KODEX_POLICY"] = str(policy_path(policy or work.settings.policy))
+            uvicorn.run(
+                "api.web:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level="info", access_log=False,
+            )  # fmt: skip
     finally:
         if scheduler is not None:
             # a run in progress is finished first (killing the process is safe too: the next start runs that night again)

@@ -1,21 +1,24 @@
-"""The one place that maps domain errors to exit codes (and, later, HTTP statuses)."""
+"""The one place that maps domain errors to exit codes and HTTP statuses."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from api.auth import Denied, Unauthenticated
 from audit.keys import KeyFileError
 from audit.log import NotInLog
 from audit.verify import LogBroken, ProofInvalid
 from retention.config import ConfigError
+from retention.errors import InvalidRequest
 from retention.evaluation import InvalidRecords, SubjectNotFound
 from retention.exceptions import NotAuthorised
 from retention.locking import RunInProgress
+from retention.tenants import NoAgreement, NotInPolicy
 from rules.loading import InvalidPolicy
 from store.crypto import MasterKeyError
 from store.database import StoreNotReady
 
-__all__ = ["EXIT_OK", "ExamplesFailed", "Failure", "failure_for"]
+__all__ = ["EXIT_OK", "ExamplesFailed", "Failure", "failure_for", "failure_types"]
 
 EXIT_OK = 0
 
@@ -45,7 +48,17 @@ _FAILURES: dict[type[Exception], Failure] = {
     NotInLog: Failure(6, 404, "not in the decision log"),
     KeyFileError: Failure(2, 422, "not a public key file"),
     NotAuthorised: Failure(10, 403, "not authorised"),
+    NoAgreement: Failure(11, 409, "no data-processing agreement"),
+    NotInPolicy: Failure(3, 422, "library not in the policy"),
+    InvalidRequest: Failure(2, 422, "request refused"),
+    Unauthenticated: Failure(2, 401, "not authenticated"),
+    Denied: Failure(10, 403, "forbidden"),
 }
+
+
+def failure_types() -> tuple[type[Exception], ...]:
+    """Every domain error with a mapping (for handlers registered per type)."""
+    return tuple(_FAILURES)
 
 
 def failure_for(error: Exception) -> Failure | None:

@@ -1,4 +1,12 @@
-"""The kodex web service (`kodex serve`): for now, a health endpoint for monitoring.
+"""The kodex web service (`kodex serve`): the HTTP API under /v1, and GET /health for monitoring.
+
+Thin: each endpoint parses its body (api.schemas), authorises the caller
+(api.auth), calls the service layer (retention/, audit/) and maps domain
+errors to HTTP statuses through api.errors, the same table the CLI maps to exit
+codes. Errors are `Problem` bodies that say what to fix; they never echo the
+request's values. The access log names the route template, never the path
+(reader ids are card numbers) or a token. Bodies larger than the configured
+limit are refused with 413 before they are read in full.
 
 GET /health says whether the database answers, which policy revision is
 active, and for each library when its next nightly run is due (null when the
@@ -8,20 +16,33 @@ run ended. 200 when the database answers, 503 when it does not.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+import time
+from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from retention.scheduler import nightly_job_id
-from retention.setup import Workspace
+from api.errors import failure_for, failure_types
+from api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
+from api.routes.common import aware, next_run
+from retention.config import load_settings
+from retention.policy_source import load_ruleset
+from retention.setup import Workspace, open_workspace
 from rules.ruleset import Ruleset
 from store.schema import runs
 
-__all__ = ["Health", "LastRun", "LibraryHealth", "create_app"]
+__all__ = ["Health", "LastRun", "LibraryHealth", "app_from_environment", "create_app"]
+
+access = logging.getLogger("kodex.access")
+failures = logging.getLogger("kodex.web")
 
 
 class _Model(BaseModel):
@@ -48,9 +69,31 @@ class Health(_Model):
     libraries: dict[str, LibraryHealth]
 
 
+def app_from_environment() -> FastAPI:
+    """The app as a worker process of `kodex serve --workers N` builds it: the installation KODEX_* names."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    return create_app(open_workspace(settings), load_ruleset(settings.policy))
+
+
 def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) -> FastAPI:
     """The web app over an opened workspace; `scheduler` (APScheduler, optional) tells the next runs."""
-    app = FastAPI(title="kodex", summary="Library regulations and GDPR retention as executable, cited rules.")
+    app = FastAPI(
+        title="kodex",
+        summary="Library regulations and GDPR retention as executable, cited rules.",
+        version="1",
+        description=(
+            "Authenticate with `Authorization: Bearer <token>` (tokens from `kodex users add`). Every role but "
+            "`operator` acts only in its own library. Errors are `Problem` bodies: `title`, `detail` (what to fix), "
+            "and `errors` per line or field."
+        ),
+    )
+    app.state.workspace, app.state.ruleset, app.state.scheduler = workspace, ruleset, scheduler
+    for module in (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes):
+        app.include_router(module.router, prefix="/v1")
+    _handle_errors(app)
+    app.add_middleware(_AccessLog)
+    app.add_middleware(_BodyLimit, limit=workspace.settings.max_request_mb * 1024 * 1024)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health, "description": "database down"}})
     def health(response: Response) -> Health:
@@ -59,7 +102,7 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
         if not reachable:
             response.status_code = 503
         libraries = {
-            library: LibraryHealth(next_run=_next_run(scheduler, library), last_run=(last or {}).get(library))
+            library: LibraryHealth(next_run=next_run(scheduler, library), last_run=(last or {}).get(library))
             for library in ruleset.libraries
         }
         return Health(
@@ -70,6 +113,133 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
         )
 
     return app
+
+
+# -- errors: one mapping (api.errors), bodies that never echo what was sent --------------------------------------
+
+
+def _problem(status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"title": title, "detail": detail, "errors": errors or []}, status, headers=headers)
+
+
+def _handle_errors(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in error.errors():
+            loc = [str(part) for part in e.get("loc", ())]
+            message = e.get("msg", "")
+            if e.get("type") == "extra_forbidden":  # the unknown key itself is not echoed: it may be a value
+                loc, message = loc[:-1], "unknown field (the body's keys are listed in the OpenAPI schema)"
+            errors.append({"field": ".".join(loc), "message": message})
+        first = errors[0] if errors else {"field": "", "message": "invalid request"}
+        return _problem(422, "invalid request", f"{first['field']}: {first['message']}", errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _problem(error.status_code, "not found" if error.status_code == 404 else "http error", str(error.detail))
+
+    async def domain(request: Request, error: Exception) -> JSONResponse:
+        failure = failure_for(error)
+        assert failure is not None
+        errors = [
+            {key: getattr(p, key) for key in ("line", "column", "field", "message") if hasattr(p, key)}
+            for p in getattr(error, "problems", [])
+        ]
+        return _problem(failure.http_status, failure.title, str(error).split("\n")[0], errors)
+
+    for kind in failure_types():
+        app.add_exception_handler(kind, domain)
+
+
+class _AccessLog:
+    """One line per request: method, route template, status, milliseconds. No path values, query or headers.
+
+    An unexpected error (a bug) is answered 500 and logged by its type only: its message may hold a value.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as error:
+            failures.error("unexpected %s on %s %s", type(error).__name__, scope["method"], _template(scope))
+            if status == 500:  # nothing sent yet
+                await _problem(500, "internal error", "kodex failed to answer; the error is logged without its data")(
+                    scope, receive, send
+                )
+        finally:
+            route = _template(scope)
+            access.info("%s %s %d %.1fms", scope["method"], route, status, (time.perf_counter() - started) * 1000)
+
+
+def _template(scope: Scope) -> str:
+    """The matched route's template with its prefix (FastAPI keeps an included router's route without it)."""
+    route = getattr(scope.get("route"), "path", None)
+    if not isinstance(route, str):
+        return "(no route)"
+    return route if not scope["path"].startswith("/v1/") or route.startswith("/v1/") else "/v1" + route
+
+
+class _BodyLimit:
+    """Refuse a body over `limit` bytes with 413, by its Content-Length or as it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        seen, refused = 0, False
+
+        async def receiving() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, receiving, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        mb = self.limit // (1024 * 1024)
+        response = _problem(
+            413, "request too large", f"the body is over {mb} MiB; send an import in parts (each part is atomic)"
+        )
+        await response({"type": "http"}, _nothing, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def _last_runs(workspace: Workspace, libraries: list[str]) -> dict[str, LastRun] | None:
@@ -86,22 +256,7 @@ def _last_runs(workspace: Workspace, libraries: list[str]) -> dict[str, LastRun]
             for library in libraries:  # one indexed query per library: a handful of libraries, many runs
                 row = connection.execute(latest.where(runs.c.library == library)).first()
                 if row is not None:
-                    found[library] = LastRun(as_of=row.as_of, status=row.status, finished_at=_aware(row.finished_at))
+                    found[library] = LastRun(as_of=row.as_of, status=row.status, finished_at=aware(row.finished_at))
     except SQLAlchemyError:
         return None
     return found
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite gives stored UTC moments back without their zone."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
-def _next_run(scheduler: Any, library: str) -> datetime | None:
-    if scheduler is None or not scheduler.running:
-        return None
-    job = scheduler.get_job(nightly_job_id(library))
-    moment = getattr(job, "next_run_time", None)
-    return moment if isinstance(moment, datetime) else None

@@ -1,0 +1,127 @@
+"""Who may do what: bearer tokens, roles, and the one table of permissions every endpoint is checked against.
+
+A request names its token in `Authorization: Bearer …`; an unknown or revoked
+token is a 401. Each endpoint names its operation; the operation's roles say
+who may call it (403 otherwise). Every role except `operator` acts only in its
+own library: a path naming another library is refused with the same 403
+whether that library exists or not, so a token learns nothing about others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from retention.evaluation import SubjectNotFound
+from retention.users import ROLES, User, authenticate
+
+__all__ = ["PERMISSIONS", "Denied", "Principal", "Unauthenticated", "for_library", "for_service"]
+
+_ALL = frozenset(ROLES)
+_LIBRARY_ROLES = _ALL - {"operator"}
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "libraries.create": frozenset({"operator"}),
+    "libraries.list": frozenset({"operator"}),
+    "libraries.read": frozenset({"operator", "library_admin", "dpo", "director", "auditor"}),
+    "libraries.agreement": frozenset({"operator"}),
+    "users.create": frozenset({"operator", "library_admin"}),
+    "users.list": frozenset({"operator", "library_admin"}),
+    "users.revoke": frozenset({"operator", "library_admin"}),
+    "records.import": frozenset({"librarian", "library_admin"}),
+    "readers.read": frozenset({"dpo", "director", "librarian"}),
+    "readers.explain": frozenset({"dpo", "director", "librarian"}),
+    "readers.access_copy": frozenset({"dpo"}),
+    "requests.create": frozenset({"dpo", "librarian"}),
+    "requests.list": frozenset({"dpo"}),
+    "holds.set": frozenset({"dpo"}),
+    "holds.release": frozenset({"dpo"}),
+    "exceptions.list": frozenset({"dpo", "director"}),
+    "exceptions.grant": frozenset({"director"}),
+    "exceptions.revoke": frozenset({"director"}),
+    "proposals.list": frozenset({"dpo", "director"}),
+    "proposals.decide": frozenset({"director"}),
+    "runs.start": frozenset({"scheduler", "library_admin", "dpo"}),  # dpo: dry runs only
+    "runs.read": frozenset({"scheduler", "library_admin", "dpo", "director", "auditor"}),
+    "runs.plan": frozenset({"dpo", "director"}),  # the plan names readers by their record id
+    "decisions.read": frozenset({"auditor", "dpo"}),
+    "audit.verify": frozenset({"auditor", "dpo"}),
+    "audit.sign": frozenset({"auditor"}),
+    "audit.keys": _ALL,
+    "camera.register": frozenset({"librarian"}),
+    "policy.read": _ALL,
+    "policy.validate": frozenset({"operator", "dpo"}),
+    "policy.diff": frozenset({"dpo"}),
+}
+
+
+class Unauthenticated(Exception):
+    """No bearer token, or one kodex does not know (or has revoked)."""
+
+
+class Denied(Exception):
+    """The token's role may not do this, or not in this library."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+
+    @property
+    def actor(self) -> dict[str, str | None]:
+        """How the decision log names the caller: by user id and role, never by name."""
+        return {"type": "user", "id": self.user.id, "role": self.user.role}
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `kodex users add` or POST …/users.")
+
+
+def _principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send the token as 'Authorization: Bearer <token>'")
+    work = request.app.state.workspace
+    user = authenticate(work.engine, work.master, credentials.credentials)
+    if user is None:
+        raise Unauthenticated("the token is unknown or revoked")
+    return Principal(user)
+
+
+def for_service(operation: str) -> Callable[..., Principal]:
+    """A dependency: the caller, allowed `operation` on the service as a whole."""
+    roles = PERMISSIONS[operation]
+
+    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        _check_role(principal, operation, roles)
+        return principal
+
+    return check
+
+
+def for_library(operation: str) -> Callable[..., Principal]:
+    """A dependency: the caller, allowed `operation` in the library the path names."""
+    roles = PERMISSIONS[operation]
+
+    def check(
+        request: Request,
+        principal: Annotated[Principal, Depends(_principal)],
+        library: Annotated[str, Path(description="The library's id (e.g. svkpk).", max_length=64)],
+    ) -> Principal:
+        _check_role(principal, operation, roles)
+        if principal.user.role != "operator" and principal.user.library != library:
+            raise Denied("this token acts for another library")
+        if library not in request.app.state.ruleset.libraries:  # only an operator gets this far for it
+            raise SubjectNotFound(f"no library {library!r} in this installation")
+        return principal
+
+    return check
+
+
+def _check_role(principal: Principal, operation: str, roles: frozenset[str]) -> None:
+    if principal.user.role not in roles:
+        raise Denied(f"role {principal.user.role} may not do this ({operation}: {', '.join(sorted(roles))})")

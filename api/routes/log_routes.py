@@ -1,0 +1,123 @@
+"""The decision log: query and export decisions; verify the log, prove an entry, checkpoints, the public keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from api.auth import Principal, for_library, for_service
+from api.routes.common import PROBLEMS, workspace
+from api.schemas import DecisionPage, Verification
+from audit.entries import KINDS, now
+from audit.keys import public_key_pem, public_keys
+from audit.log import LogFilter, checkpoint, checkpoints, entries_text, prove, query_text
+from audit.verify import verify_log
+
+router = APIRouter(tags=["decision log"], responses=PROBLEMS)
+
+Short = Annotated[str | None, Query(max_length=200)]
+
+
+def _filter(
+    library: str,
+    kind: Annotated[Literal[KINDS] | None, Query(description="Entry kind.")] = None,  # type: ignore[valid-type]
+    rule: Short = None,
+    action: Short = None,
+    outcome: Short = None,
+    subject: Annotated[str | None, Query(max_length=32, description="A subject's pseudonym.")] = None,
+    run: Annotated[str | None, Query(max_length=36, description="A run's id.")] = None,
+    from_: Annotated[date | None, Query(alias="from", description="First as_of day, inclusive.")] = None,
+    to: Annotated[date | None, Query(description="Last as_of day, inclusive.")] = None,
+) -> LogFilter:
+    return LogFilter(library, kind, rule, action, outcome, subject, run, day_from=from_, day_to=to)
+
+
+Filter = Annotated[LogFilter, Depends(_filter)]
+
+
+@router.get(
+    "/libraries/{library}/decisions",
+    response_class=Response,
+    responses={200: {"model": DecisionPage, "description": "One page of entries, in log order"}},
+)
+def decisions(
+    library: str,
+    where: Filter,
+    request: Request,
+    _: Annotated[Principal, Depends(for_library("decisions.read"))],
+    after: Annotated[int, Query(ge=0, le=2**62, description="Continue after this position (next_after).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Log entries in log order, by kind, rule, action, outcome, subject pseudonym, run and as_of days; paged."""
+    page = query_text(workspace(request).engine, where, after=after, limit=limit)
+    following = str(page[-1][0]) if len(page) == limit else "null"
+    # the entries are stored as canonical JSON: passed on as they are, not parsed and written again
+    body = '{"entries":[' + ",".join(text for _, text in page) + '],"next_after":' + following + "}"
+    return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/libraries/{library}/decisions/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}, "description": "JSON Lines"}},
+)
+def export(
+    library: str, where: Filter, request: Request, _: Annotated[Principal, Depends(for_library("decisions.read"))]
+) -> StreamingResponse:
+    """The selected entries as JSON Lines, exactly as hashed (leaf hash = SHA-256(0x00 || line)), streamed."""
+    lines: Iterator[str] = (line + "\n" for line in entries_text(workspace(request).engine, where))
+    return StreamingResponse(lines, media_type="application/x-ndjson")
+
+
+@router.get("/libraries/{library}/audit/verification", response_model=Verification)
+def verification(
+    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))]
+) -> Verification:
+    """Recompute the library's tree: every entry, checkpoint signature and consistency, cached subtree, the head."""
+    verdicts = verify_log(workspace(request).engine, library=library)
+    verdict = verdicts[0] if verdicts else None
+    if verdict is None:
+        return Verification(library=library, ok=True, entries=0, checkpoints=0, problems=[])
+    return Verification(
+        library=library, ok=verdict.ok, entries=verdict.entries, checkpoints=verdict.checkpoints,
+        problems=verdict.problems,
+    )  # fmt: skip
+
+
+@router.get("/libraries/{library}/audit/proofs/{entry_id}", response_model=dict[str, Any])
+def proof(
+    library: str,
+    entry_id: Annotated[str, Path(min_length=1, max_length=36)],
+    request: Request,
+    _: Annotated[Principal, Depends(for_library("audit.verify"))],
+) -> dict[str, Any]:
+    """A self-contained inclusion proof of one entry against a signed checkpoint (check it with `kodex audit verify-proof`)."""
+    return prove(workspace(request).engine, entry_id, library)
+
+
+@router.get("/libraries/{library}/audit/checkpoints", response_model=list[dict[str, Any]])
+def signed(
+    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))]
+) -> list[dict[str, Any]]:
+    """The library's signed checkpoints (tree heads), oldest first."""
+    with workspace(request).engine.connect() as connection:
+        return [c.as_json() for c in checkpoints(connection, library)]
+
+
+@router.post("/libraries/{library}/audit/checkpoints", status_code=201, response_model=dict[str, Any])
+def sign(library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.sign"))]) -> dict[str, Any]:
+    """Sign a checkpoint of the library's log as it is now."""
+    work = workspace(request)
+    with work.engine.begin() as connection:
+        return checkpoint(connection, library, work.master, now()).as_json()
+
+
+@router.get("/audit/public-keys", response_model=dict[str, str])
+def keys(request: Request, _: Annotated[Principal, Depends(for_service("audit.keys"))]) -> dict[str, str]:
+    """Every key that ever signed a checkpoint (retired ones too), by key id, as PEM: pin them to verify offline."""
+    with workspace(request).engine.connect() as connection:
+        return {key_id: public_key_pem(key) for key_id, key in public_keys(connection).items()}

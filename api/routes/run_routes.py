@@ -1,0 +1,126 @@
+"""Runs: trigger one (it runs in the background), read its status and summary, read a dry run's plan."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
+from sqlalchemy import select
+
+from api.auth import Denied, Principal, for_library
+from api.routes.common import PROBLEMS, aware, ruleset, workspace
+from api.schemas import RunIn, RunOut
+from retention.evaluation import SubjectNotFound
+from retention.locking import RunInProgress
+from retention.run import plan_decisions, run_library
+from retention.setup import Workspace
+from rules.ruleset import Ruleset
+from store.schema import runs
+
+router = APIRouter(tags=["runs"], responses=PROBLEMS)
+log = logging.getLogger("kodex.runs")
+RunId = Annotated[str, Path(min_length=1, max_length=36)]
+
+
+@router.post("/libraries/{library}/runs", status_code=202, response_model=RunOut)
+def start(
+    library: str,
+    body: RunIn,
+    request: Request,
+    background: BackgroundTasks,
+    principal: Annotated[Principal, Depends(for_library("runs.start"))],
+) -> RunOut:
+    """Start the library's job now (as `kodex run`), in the background; follow it with GET …/runs/{id}.
+
+    A dpo may start dry runs only (the plan: what would happen and why, changing nothing).
+    """
+    if principal.user.role == "dpo" and not body.dry_run:
+        raise Denied("a dpo may start dry runs only; the nightly job is the scheduler's")
+    work, rules = workspace(request), ruleset(request)
+    zone = rules.library(library).zone
+    as_of = body.as_of if body.as_of is not None else datetime.now(zone)
+    if not body.dry_run:
+        with work.engine.connect() as connection:
+            running = connection.execute(
+                select(runs.c.id).where(
+                    runs.c.library == library, runs.c.status == "running", runs.c.dry_run.is_(False)
+                )
+            ).first()
+        if running is not None:
+            raise RunInProgress(f"library {library!r}: run {running.id} is in progress; try again when it has finished")
+    run_id = str(uuid.uuid4())
+    background.add_task(_run, work, rules, library, as_of, body.dry_run, body.full, run_id)
+    return RunOut(
+        id=run_id, library=library, as_of=as_of.isoformat(), dry_run=body.dry_run, full=body.full,
+        policy_revision=rules.revision, status="started", started_at=None, finished_at=None, summary=None,
+    )  # fmt: skip
+
+
+@router.get("/libraries/{library}/runs", response_model=list[RunOut])
+def recent(
+    library: str,
+    request: Request,
+    _: Annotated[Principal, Depends(for_library("runs.read"))],
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> list[RunOut]:
+    """The library's runs, newest first."""
+    query = select(runs).where(runs.c.library == library).order_by(runs.c.started_at.desc()).limit(limit)
+    with workspace(request).engine.connect() as connection:
+        return [_run_out(row) for row in connection.execute(query)]
+
+
+@router.get("/libraries/{library}/runs/{run_id}", response_model=RunOut)
+def status(
+    library: str, run_id: RunId, request: Request, _: Annotated[Principal, Depends(for_library("runs.read"))]
+) -> RunOut:
+    """A run's status and, once finished, its summary (decisions per action and outcome)."""
+    return _run_out(_find(workspace(request), library, run_id))
+
+
+@router.get("/libraries/{library}/runs/{run_id}/plan", response_model=list[dict[str, Any]])
+def plan(
+    library: str,
+    run_id: RunId,
+    request: Request,
+    _: Annotated[Principal, Depends(for_library("runs.plan"))],
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+) -> list[dict[str, Any]]:
+    """A dry run's plan: each decision it would take, with the subject's record id, rule, article and reasons."""
+    work = workspace(request)
+    row = _find(work, library, run_id)
+    if not row.dry_run:
+        raise SubjectNotFound(f"run {run_id} is not a dry run; its decisions are in GET …/decisions?run={run_id}")
+    return list(plan_decisions(work.engine, run_id, limit))
+
+
+def _find(work: Workspace, library: str, run_id: str) -> Any:
+    with work.engine.connect() as connection:
+        row = connection.execute(select(runs).where(runs.c.library == library, runs.c.id == run_id)).first()
+    if row is None:
+        raise SubjectNotFound(f"no run {run_id} in library {library} (a run just started appears within a moment)")
+    return row
+
+
+def _run(
+    work: Workspace, rules: Ruleset, library: str, as_of: date | datetime, dry_run: bool, full: bool, run_id: str
+) -> None:
+    try:
+        run_library(
+            work.engine, rules, work.master, library, as_of, dry_run=dry_run, full=full,
+            batch_size=work.settings.batch_size, run_id=run_id,
+        )  # fmt: skip
+    except RunInProgress:
+        log.warning("run %s of %s not started: another run is in progress", run_id, library)
+    except Exception as error:  # logged by type only: its message may hold a value
+        log.error("run %s of %s failed: %s", run_id, library, type(error).__name__)
+
+
+def _run_out(row: Any) -> RunOut:
+    return RunOut(
+        id=row.id, library=row.library, as_of=row.as_of, dry_run=row.dry_run, full=row.full,
+        policy_revision=row.policy_revision, status=row.status, started_at=aware(row.started_at),
+        finished_at=aware(row.finished_at), summary=row.summary,
+    )  # fmt: skip
