@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from retention.config import load_settings
 from retention.setup import Workspace, initialise, open_workspace
+from retention.tenants import Agreement, onboard
 from rules.loading import load_policy
 from rules.ruleset import Ruleset
 
@@ -84,11 +86,22 @@ def kodex_env(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
     return installation_env(tmp_path, database_url, monkeypatch)
 
 
+# Every library of the policy onboarded with a data-processing agreement: without one it takes no personal data.
+AGREEMENT = ("libraries", "agreement", "svkpk", "kntb", "zdirec", "--signed", "2026-01-05", "--reference", "DPA-T-1")
+
+
+def agree_all(work: Workspace, ruleset: Ruleset) -> None:
+    """Record a data-processing agreement for every library of the policy (what `kodex libraries agreement` does)."""
+    for library in ruleset.libraries:
+        onboard(work.engine, ruleset, library, Agreement(date(2026, 1, 5), "DPA-T-1"))
+
+
 @pytest.fixture
 def workspace(kodex_env: dict[str, str], ruleset: Ruleset) -> Iterator[Workspace]:
-    """An initialised installation (`kodex init`): store at the current schema, master key, config."""
+    """An initialised installation (`kodex init`) whose libraries have agreements: store, master key, config."""
     settings = load_settings()
     initialise(settings, ruleset)
     work = open_workspace(settings)
+    agree_all(work, ruleset)
     yield work
     work.engine.dispose()

@@ -31,7 +31,7 @@ from audit.merkle import verify_inclusion
 from store.database import connect
 from store.schema import decision_log, log_checkpoints, runs
 from tests.audit.support import around_the_triggers
-from tests.conftest import ROOT, fresh_store, installation_env
+from tests.conftest import AGREEMENT, ROOT, fresh_store, installation_env
 
 runner = CliRunner()
 SAMPLE = ROOT / "samples" / "readers.jsonl"
@@ -56,6 +56,7 @@ def ok(*args: str) -> Result:
 def installed(url: str) -> Engine:
     """`kodex init`, the sample imported, and the nightly job run on two nights (KODEX_* set): the store's engine."""
     ok("init")
+    ok(*AGREEMENT)
     ok("import", str(SAMPLE))
     ok("run", "--as-of", FIRST_NIGHT, "--wait", "60")
     ok("run", "--as-of", SECOND_NIGHT, "--wait", "60")

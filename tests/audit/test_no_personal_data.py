@@ -28,7 +28,7 @@ from api.cli import app
 from audit.entries import WITHHELD
 from store.database import connect
 from store.schema import decision_log, log_checkpoints, log_heads, log_keys, log_subtrees
-from tests.conftest import fresh_store, installation_env
+from tests.conftest import AGREEMENT, fresh_store, installation_env
 
 runner = CliRunner()
 FIRST_NIGHT, SECOND_NIGHT = "2026-11-22", "2027-03-15"
@@ -262,6 +262,7 @@ def everything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Everything]
     with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
         installation_env(home, url, patch)
         kodex("init")
+        kodex(*AGREEMENT)
         kodex("import", str(source))
         kodex("run", "--as-of", FIRST_NIGHT, "--dry-run", "--wait", "60")  # the officer's plan: not searched
         printed = {

@@ -20,7 +20,7 @@ from retention.importing import ImportSummary, import_records
 from retention.run import LibraryRun, run_library
 from retention.setup import Workspace, initialise, open_workspace
 from rules.ruleset import Ruleset
-from tests.conftest import ROOT, fresh_store
+from tests.conftest import ROOT, agree_all, fresh_store
 
 AS_OF = date(2026, 11, 22)
 SAMPLE = ROOT / "samples" / "readers.jsonl"
@@ -173,7 +173,9 @@ def installation(home: Path, url: str, ruleset: Ruleset) -> tuple[dict[str, str]
     env = {"KODEX_HOME": str(home), "KODEX_DATABASE_URL": url, "KODEX_MASTER_KEY_FILE": str(home / "master.key")}
     settings = load_settings(env)
     initialise(settings, ruleset)
-    return env, open_workspace(settings)
+    work = open_workspace(settings)
+    agree_all(work, ruleset)
+    return env, work
 
 
 # -- the real command ----------------------------------------------------------------------------

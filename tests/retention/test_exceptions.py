@@ -110,7 +110,7 @@ def test_revoking_needs_a_role_the_rule_gives_authority_and_changes_nothing_othe
             workspace.engine, workspace.master, "kntb", "E-KN-7", AS_OF,
             {"type": "user", "id": None, "role": "librarian"}, authority=authority(ruleset),
         )  # fmt: skip
-    with pytest.raises(SubjectNotFound, match="no exception E-9"):
+    with pytest.raises(SubjectNotFound, match="has no exception with this id"):
         revoke_exception(workspace.engine, workspace.master, "kntb", "E-9", AS_OF, DIRECTOR)
 
     with workspace.engine.connect() as connection:
