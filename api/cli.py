@@ -38,12 +38,13 @@ from api.service_commands import (
 from retention.access import access_copy
 from retention.config import load_settings
 from retention.evaluation import evaluate, explain_reader, validate
-from retention.exceptions import revoke_exception
+from retention.exceptions import exception_authority, revoke_exception
 from retention.importing import import_records
 from retention.inquiry import explain_stored
 from retention.policy_source import load_ruleset, policy_path
 from retention.run import plan_decisions, run_decisions, run_library
 from retention.setup import Workspace, initialise, open_workspace
+from retention.tenants import library_today
 from rules.examples import run_examples
 from rules.loading import InvalidPolicy, load_policy
 from rules.quotes import check_quotes
@@ -474,9 +475,8 @@ def revoke_command(
     policy: PolicyOption = None,
 ) -> None:
     """Revoke an exception: it stops applying, the subject is reviewed at the next run, the decision log records it."""
-    day = _as_of(as_of) if as_of is not None else date.today()
-    if isinstance(day, datetime):
-        day = day.date()
+    given = _as_of(as_of) if as_of is not None else None
+    given_day = given.date() if isinstance(given, datetime) else given
 
     def body() -> None:
         settings = load_settings()
@@ -486,19 +486,15 @@ def revoke_command(
                 f"unknown library; the policy has: {', '.join(ruleset.libraries)}", param_hint="--library"
             )
         work = open_workspace(settings)
+        day = given_day or library_today(ruleset, library)
         entry = revoke_exception(
             work.engine, work.master, library, exception_id, day,
             actor={"type": "user", "id": None, "role": role}, revision=ruleset.revision,
-            authority=lambda rule: _authority(ruleset, library, rule),
+            authority=exception_authority(ruleset, library),
         )  # fmt: skip
         out.print(f"exception {exception_id} revoked as of {day}; logged as entry {entry['id']}", markup=False)
 
     _run(body)
-
-
-def _authority(ruleset: Ruleset, library: str, rule_id: str) -> tuple[str, ...]:
-    versions = ruleset.library(library).versions(rule_id)
-    return tuple(versions[-1].rule.exception_by) if versions else ()
 
 
 @app.command(

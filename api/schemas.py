@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from rules.values import CalendarDate, CalendarDay, CalendarMoment, NoNul
+
 __all__ = [
     "AgreementIn", "AgreementOut", "CameraRecordingIn", "Created", "DecisionPage", "ExceptionGrantIn",
     "ExceptionOut", "ExceptionRevokeIn", "Explanation", "HoldIn", "HoldOut", "ImportResult", "LibraryIn",
@@ -15,8 +17,8 @@ __all__ = [
     "Verification",
 ]  # fmt: skip
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/]+$")]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NoNul]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/]+$"), NoNul]
 Role = Literal["operator", "library_admin", "dpo", "director", "auditor", "librarian", "scheduler"]
 Json = dict[str, Any]
 
@@ -41,7 +43,7 @@ class Problem(_Out):
 
 
 class AgreementIn(_In):
-    signed_on: date
+    signed_on: CalendarDate
     reference: Text
 
 
@@ -51,7 +53,7 @@ class AgreementOut(_Out):
 
 
 class LibraryIn(_In):
-    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
     admin_name: Text  # the library's first admin (its token is in the answer, once)
     agreement: AgreementIn | None = None
 
@@ -99,8 +101,8 @@ class ImportResult(_Out):
 class CameraRecordingIn(_In):
     id: Id
     camera: Id
-    start: datetime
-    end: datetime
+    start: CalendarMoment
+    end: CalendarMoment
     location: Text
 
 
@@ -132,7 +134,7 @@ class Explanation(_Out):
 class RequestIn(_In):
     reader: Id
     kind: Literal["erasure", "loan_history_erasure"]
-    received_on: date | None = None  # default: today
+    received_on: CalendarDate | None = None  # default: today
 
 
 class RequestOut(_Out):
@@ -163,7 +165,7 @@ class RequestAnswer(_Out):
 
 class HoldIn(_In):
     reason: Text
-    until: date | None = None  # null: until released
+    until: CalendarDate | None = None  # null: until released
 
 
 class HoldOut(_Out):
@@ -178,8 +180,8 @@ class ExceptionGrantIn(_In):
     subject: Id
     rule: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     reason: Text
-    from_: date | None = Field(None, alias="from")
-    until: date
+    from_: CalendarDate | None = Field(None, alias="from")
+    until: CalendarDate
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -199,7 +201,7 @@ class ExceptionOut(_Out):
 
 
 class ExceptionRevokeIn(_In):
-    as_of: date | None = None  # default: today
+    as_of: CalendarDate | None = None  # default: today
 
 
 class ProposalOut(_Out):
@@ -222,7 +224,7 @@ class ProposalDecisionIn(_In):
 
 
 class RunIn(_In):
-    as_of: date | datetime | None = None  # default: now
+    as_of: CalendarDay | None = None  # default: now
     dry_run: bool = False
     full: bool = False
 

@@ -23,7 +23,7 @@ from retention.policy_source import load_ruleset, policy_path
 from retention.proposals import decide_proposal, list_proposals
 from retention.requests import KINDS, due_requests, file_request
 from retention.setup import Workspace, open_workspace
-from retention.tenants import Agreement, list_libraries, onboard, record_agreement
+from retention.tenants import Agreement, library_today, list_libraries, onboard, record_agreement
 from retention.users import ROLES, add_user, list_users, revoke_user
 from rules.ruleset import Ruleset
 
@@ -46,9 +46,16 @@ def _open(policy: Path | None = None) -> tuple[Workspace, Ruleset]:
     return open_workspace(settings), load_ruleset(policy or settings.policy)
 
 
-def _day(text: str | None, hint: str) -> date:
+def _given_day(text: str, hint: str) -> date:
+    day = _day(text, hint)
+    assert day is not None
+    return day
+
+
+def _day(text: str | None, hint: str) -> date | None:
+    """The day given (checked before anything is opened); None when not given: today in the library's zone."""
     if text is None:
-        return date.today()
+        return None
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -83,7 +90,7 @@ def libraries_agreement(
     policy: PolicyOption = None,
 ) -> None:
     """Record the data-processing agreement (GDPR Art. 28) of libraries: from then on they take personal data."""
-    day = _day(signed, "--signed")
+    day = _given_day(signed, "--signed")
     if not reference.strip():
         raise typer.BadParameter("give the agreement's number or file reference", param_hint="--reference")
 
@@ -171,7 +178,8 @@ def requests_add(
 
     def body() -> None:
         work, ruleset = _open(policy)
-        request, forecast = file_request(work.engine, ruleset, work.master, library, reader, kind, day)
+        received_on = day or library_today(ruleset, library)
+        request, forecast = file_request(work.engine, ruleset, work.master, library, reader, kind, received_on)
         out.print(f"request {request.id}: {kind}, received {request.received_on}, due {request.due_on}", markup=False)
         for f in forecast:
             out.print(f"  {f.rule} ({f.cite}): {f.action} — {_said(f.status)}", markup=False)
@@ -189,13 +197,14 @@ def requests_due(
     day = _day(today, "--today")
 
     def body() -> None:
-        work = open_workspace(load_settings())
-        table = Table(title=f"requests due by {day.isoformat()} + {within} days")
+        work, ruleset = _open()
+        counted = day or library_today(ruleset, library)
+        table = Table(title=f"requests due by {counted.isoformat()} + {within} days")
         for column in ("id", "reader", "kind", "received", "due", ""):
             table.add_column(column)
-        for r in due_requests(work.engine, library, day, within):
+        for r in due_requests(work.engine, library, counted, within):
             table.add_row(
-                r.id, r.reader or "", r.kind, str(r.received_on), str(r.due_on), "OVERDUE" if r.due_on < day else ""
+                r.id, r.reader or "", r.kind, str(r.received_on), str(r.due_on), "OVERDUE" if r.due_on < counted else ""
             )
         out.print(table)
 
@@ -270,13 +279,14 @@ def exceptions_grant(
     policy: PolicyOption = None,
 ) -> None:
     """Grant an exception to a rule for one subject, within the authority the policy gives; logged."""
-    first, last = _day(from_, "--from"), _day(until, "--until")
+    first, last = _day(from_, "--from"), _given_day(until, "--until")
 
     def body() -> None:
         work, ruleset = _open(policy)
         grant = {"id": exception_id, "subject": subject, "rule": rule, "reason": reason, "from": first, "until": last}
         actor = {"id": None, "role": role, "name": granted_by}
-        stored = grant_exception(work.engine, ruleset, work.master, library, grant, actor, date.today())
+        today = library_today(ruleset, library)
+        stored = grant_exception(work.engine, ruleset, work.master, library, grant, actor, today)
         out.print(f"exception {stored['id']} granted: {rule} suspended for {subject} until {last}", markup=False)
 
     run_body(body)
@@ -287,7 +297,7 @@ def exceptions_list(library: LibraryArg) -> None:
 
     def body() -> None:
         work = open_workspace(load_settings())
-        for row in list_exceptions(work.engine, library):
+        for row in list_exceptions(work.engine, work.master, library):
             sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
 
     run_body(body)
@@ -329,7 +339,7 @@ def _decide(accept: bool) -> Any:
             work, ruleset = _open(policy)
             decided = decide_proposal(
                 work.engine, ruleset, work.master, library, proposal_id, accept=accept, reason=reason,
-                actor={"type": "user", "id": None, "role": role}, as_of=date.today(),
+                actor={"type": "user", "id": None, "role": role}, as_of=library_today(ruleset, library),
             )  # fmt: skip
             out.print(f"proposal {decided.id} {decided.status}; logged", markup=False)
 
@@ -362,9 +372,10 @@ def policy_diff_command(
     def body() -> None:
         work, active = _open()
         proposed = load_ruleset(policy_path(candidate))
-        diff = policy_diff(work.engine, work.master, active, proposed, library, day, limit=limit)
+        as_of_day = day or library_today(active, library)
+        diff = policy_diff(work.engine, work.master, active, proposed, library, as_of_day, limit=limit)
         out.print(
-            f"{library} as of {day}: {diff.changed_subjects} of {diff.subjects} subjects would be decided differently "
+            f"{library} as of {as_of_day}: {diff.changed_subjects} of {diff.subjects} subjects would be decided differently "
             f"(revision {diff.active_revision[:12]} → {diff.candidate_revision[:12]})",
             markup=False,
         )

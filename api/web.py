@@ -92,6 +92,7 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
     for module in (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes):
         app.include_router(module.router, prefix="/v1")
     _handle_errors(app)
+    app.add_middleware(_RefuseNul)
     app.add_middleware(_AccessLog)
     app.add_middleware(_BodyLimit, limit=workspace.settings.max_request_mb * 1024 * 1024)
 
@@ -129,7 +130,7 @@ def _handle_errors(app: FastAPI) -> None:
         errors = []
         for e in error.errors():
             loc = [str(part) for part in e.get("loc", ())]
-            message = e.get("msg", "")
+            message = e.get("msg", "").removeprefix("Value error, ")
             if e.get("type") == "extra_forbidden":  # the unknown key itself is not echoed: it may be a value
                 loc, message = loc[:-1], "unknown field (the body's keys are listed in the OpenAPI schema)"
             errors.append({"field": ".".join(loc), "message": message})
@@ -138,7 +139,10 @@ def _handle_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return _problem(error.status_code, "not found" if error.status_code == 404 else "http error", str(error.detail))
+        if error.status_code == 400:  # FastAPI could not read the body (not UTF-8, say): a 422 like any bad body
+            return _problem(422, "invalid request", "body: could not be read; send JSON encoded in UTF-8")
+        title = {404: "not found", 413: "request too large"}.get(error.status_code, "http error")
+        return _problem(error.status_code, title, str(error.detail))
 
     async def domain(request: Request, error: Exception) -> JSONResponse:
         failure = failure_for(error)
@@ -176,6 +180,9 @@ class _AccessLog:
 
         try:
             await self.app(scope, receive, sending)
+        except _TooLarge:
+            status = 413  # answered by _BodyLimit, outside
+            raise
         except Exception as error:
             failures.error("unexpected %s on %s %s", type(error).__name__, scope["method"], _template(scope))
             if status == 500:  # nothing sent yet
@@ -195,8 +202,28 @@ def _template(scope: Scope) -> str:
     return route if not scope["path"].startswith("/v1/") or route.startswith("/v1/") else "/v1" + route
 
 
+class _RefuseNul:
+    """A path or query holding U+0000 names nothing kodex can store (PostgreSQL text cannot hold it): 404 or 422."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "\x00" in scope["path"]:
+            await _problem(404, "not found", "the path holds the NUL character (U+0000)")(scope, receive, send)
+        elif scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
+            detail = "a query parameter holds the NUL character (U+0000)"
+            await _problem(422, "invalid request", detail)(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 class _BodyLimit:
-    """Refuse a body over `limit` bytes with 413, by its Content-Length or as it streams in."""
+    """Refuse a body over `limit` bytes with 413, by its Content-Length or as it streams in.
+
+    A streamed body that passes the limit raises _TooLarge from `receive`: an HTTPException, so an endpoint that
+    reads the body itself is answered 413 by the app's handler, and FastAPI's own body parsing passes it on as it is.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -209,33 +236,32 @@ class _BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(send)
             return
-        seen, refused = 0, False
+        seen = 0
 
         async def receiving() -> Message:
-            nonlocal seen, refused
+            nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    refused = True
-                    raise _TooLarge
+                    raise _TooLarge(self.limit)
             return message
 
         try:
             await self.app(scope, receiving, send)
-        except _TooLarge:
-            await self._refuse(send)
+        except _TooLarge as error:  # raised where no handler answered it
+            await self._refuse(send, error)
 
-    async def _refuse(self, send: Send) -> None:
-        mb = self.limit // (1024 * 1024)
-        response = _problem(
-            413, "request too large", f"the body is over {mb} MiB; send an import in parts (each part is atomic)"
-        )
+    async def _refuse(self, send: Send, error: _TooLarge | None = None) -> None:
+        problem = error or _TooLarge(self.limit)
+        response = _problem(413, "request too large", problem.detail)
         await response({"type": "http"}, _nothing, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    def __init__(self, limit: int) -> None:
+        mb = limit // (1024 * 1024)
+        super().__init__(413, f"the body is over {mb} MiB; send an import in parts (each part is atomic)")
 
 
 async def _nothing() -> Message:

@@ -337,6 +337,9 @@ def _merged(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
 # -- reading -----------------------------------------------------------------------------------------
 
 
+LAST_SEQ = 2**31 - 1  # decision_log.seq is an INTEGER: 32 bits on PostgreSQL
+
+
 def query(engine: Engine, where: LogFilter, *, after: int = 0, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
     """One page of entries (seq, entry) in log order after `after` (keyset pagination: pass the last seq back)."""
     return [(seq, json.loads(text)) for seq, text in query_text(engine, where, after=after, limit=limit)]
@@ -344,6 +347,8 @@ def query(engine: Engine, where: LogFilter, *, after: int = 0, limit: int = 100)
 
 def query_text(engine: Engine, where: LogFilter, *, after: int = 0, limit: int = 100) -> list[tuple[int, str]]:
     """As `query`, each entry as its canonical JSON text (already JSON: a server can pass it on as it is)."""
+    if after >= LAST_SEQ:  # no entry lies past the column's range (and PostgreSQL refuses a larger integer)
+        return []
     statement = where.where(select(decision_log.c.seq, decision_log.c.entry)).where(decision_log.c.seq > after)
     with engine.connect() as connection:
         rows = connection.execute(statement.order_by(decision_log.c.seq).limit(limit)).all()

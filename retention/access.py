@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from retention.evaluation import SubjectNotFound
+from retention.importing import exception_text
 from rules.decision import json_value
 from store.codec import reader_record
 from store.crypto import MasterKey
@@ -42,8 +43,11 @@ def access_copy(engine: Engine, master: MasterKey, library: str, reader_id: str)
                     .order_by(incidents.c.iid)
                 )
             ],
-            "exceptions": [
-                _plain(r._mapping, drop={"eid", "digest", "granted_by", "pseudonym"})
+            "exceptions": [  # the grantor is another person: left out; the reason is about the reader
+                {
+                    **_plain(r._mapping, drop={"eid", "digest", "granted_by", "pseudonym", "reason"}),
+                    "reason": exception_text(master, r, "reason"),
+                }
                 for r in connection.execute(
                     select(exceptions)
                     .where(exceptions.c.library == library, exceptions.c.subject == reader_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, String, delete, func, literal, select, update
@@ -60,6 +60,7 @@ class Loaded:
     excluded: bool = False  # an exclusion proposal was accepted: the block stays
     overlaid: dict[str, Any] = field(default_factory=dict)  # record fields kodex laid over (their stored values)
     open_requests: frozenset[str] = frozenset()  # kinds of the reader's open data-subject requests
+    decided_on: date | None = None  # the day a proposal's decision is applied for (in the library's zone)
 
 
 class Strategy(Protocol):
@@ -164,10 +165,12 @@ class _Exclude:
         return not subject.excluded
 
     def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+        if subject.decided_on is None:
+            raise ValueError("an exclusion is applied as of the day its proposal is accepted; none was given")
         connection.execute(
             update(readers)
             .where(readers.c.rid == subject.pk)
-            .values(blocked=True, excluded_as_of=datetime.now(UTC).date().isoformat())
+            .values(blocked=True, excluded_as_of=subject.decided_on.isoformat())
         )
         subject.blocked = subject.excluded = True
 

@@ -24,12 +24,13 @@ from audit.entries import exception_entry, now
 from audit.log import append, checkpoint
 from retention.errors import InvalidRequest
 from retention.evaluation import SubjectNotFound
-from retention.importing import import_records
+from retention.importing import exception_text, import_records
+from retention.tenants import require_agreement
 from rules.ruleset import Ruleset
 from store.crypto import MasterKey
 from store.schema import camera_recordings, exceptions, readers
 
-__all__ = ["NotAuthorised", "grant_exception", "list_exceptions", "revoke_exception"]
+__all__ = ["NotAuthorised", "exception_authority", "grant_exception", "list_exceptions", "revoke_exception"]
 
 
 class NotAuthorised(Exception):
@@ -50,16 +51,28 @@ def grant_exception(
     The actor's role is the authority it is granted under and its name the grantor. Returns the stored exception.
     """
     exception_id = grant.get("id") or f"X-{uuid.uuid4().hex[:12]}"
+    allowed = exception_authority(ruleset, library)(grant["rule"])
+    if allowed and actor["role"] not in allowed:  # a rule that allows none is refused by the import's validation
+        raise NotAuthorised(
+            f"rule {grant['rule']} lets only {', '.join(allowed)} grant exceptions, not {actor['role']}"
+        )
     with engine.connect() as connection:
+        require_agreement(connection, [library])  # a library without one holds no subject to grant for
         if connection.execute(
             select(exceptions.c.eid).where(exceptions.c.library == library, exceptions.c.id == exception_id)
         ).first():
             raise InvalidRequest("an exception with this id exists already; grant under a new id")
-        known = any(
+        known = (
             connection.execute(
-                select(table.c.id).where(table.c.library == library, table.c.id == grant["subject"])
+                select(readers.c.id).where(
+                    readers.c.library == library, readers.c.id == grant["subject"], readers.c.state != "anonymised"
+                )
             ).first()
-            for table in (readers, camera_recordings)
+            or connection.execute(
+                select(camera_recordings.c.id).where(
+                    camera_recordings.c.library == library, camera_recordings.c.id == grant["subject"]
+                )
+            ).first()
         )
     if not known:
         raise SubjectNotFound(f"library {library!r} holds no reader or camera recording with this id")
@@ -71,12 +84,29 @@ def grant_exception(
     line = json.dumps(record, ensure_ascii=False)
     logged_actor = {"type": "user", "id": actor["id"], "role": actor["role"]}
     import_records(lambda: iter([line]), engine, ruleset, master, today, actor=logged_actor, only_library=library)
-    found = list_exceptions(engine, library, exception_id)
+    found = list_exceptions(engine, master, library, exception_id)
+    if not found:  # the import left it out: the subject was anonymised or purged meanwhile
+        raise SubjectNotFound(f"library {library!r} holds no reader or camera recording with this id")
     return found[0]
 
 
-def list_exceptions(engine: Engine, library: str, exception_id: str | None = None) -> list[dict[str, Any]]:
-    """The library's exceptions (revoked ones too), oldest first; with `exception_id`, that one only."""
+def exception_authority(ruleset: Ruleset, library: str) -> Callable[[str], tuple[str, ...]]:
+    """For a rule of `library`, the roles the policy lets grant (and so revoke) exceptions to it; () for none."""
+
+    def roles(rule_id: str) -> tuple[str, ...]:
+        versions = ruleset.library(library).versions(rule_id)
+        return tuple(versions[-1].rule.exception_by) if versions else ()
+
+    return roles
+
+
+def list_exceptions(
+    engine: Engine, master: MasterKey, library: str, exception_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The library's exceptions (revoked ones too), oldest first; with `exception_id`, that one only.
+
+    The grantor's name and the reason are kept wrapped by the master key; they are unwrapped here for the dpo.
+    """
     query = select(exceptions).where(exceptions.c.library == library)
     if exception_id is not None:
         query = query.where(exceptions.c.id == exception_id)
@@ -84,8 +114,9 @@ def list_exceptions(engine: Engine, library: str, exception_id: str | None = Non
         rows = connection.execute(query.order_by(exceptions.c.eid)).all()
     return [
         {
-            "id": row.id, "subject": row.subject, "rule": row.rule, "role": row.role, "granted_by": row.granted_by,
-            "reason": row.reason, "from": row._mapping["from"], "until": row.until,
+            "id": row.id, "subject": row.subject, "rule": row.rule, "role": row.role,
+            "granted_by": exception_text(master, row, "granted_by"), "reason": exception_text(master, row, "reason"),
+            "from": row._mapping["from"], "until": row.until,
             "revoked_as_of": row.revoked_as_of,
         }
         for row in rows

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -34,7 +35,7 @@ from store.codec import canonical, contract_json, new_pseudonym, split_reader
 from store.crypto import MasterKey
 from store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
 
-__all__ = ["ImportSummary", "import_records"]
+__all__ = ["ImportSummary", "exception_aad", "exception_text", "import_records"]
 
 CHUNK = 2000
 
@@ -139,7 +140,7 @@ def _write(
         due.add((incident.library, incident.reader))
     grants = [g for g in records.exceptions if (g.library, g.subject) not in gone]
     summary.anonymised += len(records.exceptions) - len(grants)
-    granted = _simple(connection, exceptions, grants, master, summary, _exception_row, gone)
+    granted = _simple(connection, exceptions, grants, master, summary, partial(_exception_row, master=master), gone)
     for grant in granted:
         due.add((grant.library, grant.subject))
     _log_grants(connection, granted, as_of, logged, actor)
@@ -350,13 +351,27 @@ def _incident_row(incident: Incident) -> dict[str, Any]:
     return {"reader": incident.reader, "kind": incident.kind, "at": _iso(incident.at)}
 
 
-def _exception_row(grant: ExceptionGrant) -> dict[str, Any]:
+def exception_aad(library: str, exception_id: str, field: str) -> bytes:
+    """What a grantor's name or a reason is wrapped for: that field of that exception, nothing else."""
+    return f"exception/{library}/{exception_id}/{field}".encode()
+
+
+def exception_text(master: MasterKey, row: Any, field: str) -> str:
+    """A stored exception's grantor (`granted_by`) or `reason`, unwrapped."""
+    text: bytes = master.unwrap(row._mapping[field], exception_aad(row.library, row.id, field))
+    return text.decode()
+
+
+def _exception_row(grant: ExceptionGrant, master: MasterKey) -> dict[str, Any]:
+    def sealed(field: str, text: str) -> bytes:  # a person's name, and a reason that may say who and why
+        return master.wrap(text.encode(), exception_aad(grant.library, grant.id, field))
+
     return {
         "subject": grant.subject,
         "rule": grant.rule,
         "role": grant.role,
-        "granted_by": grant.granted_by,
-        "reason": grant.reason,
+        "granted_by": sealed("granted_by", grant.granted_by),
+        "reason": sealed("reason", grant.reason),
         "from": grant.from_,
         "until": grant.until,
         "revoked_as_of": None,  # a changed record is a new grant, even of an exception revoked before

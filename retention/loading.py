@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, select
 
 from retention.actions import Loaded, returned_loan_counts
 from retention.evaluation import SubjectNotFound
+from retention.importing import exception_text
 from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
 from store.codec import canonical, reader_record
 from store.crypto import MasterKey
@@ -101,20 +102,20 @@ class SubjectLoader:
         return loaded
 
     def _grants(self, connection: Connection, ids: list[str]) -> dict[str, list[ExceptionGrant]]:
+        """The subjects' exceptions; one revoked as of a day applies up to the day before (then not at all)."""
         found: dict[str, list[ExceptionGrant]] = defaultdict(list)
         for row in connection.execute(
-            select(exceptions).where(
-                exceptions.c.library == self.library,
-                exceptions.c.subject.in_(ids),
-                exceptions.c.revoked_as_of.is_(None),
-            )
+            select(exceptions).where(exceptions.c.library == self.library, exceptions.c.subject.in_(ids))
         ):
+            until = row.until
+            if row.revoked_as_of is not None:
+                until = min(until, date.fromisoformat(str(row.revoked_as_of)[:10]) - timedelta(days=1))
             found[row.subject].append(
                 ExceptionGrant.model_validate(
                     {
                         "type": "exception", "library": row.library, "id": row.pseudonym, "subject": row.subject,
-                        "rule": row.rule, "role": row.role, "granted_by": row.granted_by, "reason": row.reason,
-                        "from": row._mapping["from"], "until": row.until,
+                        "rule": row.rule, "role": row.role, "granted_by": exception_text(self.master, row, "granted_by"),
+                        "reason": exception_text(self.master, row, "reason"), "from": row._mapping["from"], "until": until,
                     }
                 )
             )  # fmt: skip

@@ -88,6 +88,7 @@ def decide_proposal(
             raise InvalidRequest("the reader this proposal is about is anonymised: there is nothing to decide")
         if accept:
             subject = SubjectLoader(master, library).readers(connection, [reader])[0]
+            subject.decided_on = as_of
             if STRATEGIES[row.action].changes(subject):
                 STRATEGIES[row.action].apply(connection, subject, master)
         connection.execute(

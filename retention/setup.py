@@ -39,7 +39,7 @@ def initialise(settings: Settings, ruleset: Ruleset) -> list[str]:
         said.append(f"master key   {key_file} (created, readable only by you; back it up: without it the data is lost)")
     master = MasterKey.load(key_file)
     engine = connect(settings.database_url)
-    upgrade(engine)
+    upgrade(engine, master)
     created = ensure_master_key(engine, master)
     sync_libraries(engine, [(lib.id, lib.library.name, lib.library.time_zone) for lib in ruleset.libraries.values()])
     where = engine.url.render_as_string(hide_password=True)

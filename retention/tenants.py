@@ -102,6 +102,11 @@ def require_agreement(connection: Connection, library_ids: Iterable[str]) -> Non
         )
 
 
+def library_today(ruleset: Ruleset, library: str) -> date:
+    """Today in the library's time zone: the day a request is received or an exception starts, by default."""
+    return datetime.now(ruleset.library(library).zone).date()
+
+
 def library_info(engine: Engine, library: str) -> LibraryInfo:
     with engine.connect() as connection:
         row = connection.execute(select(libraries).where(libraries.c.id == library)).first()

@@ -22,7 +22,8 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from rules.checks import check_policy
 from rules.policy import Policy
@@ -103,6 +104,14 @@ def _parse_yaml(text: str, file: str) -> Any:
         line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         message = " ".join(part for part in (error.context, error.problem) if part)
         raise InvalidPolicy([PolicyProblem(file, line, column, message or "invalid YAML")]) from None
+    except ReaderError as error:  # a character YAML does not allow (YAML 1.2, 5.1), e.g. a control character
+        before = text[: error.position]
+        line, column = before.count("\n") + 1, error.position - (before.rfind("\n") + 1) + 1
+        code = error.character if isinstance(error.character, int) else ord(str(error.character)[:1] or "\0")
+        message = f"character U+{code:04X} is not allowed in YAML"
+        raise InvalidPolicy([PolicyProblem(file, line, column, message)]) from None
+    except YAMLError as error:
+        raise InvalidPolicy([PolicyProblem(file, 0, 0, f"invalid YAML ({type(error).__name__})")]) from None
 
 
 def _problems(error: ValidationError, tree: Any, file: str) -> Iterable[PolicyProblem]:

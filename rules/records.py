@@ -7,13 +7,13 @@ they reject, so no personal data reaches an error message or a log.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from rules.policy import INCIDENT_KINDS, IncidentKind, PersonalKey
+from rules.values import CalendarDate, CalendarDay, NoNul
 
 __all__ = [
     "INCIDENT_KINDS",
@@ -27,8 +27,9 @@ __all__ = [
     "Record",
 ]
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Day = date | datetime  # a date without time is 00:00 in the library's time zone
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
+Text = Annotated[str, StringConstraints(min_length=1), NoNul]
+Day = CalendarDay  # a date without time is 00:00 in the library's time zone
 Count = Annotated[int, Field(ge=0)]
 
 
@@ -56,15 +57,15 @@ class LegalHold(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    reason: Annotated[str, StringConstraints(min_length=1)]
-    until: date | None
+    reason: Text
+    until: CalendarDate | None
 
 
 class Reader(_Record):
     type: Literal["reader"]
     kind: Literal["person", "legal_entity"]
-    category: str | None = None
-    birth_date: date | None = None
+    category: Annotated[str, NoNul] | None = None
+    birth_date: CalendarDate | None = None
     renewed_at: Day | None = None
     valid_until: Day | None = None
     last_activity_at: Day | None = None
@@ -96,7 +97,7 @@ class CameraRecording(_Record):
     camera: Id
     start: Day
     end: Day
-    location: str
+    location: Annotated[str, NoNul]
     legal_hold: LegalHold | None = None
 
 
@@ -114,10 +115,10 @@ class ExceptionGrant(_Record):
     subject: Id
     rule: Id
     role: Id
-    granted_by: Annotated[str, StringConstraints(min_length=1)]
-    reason: Annotated[str, StringConstraints(min_length=1)]
-    from_: date = Field(alias="from")
-    until: date
+    granted_by: Text
+    reason: Text
+    from_: CalendarDate = Field(alias="from")
+    until: CalendarDate
 
 
 Record = Annotated[

@@ -9,6 +9,7 @@ line and the field, and never the rejected value.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -123,6 +124,10 @@ def _structural(number: int, error: ValidationError) -> Iterator[RecordProblem]:
         message = detail["msg"]
         if detail["type"] == "extra_forbidden":
             message = "unknown field"
+            if not _FIELD_LIKE.fullmatch(loc[-1]):  # not a misspelt field: the key may be a value (a name)
+                loc, message = loc[:-1], "unknown field (its key is not repeated: it is not a field name)"
+        elif detail["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         elif detail["type"] == "missing":
             message = "required field is missing"
         elif detail["type"] in {"union_tag_invalid", "union_tag_not_found"}:
@@ -130,6 +135,7 @@ def _structural(number: int, error: ValidationError) -> Iterator[RecordProblem]:
         yield RecordProblem(number, ".".join(loc), message)
 
 
+_FIELD_LIKE = re.compile(r"[a-z][a-z0-9_]{0,39}")  # the record contract's field names are snake_case ASCII
 _MODEL_TAGS = {"reader", "loan", "camera_recording", "incident", "exception", "[key]"}
 
 

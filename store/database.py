@@ -79,11 +79,16 @@ def _config() -> Config:
     return config
 
 
-def upgrade(engine: Engine) -> None:
-    """Create or migrate the schema to the current version."""
+def upgrade(engine: Engine, master: MasterKey | None = None) -> None:
+    """Create or migrate the schema to the current version.
+
+    A migration that encrypts values kept in clear before needs the store's master key (checked against the
+    store's check value before it is used); without one it stops and says so.
+    """
     config = _config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
+        config.attributes["master"] = master
         command.upgrade(config, "head")
 
 

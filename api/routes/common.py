@@ -10,6 +10,7 @@ from fastapi import Request
 from api.schemas import Problem
 from retention.scheduler import nightly_job_id
 from retention.setup import Workspace
+from retention.tenants import library_today
 from rules.ruleset import Ruleset
 
 __all__ = ["PROBLEMS", "aware", "next_run", "next_run_of", "ruleset", "today", "workspace"]
@@ -56,4 +57,4 @@ def aware(moment: datetime | None) -> datetime | None:
 
 def today(request: Request, library: str) -> date:
     """Today in the library's time zone."""
-    return datetime.now(ruleset(request).library(library).zone).date()
+    return library_today(ruleset(request), library)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -16,6 +15,7 @@ from audit.entries import KINDS, now
 from audit.keys import public_key_pem, public_keys
 from audit.log import LogFilter, checkpoint, checkpoints, entries_text, prove, query_text
 from audit.verify import verify_log
+from rules.values import CalendarDate
 
 router = APIRouter(tags=["decision log"], responses=PROBLEMS)
 
@@ -30,8 +30,8 @@ def _filter(
     outcome: Short = None,
     subject: Annotated[str | None, Query(max_length=32, description="A subject's pseudonym.")] = None,
     run: Annotated[str | None, Query(max_length=36, description="A run's id.")] = None,
-    from_: Annotated[date | None, Query(alias="from", description="First as_of day, inclusive.")] = None,
-    to: Annotated[date | None, Query(description="Last as_of day, inclusive.")] = None,
+    from_: Annotated[CalendarDate | None, Query(alias="from", description="First as_of day, inclusive.")] = None,
+    to: Annotated[CalendarDate | None, Query(description="Last as_of day, inclusive.")] = None,
 ) -> LogFilter:
     return LogFilter(library, kind, rule, action, outcome, subject, run, day_from=from_, day_to=to)
 

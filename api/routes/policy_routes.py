@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,6 +16,7 @@ from retention.policy_diff import policy_diff
 from rules.examples import run_examples
 from rules.loading import InvalidPolicy, parse_policy
 from rules.ruleset import Ruleset
+from rules.values import CalendarDay
 
 router = APIRouter(tags=["policy"], responses=PROBLEMS)
 
@@ -68,7 +69,7 @@ async def diff(
     library: str,
     request: Request,
     _: Annotated[Principal, Depends(for_library("policy.diff"))],
-    as_of: Annotated[date | datetime | None, Query(description="Day or moment (default: now).")] = None,
+    as_of: Annotated[CalendarDay | None, Query(description="Day or moment (default: now).")] = None,
     limit: Annotated[int, Query(ge=0, le=10_000, description="Changes listed (all are counted).")] = 1000,
 ) -> PolicyDiffOut:
     """Which decisions would change for the library's current readers and recordings if the candidate were adopted."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -16,6 +16,7 @@ from retention.access import access_copy
 from retention.errors import InvalidRequest
 from retention.importing import ImportSummary, import_records
 from retention.inquiry import explain_stored, reader_status
+from rules.values import CalendarDay
 
 router = APIRouter(tags=["records"], responses=PROBLEMS)
 
@@ -82,7 +83,7 @@ def explanation(
     reader_id: ReaderId,
     request: Request,
     _: Annotated[Principal, Depends(for_library("readers.explain"))],
-    as_of: Annotated[date | datetime | None, Query(description="Day or moment (default: now).")] = None,
+    as_of: Annotated[CalendarDay | None, Query(description="Day or moment (default: now).")] = None,
 ) -> Explanation:
     """Rule by rule, in plain words, what applies to the reader and why, with each rule's reasons."""
     work, rules = workspace(request), ruleset(request)

@@ -22,7 +22,7 @@ from api.schemas import (
     RequestIn,
     RequestOut,
 )
-from retention.exceptions import grant_exception, list_exceptions, revoke_exception
+from retention.exceptions import exception_authority, grant_exception, list_exceptions, revoke_exception
 from retention.holds import release_hold, set_hold
 from retention.proposals import Proposal, decide_proposal, list_proposals
 from retention.requests import Request as SubjectRequest
@@ -132,7 +132,10 @@ def exceptions(
     library: str, request: Request, _: Annotated[Principal, Depends(for_library("exceptions.list"))]
 ) -> list[ExceptionOut]:
     """Every exception of the library, revoked ones too."""
-    return [ExceptionOut.model_validate(row) for row in list_exceptions(workspace(request).engine, library)]
+    return [
+        ExceptionOut.model_validate(row)
+        for row in list_exceptions(workspace(request).engine, workspace(request).master, library)
+    ]
 
 
 @router.post("/libraries/{library}/exceptions", status_code=201, response_model=ExceptionOut)
@@ -169,16 +172,11 @@ def revoke(
 ) -> ExceptionOut:
     """Revoke an exception: it stops applying, the subject is reviewed at the next run; logged."""
     work, rules = workspace(request), ruleset(request)
-
-    def authority(rule_id: str) -> tuple[str, ...]:
-        versions = rules.library(library).versions(rule_id)
-        return tuple(versions[-1].rule.exception_by) if versions else ()
-
     revoke_exception(
         work.engine, work.master, library, exception_id, body.as_of or today(request, library),
-        actor=principal.actor, revision=rules.revision, authority=authority,
+        actor=principal.actor, revision=rules.revision, authority=exception_authority(rules, library),
     )  # fmt: skip
-    return ExceptionOut.model_validate(list_exceptions(work.engine, library, exception_id)[0])
+    return ExceptionOut.model_validate(list_exceptions(work.engine, work.master, library, exception_id)[0])
 
 
 # -- proposals --------------------------------------------------------------------------------------------------------

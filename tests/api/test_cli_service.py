@@ -286,12 +286,6 @@ def test_kodex_exceptions_grant_to_a_rule_that_allows_none_exits_4_and_stores_no
     assert grant("--until", "2026-10-01").exit_code == 4  # ends before it starts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`kodex exceptions grant --role librarian` exits 4 (invalid records: 'role may not grant exceptions') "
-    "where api/cli.py documents exit 10 for 'the role given has no authority for it', as `kodex exceptions "
-    "revoke --role librarian` and `kodex proposals accept --role dpo` exit",
-)
 def test_kodex_exceptions_grant_by_a_role_without_authority_exits_10(installed: dict[str, str], tmp_path: Path) -> None:
     ok("import", records_file(tmp_path, [LAPSED]))
 

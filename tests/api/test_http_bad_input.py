@@ -164,13 +164,6 @@ def test_a_body_over_the_limit_with_its_content_length_gets_413_saying_the_limit
     assert installation.stored(readers, cards) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.web._BodyLimit raises _TooLarge from receive() once a streamed body passes the limit, but "
-    "_AccessLog (inside it) catches every Exception first and answers 500 'internal error' (logging 'unexpected "
-    "_TooLarge'); on a JSON endpoint FastAPI's body parsing catches it first and answers 400 'There was an error "
-    "parsing the body'. Only a body that declares its Content-Length gets the 413",
-)
 @pytest.mark.parametrize("endpoint", ["records", "requests"])
 def test_a_streamed_body_over_the_limit_gets_413_saying_the_limit(installation: Installation, endpoint: str) -> None:
     cards = [f"SV-STREAM-{endpoint}"]
@@ -216,12 +209,6 @@ def test_malformed_json_on_a_json_endpoint_gets_422_naming_the_problem(installat
     assert "SV-SECRET-77" not in response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JSON body that is not UTF-8 makes FastAPI's body parsing fail with UnicodeDecodeError, which it "
-    "answers 400 'http error' / 'There was an error parsing the body' (not a status the schema documents for any "
-    "endpoint) instead of 422 naming the body",
-)
 @pytest.mark.parametrize(
     ("who", "path"),
     [("dpo", "/v1/libraries/svkpk/requests"), ("librarian", "/v1/libraries/svkpk/camera-recordings")],
@@ -326,12 +313,6 @@ def test_a_record_of_another_library_in_the_body_gets_422_naming_its_line_and_st
     assert installation.stored(readers, ["SV-OTHER-1", "KN-OTHER-2", "SV-OTHER-3"]) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an import line's unknown top-level key is reported as the error's field, echoed as sent (here "
-    "{'line': 1, 'field': 'Vendula Šťastná-Hrbková', 'message': 'unknown field'}): a key may be a value (a name), "
-    "which the JSON endpoints avoid by not naming the unknown key (api.web: 'the unknown key itself is not echoed')",
-)
 def test_an_import_line_with_an_unknown_key_named_after_a_person_does_not_echo_the_key(
     installation: Installation,
 ) -> None:
@@ -587,11 +568,6 @@ def test_kodex_serve_refuses_a_body_over_the_limit_by_its_content_length_with_41
     assert f"over {LIMIT_MB} MiB" in response.json()["detail"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="as in process: a streamed (chunked) body over the limit is answered 500 'internal error' by kodex serve "
-    "too (its log: 'ERROR kodex.web: unexpected _TooLarge on POST /v1/libraries/{library}/records')",
-)
 def test_kodex_serve_refuses_a_streamed_body_over_the_limit_with_413(server: Server) -> None:
     response = answer(server, "over the limit, streamed")
 

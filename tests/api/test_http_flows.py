@@ -201,12 +201,6 @@ def test_no_personal_data_is_accepted_until_the_data_processing_agreement_is_rec
     assert bare.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording).status_code == 201
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grant_exception (retention/exceptions.py) looks the subject up before the import's agreement gate, so "
-    "a library without a data-processing agreement (which can hold no subject) answers a director's grant with "
-    "404 'holds no reader or camera recording' instead of 409 'no data-processing agreement'",
-)
 def test_an_exception_grant_is_refused_with_409_until_the_agreement_is_recorded(bare: Api) -> None:
     bare.ok("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
     grant = {
@@ -539,11 +533,6 @@ def test_a_revoked_exception_is_logged_and_stops_applying_at_the_next_run_and_th
     assert api.call("POST", "/v1/libraries/svkpk/exceptions/E-CURRENT/revocation", "dpo", json={}).status_code == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST …/exceptions for an anonymised reader answers 500: grant_exception's import leaves the grant out "
-    "(the reader is anonymised) and `list_exceptions(...)[0]` raises IndexError (retention/exceptions.py)",
-)
 def test_an_exception_for_an_anonymised_reader_is_refused_with_a_problem_not_a_500(api: Api) -> None:
     api.load([LAPSED])
     api.night(NIGHT)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,7 +59,7 @@ from retention.tenants import Agreement, onboard
 from retention.users import ROLES, add_user
 from rules.ruleset import Ruleset
 from store.schema import decision_log
-from tests.conftest import POLICY, ROOT, fresh_store, installation_env, on_postgresql
+from tests.conftest import POLICY, ROOT, fresh_store, installation_env
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 LIBRARY = "svkpk"
@@ -97,110 +96,6 @@ SCHEMA_APP = _placeholder_app()
 schema = schemathesis.openapi.from_asgi(
     "/openapi.json", SCHEMA_APP, config=schemathesis.Config.from_dict({"seed": 20260105})
 )
-
-
-# -- known bugs -----------------------------------------------------------------------------------------------------
-#
-# Each product bug the fuzzing found is pinned, request by request, by a test below marked xfail(strict=True), and its
-# failures, and no other, are dropped here: the rest of those operations' answers are still checked. When a bug is
-# fixed, its xfail test passes and strict xfail fails the suite: then delete the marker and the bug's predicate here.
-
-# Characters YAML does not allow in a document (YAML 1.2, 5.1: c-printable).
-NOT_YAML = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-INT4 = 2**31 - 1  # the largest PostgreSQL `integer`: decision_log.seq
-POLICY_BODIES = {"/v1/policy/validation", "/v1/libraries/{library}/policy/diff"}
-
-
-def _texts(value: Any) -> Iterator[str]:
-    """Every string a request value holds: nested in JSON, in each line of a JSON Lines body, the text itself."""
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="replace")
-    if isinstance(value, str):
-        yield value
-        for line in value.splitlines():
-            try:
-                yield from _texts(json.loads(line))
-            except ValueError:
-                continue
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from _texts(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _texts(item)
-    elif value is not None:
-        yield str(value)
-
-
-def _sent(case: schemathesis.Case) -> list[str]:
-    return [*_texts(case.path_parameters), *_texts(case.query), *_texts(case.body)]
-
-
-def _policy_with_a_character_yaml_forbids(case: schemathesis.Case, response: schemathesis.Response) -> bool:
-    """500 for a candidate policy holding a character YAML forbids: test_a_candidate_policy_holding_a_character…"""
-    return (
-        response.status_code == 500
-        and case.operation.path in POLICY_BODIES
-        and any(NOT_YAML.search(text) for text in _texts(case.body))
-    )
-
-
-def _day_at_the_calendars_edge(case: schemathesis.Case, response: schemathesis.Response) -> bool:
-    """500 for a day or moment in year 1 or 9999: test_a_day_or_moment_at_the_calendars_edge_gets_4xx_not_500."""
-    return response.status_code == 500 and any(re.match(r"(0001|9999)-\d\d-\d\d", text) for text in _sent(case))
-
-
-def _nul_on_postgresql(case: schemathesis.Case, response: schemathesis.Response) -> bool:
-    """500 on PostgreSQL for a value holding U+0000: test_a_value_holding_a_nul_character_gets_4xx_not_500."""
-    return response.status_code == 500 and on_postgresql() and any("\x00" in text for text in _sent(case))
-
-
-def _decisions_after_past_32_bits_on_postgresql(case: schemathesis.Case, response: schemathesis.Response) -> bool:
-    """500 on PostgreSQL for ?after= past 2**31 - 1: test_decisions_after_a_position_past_32_bits_gets_no_5xx."""
-    after = str((case.query or {}).get("after"))
-    return (
-        response.status_code == 500
-        and on_postgresql()
-        and case.operation.path == "/v1/libraries/{library}/decisions"
-        and after.isdigit()
-        and int(after) > INT4
-    )
-
-
-def _json_body_not_utf8(case: schemathesis.Case, response: schemathesis.Response) -> bool:
-    """400, undocumented, for a JSON body that is not UTF-8: test_http_bad_input.py::test_a_json_body_that_is_not…"""
-    return (
-        response.status_code == 400
-        and (case.media_type or "").endswith("json")
-        and isinstance(case.body, bytes)
-        and not _is_utf8(case.body)
-    )
-
-
-KNOWN_BUGS = (
-    _policy_with_a_character_yaml_forbids,
-    _day_at_the_calendars_edge,
-    _nul_on_postgresql,
-    _decisions_after_past_32_bits_on_postgresql,
-    _json_body_not_utf8,
-)
-
-
-@schema.hook
-def filter_failure(
-    context: schemathesis.HookContext, failure: Any, case: schemathesis.Case, response: schemathesis.Response
-) -> bool:
-    """Keep every failure but those of the known bugs."""
-    return not any(known(case, response) for known in KNOWN_BUGS)
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 # -- which operation each endpoint is authorised for ---------------------------------------------------------------
@@ -371,7 +266,7 @@ def test_every_operation_called_by_the_operator_gets_no_5xx_and_answers_as_docum
     _call(service, case, "operator")
 
 
-# -- the bugs the fuzzing found, request by request ---------------------------------------------------------------
+# -- requests the fuzzing once found answered 500, each pinned ---------------------------------------------------------------
 
 
 def _client(service: Service, role: str) -> TestClient:
@@ -380,12 +275,6 @@ def _client(service: Service, role: str) -> TestClient:
     return client
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rules.loading._parse_yaml catches only ruamel's MarkedYAMLError; a character YAML forbids (here U+0011) "
-    "raises ruamel.yaml.reader.ReaderError, which is not one, and escapes as 500 'internal error' instead of an "
-    "invalid policy with its line and column",
-)
 @pytest.mark.parametrize(
     ("path", "status"),
     [("/v1/policy/validation", 200), ("/v1/libraries/svkpk/policy/diff", 422)],
@@ -424,13 +313,6 @@ EDGES = {  # each a request the service answers 500 (an OverflowError) instead o
 }  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a day or moment the schema accepts but at the calendar's edge overflows Python's datetime: astimezone in "
-    "rules.facts.local_time / local_day raises OverflowError (a recording's start or end, checked by "
-    "rules.validation._semantic; the as_of of an explanation or a policy diff), rules.periods.add_period raises "
-    "ValueError 'year 10000 is out of range' (a request's due day); answered 500 'internal error', not 422",
-)
 @pytest.mark.parametrize("request_", list(EDGES.values()), ids=list(EDGES))
 def test_a_day_or_moment_at_the_calendars_edge_gets_4xx_not_500(service: Service, request_: tuple[Any, ...]) -> None:
     role, method, path, query, body = request_
@@ -453,12 +335,6 @@ NULS = {  # each answered 500 on PostgreSQL (psycopg DataError: text cannot hold
 }  # fmt: skip
 
 
-@pytest.mark.xfail(
-    on_postgresql(),
-    strict=True,
-    reason="PostgreSQL text cannot hold U+0000: an id or text value with a NUL character, valid to the schema, is "
-    "sent to the database as it is and psycopg raises DataError, answered 500 'internal error' instead of 404/422",
-)
 @pytest.mark.parametrize("request_", list(NULS.values()), ids=list(NULS))
 def test_a_value_holding_a_nul_character_gets_4xx_not_500(service: Service, request_: tuple[Any, ...]) -> None:
     role, method, path, query, body = request_
@@ -466,13 +342,9 @@ def test_a_value_holding_a_nul_character_gets_4xx_not_500(service: Service, requ
     assert response.status_code < 500, response.text
 
 
-@pytest.mark.xfail(
-    on_postgresql(),
-    strict=True,
-    reason="decision_log.seq is an INTEGER (int4) on PostgreSQL, but ?after= is documented and accepted up to 2**62: "
-    "after=2147483648 makes psycopg raise DataError (integer out of range), answered 500 instead of an empty page",
-)
 def test_decisions_after_a_position_past_32_bits_gets_no_5xx(service: Service) -> None:
-    response = _client(service, "dpo").get("/v1/libraries/svkpk/decisions", params={"after": INT4 + 1})
+    response = _client(service, "dpo").get(
+        "/v1/libraries/svkpk/decisions", params={"after": 2**31}
+    )  # past a 32-bit integer
     assert response.status_code == 200, response.text
     assert response.json() == {"entries": [], "next_after": None}

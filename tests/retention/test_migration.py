@@ -1,15 +1,19 @@
-"""Upgrading a store from before the decision log (schema 0001) keeps every decision it had recorded."""
+"""Upgrading a store from before the decision log (schema 0001) keeps every decision it had recorded and encrypts
+what it kept in clear."""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, date, datetime
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
 from audit.verify import verify_log
+from store.crypto import MasterKey
 from store.database import _MIGRATIONS, connect, upgrade
 
 OLD_DECISION = {
@@ -32,6 +36,9 @@ OLD_DECISION = {
 }
 
 
+MASTER = MasterKey(os.urandom(32))
+
+
 def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url: str) -> None:
     engine = connect(database_url)
     config = Config()
@@ -41,6 +48,10 @@ def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable
         command.upgrade(config, "0001")
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO libraries (id, name, time_zone) VALUES ('kntb', 'KNTB', 'Europe/Prague')"))
+        connection.execute(
+            text("INSERT INTO keyring (name, check_value, created_at) VALUES ('master', :check, :at)"),
+            {"check": MASTER.check_value(), "at": datetime.now(UTC)},
+        )
         connection.execute(
             text(
                 'INSERT INTO runs (id, library, as_of, as_of_day, dry_run, "full", policy_revision, status, started_at)'
@@ -72,7 +83,7 @@ def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable
             },
         )
 
-    upgrade(engine)
+    upgrade(engine, MASTER)
 
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT idx, id, kind, entry FROM decision_log")).all()
@@ -82,4 +93,38 @@ def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable
     assert entry["exception"] == pseudonym  # the library's exception id (it embeds a card number) is not kept
     assert "CARD-1234" not in rows[0].entry and "US" not in json.dumps(entry["reasons"])
     assert [v.problems for v in verify_log(engine)] == [[]]
+    engine.dispose()
+
+
+def test_upgrading_encrypts_an_exceptions_grantor_and_reason_kept_in_clear_before(database_url: str) -> None:
+    test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url)
+    engine = connect(database_url)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT library, id, granted_by, reason FROM exceptions")).one()
+    engine.dispose()
+    assert "Ředitelová".encode() not in bytes(row.granted_by) and b"abroad" not in bytes(row.reason)
+    assert MASTER.unwrap(bytes(row.granted_by), b"exception/kntb/E-CARD-1234/granted_by").decode() == "Jana Ředitelová"
+    assert MASTER.unwrap(bytes(row.reason), b"exception/kntb/E-CARD-1234/reason").decode() == "studies abroad"
+
+
+def test_an_upgrade_that_encrypts_stops_without_the_stores_master_key(database_url: str) -> None:
+    engine = connect(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO libraries (id, name, time_zone) VALUES ('kntb', 'KNTB', 'Europe/Prague')"))
+        connection.execute(
+            text(
+                'INSERT INTO exceptions (library, id, subject, rule, role, granted_by, reason, "from", until, digest)'
+                " VALUES ('kntb', 'E-1', 'C-1', 'kntb.retention.unused_for_a_year', 'director', 'Jana Ředitelová',"
+                " 'studies abroad', :f, :u, :d)"
+            ),
+            {"f": date(2026, 1, 1), "u": date(2027, 1, 1), "d": b"x"},
+        )
+
+    with pytest.raises(RuntimeError, match="master key"):
+        upgrade(engine)
     engine.dispose()

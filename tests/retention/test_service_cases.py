@@ -463,7 +463,7 @@ def test_an_exception_to_a_rule_without_exception_by_or_by_a_role_without_author
     with pytest.raises(InvalidRecords, match="allows no exceptions"):
         grant = {**GRANT, "rule": "svkpk.erasure.cancellation_on_request"}
         grant_exception(workspace.engine, ruleset, workspace.master, "svkpk", grant, DIRECTOR, AS_OF)
-    with pytest.raises(InvalidRecords, match="role may not grant"):
+    with pytest.raises(NotAuthorised, match="lets only director"):  # CLI exit 10, HTTP 403
         librarian = {**DIRECTOR, "role": "librarian"}
         grant_exception(workspace.engine, ruleset, workspace.master, "svkpk", GRANT, librarian, AS_OF)
     with pytest.raises(SubjectNotFound):
@@ -471,7 +471,7 @@ def test_an_exception_to_a_rule_without_exception_by_or_by_a_role_without_author
             workspace.engine, ruleset, workspace.master, "svkpk", {**GRANT, "subject": "SV-X"}, DIRECTOR, AS_OF
         )
 
-    assert list_exceptions(workspace.engine, "svkpk") == []
+    assert list_exceptions(workspace.engine, workspace.master, "svkpk") == []
     assert log_entries(workspace, "exception_granted") == []
 
 
@@ -502,7 +502,7 @@ def test_a_revoked_exception_is_logged_stops_applying_at_the_next_run_and_stays_
 
     assert log_entries(workspace, "exception_revoked") == [entry]
     assert (entry["outcome"], entry["actor"], entry["rule"]) == ("revoked", actor, RULE)
-    listed = {e["id"]: e["revoked_as_of"] for e in list_exceptions(workspace.engine, "svkpk")}
+    listed = {e["id"]: e["revoked_as_of"] for e in list_exceptions(workspace.engine, workspace.master, "svkpk")}
     assert listed == {granted["id"]: AS_OF.isoformat(), kept["id"]: None}
     assert run(workspace, ruleset, "svkpk", NEXT_DAY).counts[("anonymise", "applied")] == 1
     assert state_of(workspace, "SV-LAPSED") == "anonymised"
@@ -513,12 +513,6 @@ def test_a_revoked_exception_is_logged_stops_applying_at_the_next_run_and_stays_
         )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="revoke_exception stores revoked_as_of, but SubjectLoader._grants (retention/loading.py) drops every "
-    "revoked exception whatever that day is: revoking as of a later day ('Day it stops applying', kodex exceptions "
-    "revoke --as-of) ends it at once, and the run before that day anonymises the reader irreversibly",
-)
 def test_an_exception_revoked_as_of_a_later_day_still_applies_until_that_day(
     workspace: Workspace, ruleset: Ruleset
 ) -> None:
@@ -532,11 +526,6 @@ def test_an_exception_revoked_as_of_a_later_day_still_applies_until_that_day(
     assert state_of(workspace, "SV-LAPSED") != "anonymised"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grant_exception on an anonymised reader: import_records leaves the grant out (the reader is "
-    "anonymised), then `list_exceptions(...)[0]` raises IndexError instead of a domain error (HTTP: 500)",
-)
 def test_an_exception_for_an_anonymised_reader_is_refused_as_a_request(workspace: Workspace, ruleset: Ruleset) -> None:
     import_lines(workspace, ruleset, [LAPSED])
     run(workspace, ruleset, "svkpk")
@@ -546,12 +535,6 @@ def test_an_exception_for_an_anonymised_reader_is_refused_as_a_request(workspace
         grant_exception(workspace.engine, ruleset, workspace.master, "svkpk", GRANT, DIRECTOR, AS_OF)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grant_exception copies the director's name (users.name is wrapped by the master key because it is a "
-    "person's name) and the free-text reason into exceptions.granted_by and exceptions.reason in clear; DESIGN.md: "
-    "personal data at rest is encrypted",
-)
 def test_a_granted_exception_keeps_the_directors_name_and_reason_encrypted_at_rest(
     workspace: Workspace, ruleset: Ruleset
 ) -> None:

@@ -8,7 +8,7 @@ Create Date: 2026-11-22 05:20:00
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision = "0003"
 down_revision = "0002"
@@ -17,6 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _seal_exception_texts()
     with op.batch_alter_table("decision_log", schema=None) as batch_op:  # pages of a query in log order
         batch_op.drop_index("ix_decision_log_rule")
         batch_op.create_index("ix_decision_log_library_seq", ["library", "seq"], unique=False)
@@ -76,6 +77,40 @@ def upgrade() -> None:
             "library", "subject_type", "subject", name=op.f("uq_legal_holds_library_subject_type_subject")
         ),
     )
+
+
+def _seal_exception_texts() -> None:
+    """exceptions.granted_by (a person's name) and reason were kept in clear: wrap each by the master key."""
+    connection = op.get_bind()
+    rows = connection.execute(sa.text("SELECT eid, library, id, granted_by, reason FROM exceptions")).all()
+    master = context.config.attributes.get("master")
+    if rows:
+        check = connection.execute(sa.text("SELECT check_value FROM keyring WHERE name = 'master'")).scalar()
+        if master is None or check is None or not master.matches(check):
+            raise RuntimeError(
+                "this upgrade encrypts the exceptions' grantors and reasons: run `kodex init` with the store's "
+                "master key (KODEX_MASTER_KEY_FILE)"
+            )
+    with op.batch_alter_table("exceptions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("granted_by_sealed", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("reason_sealed", sa.LargeBinary(), nullable=True))
+    for row in rows:
+        assert master is not None  # checked above
+        sealed = {
+            f"{field}_sealed": master.wrap(str(value).encode(), f"exception/{row.library}/{row.id}/{field}".encode())
+            for field, value in (("granted_by", row.granted_by), ("reason", row.reason))
+        }
+        connection.execute(
+            sa.text("UPDATE exceptions SET granted_by_sealed = :granted_by_sealed, reason_sealed = :reason_sealed "
+                    "WHERE eid = :eid"),
+            {**sealed, "eid": row.eid},
+        )  # fmt: skip
+    with op.batch_alter_table("exceptions", schema=None) as batch_op:
+        batch_op.drop_column("granted_by")
+        batch_op.drop_column("reason")
+    with op.batch_alter_table("exceptions", schema=None) as batch_op:
+        batch_op.alter_column("granted_by_sealed", new_column_name="granted_by", nullable=False)
+        batch_op.alter_column("reason_sealed", new_column_name="reason", nullable=False)
 
 
 def downgrade() -> None:
