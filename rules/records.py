@@ -7,13 +7,14 @@ they reject, so no personal data reaches an error message or a log.
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 
 from rules.policy import INCIDENT_KINDS, IncidentKind, PersonalKey
-from rules.values import CalendarDate, CalendarDay, NoNul
+from rules.values import NoNul, RecordDay
 
 __all__ = [
     "INCIDENT_KINDS",
@@ -29,7 +30,7 @@ __all__ = [
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
 Text = Annotated[str, StringConstraints(min_length=1), NoNul]
-Day = CalendarDay  # a date without time is 00:00 in the library's time zone
+Day = RecordDay  # a date without time is 00:00 in the library's time zone
 Count = Annotated[int, Field(ge=0)]
 
 
@@ -58,14 +59,14 @@ class LegalHold(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     reason: Text
-    until: CalendarDate | None
+    until: date | None
 
 
 class Reader(_Record):
     type: Literal["reader"]
     kind: Literal["person", "legal_entity"]
     category: Annotated[str, NoNul] | None = None
-    birth_date: CalendarDate | None = None
+    birth_date: date | None = None
     renewed_at: Day | None = None
     valid_until: Day | None = None
     last_activity_at: Day | None = None
@@ -117,8 +118,8 @@ class ExceptionGrant(_Record):
     role: Id
     granted_by: Text
     reason: Text
-    from_: CalendarDate = Field(alias="from")
-    until: CalendarDate
+    from_: date = Field(alias="from")
+    until: date
 
 
 Record = Annotated[
