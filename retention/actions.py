@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, String, delete, func, literal, select, update
+from sqlalchemy import Connection, String, bindparam, delete, func, literal, select, update
 
 from rules.actions import ACTIONS, Effect
 from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
@@ -219,15 +219,21 @@ def strategy_for(action: str) -> Strategy:
     return STRATEGIES[action]
 
 
+_RETURNED = (  # built once (its cache key is kept): called for every batch of a run and every explanation
+    select(loans.c.reader, func.count())
+    .where(
+        loans.c.library == bindparam("library"),
+        loans.c.reader.in_(bindparam("ids", expanding=True)),
+        loans.c.returned_at.is_not(None),
+    )
+    .group_by(loans.c.reader)
+)
+
+
 def returned_loan_counts(connection: Connection, library: str, reader_ids: list[str]) -> dict[str, int]:
     if not reader_ids:
         return {}
-    query = (
-        select(loans.c.reader, func.count())
-        .where(loans.c.library == library, loans.c.reader.in_(reader_ids), loans.c.returned_at.is_not(None))
-        .group_by(loans.c.reader)
-    )
-    return {reader: count for reader, count in connection.execute(query)}
+    return {reader: count for reader, count in connection.execute(_RETURNED, {"library": library, "ids": reader_ids})}
 
 
 def _forget_holds(connection: Connection, subject: Loaded) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import BindParameter, Connection, Engine, bindparam, select
 
 from retention.actions import Loaded, returned_loan_counts
 from retention.evaluation import SubjectNotFound
@@ -36,6 +36,28 @@ __all__ = ["REQUEST_FIELDS", "SubjectLoader", "hold_aad", "load_reader"]
 REQUEST_FIELDS = {"erasure": "erasure_requested_at", "loan_history_erasure": "history_erasure_requested_at"}
 
 
+# Built once: SQLAlchemy keeps a built statement's cache key, so each use only binds values (an explanation loads
+# one reader with all of these, a run a batch: building them per call cost more than running them).
+_LIBRARY: BindParameter[str] = bindparam("library")
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_READER = select(readers).where(readers.c.library == _LIBRARY, readers.c.id == bindparam("id"))
+_INCIDENTS = select(incidents).where(incidents.c.library == _LIBRARY, incidents.c.reader.in_(_IDS))
+_GRANTS = select(exceptions).where(exceptions.c.library == _LIBRARY, exceptions.c.subject.in_(_IDS))
+_FINDINGS = select(findings).where(
+    findings.c.library == _LIBRARY,
+    findings.c.subject_type == bindparam("subject_type"),
+    findings.c.subject.in_(bindparam("pseudonyms", expanding=True)),
+)
+_REQUESTS = select(subject_requests.c.reader, subject_requests.c.kind, subject_requests.c.received_on).where(
+    subject_requests.c.library == _LIBRARY, subject_requests.c.reader.in_(_IDS), subject_requests.c.status == "open"
+)
+_HOLDS = select(legal_holds).where(
+    legal_holds.c.library == _LIBRARY,
+    legal_holds.c.subject_type == bindparam("subject_type"),
+    legal_holds.c.subject.in_(_IDS),
+)
+
+
 class SubjectLoader:
     def __init__(self, master: MasterKey, library: str) -> None:
         self.master, self.library = master, library
@@ -44,9 +66,7 @@ class SubjectLoader:
         ids = [row.id for row in rows]
         grants = self._grants(connection, ids)
         history: dict[str, list[Incident]] = defaultdict(list)
-        for row in connection.execute(
-            select(incidents).where(incidents.c.library == self.library, incidents.c.reader.in_(ids))
-        ):
+        for row in connection.execute(_INCIDENTS, {"library": self.library, "ids": ids}):
             history[row.reader].append(
                 Incident(  # named by its pseudonym: decisions list the incidents they counted
                     type="incident", library=row.library, id=row.pseudonym, reader=row.reader, kind=row.kind,
@@ -104,9 +124,7 @@ class SubjectLoader:
     def _grants(self, connection: Connection, ids: list[str]) -> dict[str, list[ExceptionGrant]]:
         """The subjects' exceptions; one revoked as of a day applies up to the day before (then not at all)."""
         found: dict[str, list[ExceptionGrant]] = defaultdict(list)
-        for row in connection.execute(
-            select(exceptions).where(exceptions.c.library == self.library, exceptions.c.subject.in_(ids))
-        ):
+        for row in connection.execute(_GRANTS, {"library": self.library, "ids": ids}):
             until = row.until
             if row.revoked_as_of is not None:
                 until = min(until, date.fromisoformat(str(row.revoked_as_of)[:10]) - timedelta(days=1))
@@ -123,13 +141,8 @@ class SubjectLoader:
 
     def _findings(self, connection: Connection, subject_type: str, pseudonyms: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = defaultdict(dict)
-        for row in connection.execute(
-            select(findings).where(
-                findings.c.library == self.library,
-                findings.c.subject_type == subject_type,
-                findings.c.subject.in_(pseudonyms),
-            )
-        ):
+        parameters = {"library": self.library, "subject_type": subject_type, "pseudonyms": pseudonyms}
+        for row in connection.execute(_FINDINGS, parameters):
             found[row.subject][row.rule] = row
         return found
 
@@ -138,13 +151,7 @@ class SubjectLoader:
     ) -> tuple[dict[str, dict[str, date]], dict[str, set[str]]]:
         found: dict[str, dict[str, date]] = defaultdict(dict)
         kinds: dict[str, set[str]] = defaultdict(set)
-        for row in connection.execute(
-            select(subject_requests.c.reader, subject_requests.c.kind, subject_requests.c.received_on).where(
-                subject_requests.c.library == self.library,
-                subject_requests.c.reader.in_(ids),
-                subject_requests.c.status == "open",
-            )
-        ):
+        for row in connection.execute(_REQUESTS, {"library": self.library, "ids": ids}):
             kinds[row.reader].add(row.kind)
             field = REQUEST_FIELDS[row.kind]
             known = found[row.reader].get(field)
@@ -153,13 +160,7 @@ class SubjectLoader:
 
     def _holds(self, connection: Connection, subject_type: str, ids: list[str]) -> dict[str, LegalHold]:
         found = {}
-        for row in connection.execute(
-            select(legal_holds).where(
-                legal_holds.c.library == self.library,
-                legal_holds.c.subject_type == subject_type,
-                legal_holds.c.subject.in_(ids),
-            )
-        ):
+        for row in connection.execute(_HOLDS, {"library": self.library, "subject_type": subject_type, "ids": ids}):
             reason = self.master.unwrap(row.reason, hold_aad(self.library, subject_type, row.subject)).decode()
             found[row.subject] = LegalHold(reason=reason, until=row.until)
         return found
@@ -168,7 +169,7 @@ class SubjectLoader:
 def load_reader(engine: Engine, master: MasterKey, library: str, reader_id: str) -> Loaded:
     """One reader, loaded as a run would load it; SubjectNotFound when the library holds no such reader."""
     with engine.connect() as connection:
-        row = connection.execute(select(readers).where(readers.c.library == library, readers.c.id == reader_id)).first()
+        row = connection.execute(_READER, {"library": library, "id": reader_id}).first()
         if row is None:
             raise SubjectNotFound(f"library {library!r} holds no reader with this id")
         return SubjectLoader(master, library).readers(connection, [row])[0]

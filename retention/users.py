@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 
 from retention.errors import InvalidRequest
 from retention.evaluation import SubjectNotFound
@@ -64,12 +64,15 @@ def add_user(engine: Engine, master: MasterKey, library: str | None, role: str, 
     return User(user_id, library, role, name, created, False), token
 
 
+_BY_TOKEN = select(users).where(  # built once: every request asks it
+    users.c.token_hash == bindparam("token_hash"), users.c.revoked_at.is_(None)
+)
+
+
 def authenticate(engine: Engine, master: MasterKey, token: str) -> User | None:
     """The user a token belongs to, or None (unknown or revoked)."""
     with engine.connect() as connection:
-        row = connection.execute(
-            select(users).where(users.c.token_hash == _hash(token), users.c.revoked_at.is_(None))
-        ).first()
+        row = connection.execute(_BY_TOKEN, {"token_hash": _hash(token)}).first()
     return None if row is None else _user(row, master)
 
 
