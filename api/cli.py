@@ -522,7 +522,8 @@ def serve_command(
             "--workers",
             min=1,
             max=64,
-            help="HTTP worker processes (e.g. one per core). With more than one, the nightly jobs run in the "
+            help="HTTP worker processes (e.g. one per core), each with its own socket on the port (SO_REUSEPORT), "
+            "so the kernel spreads connections over them. With more than one, the nightly jobs run in the "
             "supervising process and /health in the workers shows next_run as null.",
         ),
     ] = 1,
@@ -541,6 +542,7 @@ def serve_command(
     # imported here: the web stack takes a third of a second that every other command need not wait
     import uvicorn  # noqa: PLC0415
 
+    from api.serving import serve_workers  # noqa: PLC0415
     from api.web import create_app  # noqa: PLC0415
     from retention.scheduler import build_scheduler  # noqa: PLC0415
 
@@ -559,10 +561,7 @@ def serve_command(
             uvicorn.run(create_app(work, ruleset, scheduler), host=host, port=port, log_level="info", access_log=False)
         else:  # each worker opens the same installation and policy itself (api.web.app_from_environment)
             os.environ["KODEX_POLICY"] = str(policy_path(policy or work.settings.policy))
-            uvicorn.run(
-                "api.web:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="info", access_log=False,
-            )  # fmt: skip
+            _run(lambda: serve_workers(host, port, workers))
     finally:
         if scheduler is not None:
             # a run in progress is finished first (killing the process is safe too: the next start runs that night again)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.auth import Denied, Unauthenticated
+from api.serving import PortInUse
 from audit.keys import KeyFileError
 from audit.log import NotInLog
 from audit.verify import LogBroken, ProofInvalid
@@ -53,6 +54,7 @@ _FAILURES: dict[type[Exception], Failure] = {
     InvalidRequest: Failure(2, 422, "request refused"),
     Unauthenticated: Failure(2, 401, "not authenticated"),
     Denied: Failure(10, 403, "forbidden"),
+    PortInUse: Failure(7, 500, "cannot listen"),
 }
 
 

@@ -26,10 +26,10 @@ import base64
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, or_, select, tuple_, update
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.entries import canonical
@@ -349,10 +349,52 @@ def query_text(engine: Engine, where: LogFilter, *, after: int = 0, limit: int =
     """As `query`, each entry as its canonical JSON text (already JSON: a server can pass it on as it is)."""
     if after >= LAST_SEQ:  # no entry lies past the column's range (and PostgreSQL refuses a larger integer)
         return []
-    statement = where.where(select(decision_log.c.seq, decision_log.c.entry)).where(decision_log.c.seq > after)
     with engine.connect() as connection:
+        span = _day_span(connection, where)
+        if span is not None:
+            if span[0] is None:  # no entry on any of those days
+                return []
+            after, last = max(after, span[0] - 1), span[1]
+        statement = where.where(select(decision_log.c.seq, decision_log.c.entry)).where(decision_log.c.seq > after)
+        if span is not None:
+            statement = statement.where(decision_log.c.seq <= last)
         rows = connection.execute(statement.order_by(decision_log.c.seq).limit(limit)).all()
     return [(row.seq, row.entry) for row in rows]
+
+
+DAY_SPAN_LIMIT = 400  # days looked up one by one to bound a date range's positions; a longer range is scanned
+
+_FIRST_DAY = select(func.min(decision_log.c.day)).where(decision_log.c.library == bindparam("library"))
+_LAST_DAY = select(func.max(decision_log.c.day)).where(decision_log.c.library == bindparam("library"))
+_DAY_SEQS = select(func.min(decision_log.c.seq), func.max(decision_log.c.seq)).where(
+    decision_log.c.library == bindparam("library"), decision_log.c.day == bindparam("day")
+)
+
+
+def _day_span(connection: Connection, where: LogFilter) -> tuple[int | None, int] | None:
+    """The first and last position of a library's entries on the filter's days (None, 0: no entry), or None.
+
+    Log order follows the days only roughly (a run may be for an earlier day), so a page of a date range read in
+    log order would scan the library's entries from the start, reading each row for its day. Each day's first and
+    last position is one seek in ix_decision_log_day_seq; the page then reads from the first to the last.
+    None (no bound: the query scans) without a library or a date, or over more than DAY_SPAN_LIMIT days.
+    """
+    if where.library is None or (where.day_from is None and where.day_to is None):
+        return None
+    library = {"library": where.library}
+    first = where.day_from or connection.execute(_FIRST_DAY, library).scalar()
+    last = where.day_to or connection.execute(_LAST_DAY, library).scalar()
+    if first is None or last is None or last < first:
+        return None, 0
+    if (last - first).days >= DAY_SPAN_LIMIT:
+        return None
+    lowest: int | None = None
+    highest = 0
+    for offset in range((last - first).days + 1):
+        low, high = connection.execute(_DAY_SEQS, {**library, "day": first + timedelta(days=offset)}).one()
+        if low is not None:
+            lowest, highest = low if lowest is None else min(lowest, low), max(highest, high)
+    return lowest, highest
 
 
 def entries_text(engine: Engine, where: LogFilter) -> Iterator[str]:

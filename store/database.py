@@ -42,6 +42,13 @@ class StoreNotReady(Exception):
     """The database is missing, unreachable or not at the current schema; the message says what to run or set."""
 
 
+# Connections kept open for reuse, and how many more a burst may open (closed when given back). The web service
+# answers from a pool of 40 threads (anyio's default), each holding a connection while it works: with SQLAlchemy's
+# default of 5 kept, a server at concurrency 16 opened and closed a connection for most requests (a new SQLite
+# connection also starts with a cold page cache), which cost more than the requests. Opened lazily, as needed.
+_POOL = {"pool_size": 20, "max_overflow": 20}
+
+
 def connect(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -51,12 +58,12 @@ def connect(url: str) -> Engine:
             "or postgresql+psycopg://user@host:5432/db"
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(parsed, connect_args={"timeout": 60}, hide_parameters=True)
+        engine = create_engine(parsed, connect_args={"timeout": 60}, hide_parameters=True, **_POOL)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise StoreNotReady("kodex stores its data in SQLite or PostgreSQL; KODEX_DATABASE_URL names another database")
-    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)  # errors never carry values
+    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True, **_POOL)  # errors never carry values
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -282,7 +282,7 @@ decision_log = Table(  # audit/: append-only (a trigger refuses UPDATE and DELET
     UniqueConstraint("library", "idx"),
     Index("ix_decision_log_run", "run_id"),
     Index("ix_decision_log_subject", "subject"),
-    Index("ix_decision_log_day", "library", "day"),
+    Index("ix_decision_log_day_seq", "library", "day", "seq"),  # a day's first and last position: one seek each
     # a query pages a library's entries in log order (seq), often by one column: each index gives a page
     # without reading and sorting every matching entry
     Index("ix_decision_log_library_seq", "library", "seq"),

@@ -450,6 +450,36 @@ def test_query_pages_through_the_selected_entries_in_log_order(big_log: Workspac
     assert query(big_log.engine, LogFilter(library=LIBRARY, rule="no.such.rule")) == []
 
 
+def test_a_date_range_selects_every_entry_of_its_days_even_logged_out_of_day_order(log: Workspace) -> None:
+    def on(day: date, count: int) -> None:  # entries for `day` appended now: a run for an earlier day comes later
+        with log.engine.begin() as connection:
+            start = head(connection, LIBRARY).size
+            append(connection, LIBRARY, day, [decision_entry(decision(start + n), TIME) for n in range(count)])
+
+    on(date(2026, 11, 23), 5)
+    on(date(2026, 11, 20), 3)
+    on(date(2026, 11, 24), 4)
+    on(date(2026, 11, 20), 2)
+    with log.engine.connect() as connection:
+        days = dict(connection.execute(select(decision_log.c.seq, decision_log.c.day)).all())
+
+    def selected(**days_: date) -> list[int]:
+        return [seq for seq, _ in query(log.engine, LogFilter(library=LIBRARY, **days_), limit=1000)]
+
+    assert len(selected(day_from=date(2026, 11, 20), day_to=date(2026, 11, 20))) == 5  # both runs for the 20th
+    for bounds in ({"day_from": date(2026, 11, 20), "day_to": date(2026, 11, 23)}, {"day_from": date(2026, 11, 23)},
+                   {"day_to": date(2026, 11, 21)}, {"day_from": date(2026, 11, 25)}):  # fmt: skip
+        low, high = bounds.get("day_from", date.min), bounds.get("day_to", date.max)
+        assert selected(**bounds) == sorted(seq for seq, day in days.items() if low <= day <= high), bounds
+    assert selected(day_from=date(2026, 11, 21), day_to=date(2026, 11, 21)) == []  # a day with no entry
+    seqs = selected(day_from=date(2026, 11, 20), day_to=date(2026, 11, 24))
+    paged, after = [], 0
+    while page := query(log.engine, LogFilter(library=LIBRARY, day_from=date(2026, 11, 20)), after=after, limit=3):
+        paged += [seq for seq, _ in page]
+        after = page[-1][0]
+    assert paged == seqs
+
+
 # -- tampering: every change is found and named ------------------------------------------------------
 
 

@@ -20,6 +20,8 @@ def upgrade() -> None:
     _seal_exception_texts()
     with op.batch_alter_table("decision_log", schema=None) as batch_op:  # pages of a query in log order
         batch_op.drop_index("ix_decision_log_rule")
+        batch_op.drop_index("ix_decision_log_day")
+        batch_op.create_index("ix_decision_log_day_seq", ["library", "day", "seq"], unique=False)
         batch_op.create_index("ix_decision_log_library_seq", ["library", "seq"], unique=False)
         batch_op.create_index("ix_decision_log_rule_seq", ["library", "rule", "seq"], unique=False)
         batch_op.create_index("ix_decision_log_action_seq", ["library", "action", "seq"], unique=False)
@@ -118,6 +120,8 @@ def downgrade() -> None:
         for name in ("library_seq", "rule_seq", "action_seq", "outcome_seq", "kind_seq"):
             batch_op.drop_index(f"ix_decision_log_{name}")
         batch_op.create_index("ix_decision_log_rule", ["library", "rule"], unique=False)
+        batch_op.drop_index("ix_decision_log_day_seq")
+        batch_op.create_index("ix_decision_log_day", ["library", "day"], unique=False)
     op.drop_table("legal_holds")
     op.drop_index("ix_subject_requests_reader", table_name="subject_requests")
     op.drop_index("ix_subject_requests_due", table_name="subject_requests")
