@@ -9,7 +9,7 @@ whether that library exists or not, so a token learns nothing about others.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -92,22 +92,22 @@ def _principal(
     return Principal(user)
 
 
-def for_service(operation: str) -> Callable[..., Principal]:
+def for_service(operation: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, allowed `operation` on the service as a whole."""
     roles = PERMISSIONS[operation]
 
-    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:  # no I/O: no thread
         _check_role(principal, operation, roles)
         return principal
 
     return check
 
 
-def for_library(operation: str) -> Callable[..., Principal]:
+def for_library(operation: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, allowed `operation` in the library the path names."""
     roles = PERMISSIONS[operation]
 
-    def check(
+    async def check(  # no I/O: run on the event loop, not handed to a worker thread as a sync dependency would be
         request: Request,
         principal: Annotated[Principal, Depends(_principal)],
         library: Annotated[str, Path(description="The library's id (e.g. svkpk).", max_length=64)],

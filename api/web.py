@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
 
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -78,7 +81,16 @@ def app_from_environment() -> FastAPI:
 
 def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) -> FastAPI:
     """The web app over an opened workspace; `scheduler` (APScheduler, optional) tells the next runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Requests are CPU work under one interpreter lock: a few threads finish each in turn, where forty shared
+        # the CPU and all finished late (measured: bench/http_service.py). More suit many slow concurrent requests.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = workspace.settings.web_threads
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="kodex",
         summary="Library regulations and GDPR retention as executable, cited rules.",
         version="1",

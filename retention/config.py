@@ -56,6 +56,7 @@ class _File(_Strict):
     policy: Path | None = None
     batch_size: Annotated[int, Field(ge=1, le=100_000)] | None = None
     max_request_mb: Annotated[int, Field(ge=1, le=4096)] | None = None
+    web_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     schedule: Schedule = Schedule()
 
 
@@ -67,6 +68,7 @@ class Settings(_Strict):
     policy: Path | None
     batch_size: int
     max_request_mb: int = 16  # the largest HTTP request body the service takes (an import is sent in parts)
+    web_threads: int = 4  # requests one service process works on at once (the rest wait their turn, in order)
     schedule: Schedule
 
     @property
@@ -113,6 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         policy=Path(policy) if policy else file.policy,
         batch_size=batch,
         max_request_mb=file.max_request_mb or 16,
+        web_threads=file.web_threads or 4,
         schedule=schedule,
     )
 
