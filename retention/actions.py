@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, String, bindparam, delete, func, literal, select, update
+from sqlalchemy import Connection, String, bindparam, delete, func, literal_column, or_, select, update
 
 from rules.actions import ACTIONS, Effect
 from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
@@ -33,7 +33,7 @@ from store.schema import (
     subject_requests,
 )
 
-__all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "strategy_for"]
+__all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "Writes", "strategy_for"]
 
 
 class PurgeFailed(Exception):
@@ -63,10 +63,119 @@ class Loaded:
     decided_on: date | None = None  # the day a proposal's decision is applied for (in the library's zone)
 
 
+class Writes:
+    """The statements a batch of actions issues, run together: each statement once for all its rows.
+
+    Strategies add a prebuilt statement and its values; `flush` runs each statement as one executemany, in the
+    order the statements were first added (a subject's statements keep their order: each strategy adds its own in
+    a fixed order, and no two strategies share a statement in a different order). On PostgreSQL an executemany is
+    one pipelined round trip instead of one per row. Everything runs in the caller's transaction.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._queued: dict[Any, list[dict[str, Any]]] = {}
+
+    def add(self, statement: Any, **values: Any) -> None:
+        self._queued.setdefault(statement, []).append(values)
+
+    def flush(self) -> None:
+        for statement, rows in self._queued.items():
+            self.connection.execute(statement, rows)
+        self._queued.clear()
+
+
 class Strategy(Protocol):
     def changes(self, subject: Loaded) -> bool: ...
 
-    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None: ...
+    def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None: ...
+
+
+def _bp(name: str) -> Any:
+    return bindparam(name)
+
+
+# Built once, bound per row (names prefixed b_ where a column of the same name is set).
+_ANONYMISE_READER = (
+    update(readers)
+    .where(readers.c.rid == _bp("b_pk"))
+    .values(
+        wrapped_key=None, sealed=None, digest=None, pseudonym=None, state="anonymised", blocked=False,
+        anonymised_at=_bp("b_at"),
+    )
+)  # fmt: skip
+_DETACH_LOANS = (
+    update(loans).where(loans.c.library == _bp("b_library"), loans.c.reader == _bp("b_reader")).values(reader=None)
+)
+_DELETE_EXCEPTIONS = delete(exceptions).where(
+    exceptions.c.library == _bp("b_library"), exceptions.c.subject == _bp("b_reader")
+)
+_FORGET_HOLDS = delete(legal_holds).where(
+    legal_holds.c.library == _bp("b_library"),
+    legal_holds.c.subject_type == _bp("b_type"),
+    legal_holds.c.subject == _bp("b_subject"),
+)
+_UNLINK_REQUESTS = (
+    update(subject_requests)
+    .where(subject_requests.c.library == _bp("b_library"), subject_requests.c.reader == _bp("b_reader"))
+    .values(reader=None)
+)
+_ERASE_GUARDIAN = (
+    update(readers)
+    .where(readers.c.rid == _bp("b_pk"))
+    .values(facts=_bp("b_facts"), wrapped_key=_bp("b_wrapped_key"), sealed=_bp("b_sealed"))
+)
+_RETURNED_LOANS = (
+    loans.c.library == _bp("b_library"),
+    loans.c.reader == _bp("b_reader"),
+    loans.c.returned_at.is_not(None),
+)
+_REMEMBER_ERASED = erased_loans.insert().from_select(  # remembered by id only, so an import does not bring them back
+    ["library", "id", "erased_at"], select(loans.c.library, loans.c.id, _bp("b_at")).where(*_RETURNED_LOANS)
+)
+_ERASE_RETURNED = delete(loans).where(*_RETURNED_LOANS)
+_EXCLUDE = (
+    update(readers).where(readers.c.rid == _bp("b_pk")).values(blocked=True, excluded_as_of=_bp("b_excluded_as_of"))
+)
+_PURGE_ROW = delete(camera_recordings).where(camera_recordings.c.cid == _bp("b_pk"))
+_REMEMBER_PURGED = purged_recordings.insert().values(library=_bp("b_library"), id=_bp("b_id"), purged_at=_bp("b_at"))
+_DONE: dict[tuple[tuple[str, ...], bool], Any] = {}
+_NEW_INCIDENT_PSEUDONYMS: dict[str, Any] = {}
+
+
+def _requests_done_statement(kinds: tuple[str, ...], unlink: bool) -> Any:
+    key = (kinds, unlink)
+    if key not in _DONE:
+        values: dict[str, Any] = {"status": "done", "done_at": _bp("b_at")}
+        if unlink:
+            values["reader"] = None
+        _DONE[key] = (
+            update(subject_requests)
+            .where(
+                subject_requests.c.library == _bp("b_library"),
+                subject_requests.c.reader == _bp("b_reader"),
+                or_(*(subject_requests.c.kind == literal_column(f"'{kind}'") for kind in kinds)),  # no IN: executemany
+                subject_requests.c.status == "open",
+            )
+            .values(values)
+        )
+    return _DONE[key]
+
+
+def _detach_incidents(dialect: str) -> Any:
+    """The reader's incidents detached, each under a fresh random pseudonym computed by the database."""
+    if dialect not in _NEW_INCIDENT_PSEUDONYMS:
+        fresh = (
+            func.md5(func.gen_random_uuid().cast(String))
+            if dialect == "postgresql"
+            else func.lower(func.hex(func.randomblob(16)))
+        )
+        _NEW_INCIDENT_PSEUDONYMS[dialect] = (
+            update(incidents)
+            .where(incidents.c.library == _bp("b_library"), incidents.c.reader == _bp("b_reader"))
+            .values(reader=None, pseudonym=fresh)
+        )
+    return _NEW_INCIDENT_PSEUDONYMS[dialect]
 
 
 class _Anonymise:
@@ -75,36 +184,17 @@ class _Anonymise:
     def changes(self, subject: Loaded) -> bool:
         return subject.state != "anonymised"
 
-    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
-        connection.execute(
-            update(readers)
-            .where(readers.c.rid == subject.pk)
-            .values(
-                wrapped_key=None,
-                sealed=None,
-                digest=None,
-                pseudonym=None,
-                state="anonymised",
-                blocked=False,
-                anonymised_at=datetime.now(UTC),
-            )
-        )
-        connection.execute(
-            update(loans).where(loans.c.library == subject.library, loans.c.reader == subject.id).values(reader=None)
-        )
+    def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
+        reader = {"b_library": subject.library, "b_reader": subject.id}
+        writes.add(_ANONYMISE_READER, b_pk=subject.pk, b_at=datetime.now(UTC))
+        writes.add(_DETACH_LOANS, **reader)
         # the log names incidents by pseudonym: new ones, so no logged decision leads to the reader's incidents
-        connection.execute(
-            update(incidents)
-            .where(incidents.c.library == subject.library, incidents.c.reader == subject.id)
-            .values(reader=None, pseudonym=_random_hex(connection))
-        )
+        writes.add(_detach_incidents(writes.connection.dialect.name), **reader)
         # exceptions and holds about the reader go too: their reason and grantor text may say who it was
-        connection.execute(
-            delete(exceptions).where(exceptions.c.library == subject.library, exceptions.c.subject == subject.id)
-        )
-        _forget_holds(connection, subject)
+        writes.add(_DELETE_EXCEPTIONS, **reader)
+        _forget_holds(writes, subject)
         # the reader's requests are done; they stay, unlinked, as proof they were handled in time
-        _requests_done(connection, subject, ("erasure", "loan_history_erasure"), unlink=True)
+        _requests_done(writes, subject, ("erasure", "loan_history_erasure"), unlink=True)
         subject.state = "anonymised"
 
 
@@ -114,16 +204,13 @@ class _EraseGuardian:
         guardian = subject.record.guardian
         return bool(guardian and any(guardian.values()))
 
-    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+    def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
         assert isinstance(subject.record, Reader)
         # stored as imported: what kodex lays over the record (requests, holds) is not written into it
         record = contract_json(subject.record.model_copy(update={"guardian": None, **subject.overlaid}))
         facts, sealed = split_reader(record, master)
-        connection.execute(
-            update(readers)
-            .where(readers.c.rid == subject.pk)
-            .values(facts=facts, wrapped_key=sealed.wrapped_key, sealed=sealed.blob)
-        )
+        writes.add(_ERASE_GUARDIAN, b_pk=subject.pk, b_facts=facts, b_wrapped_key=sealed.wrapped_key,
+                   b_sealed=sealed.blob)  # fmt: skip
 
 
 class _EraseLoanHistory:
@@ -132,16 +219,11 @@ class _EraseLoanHistory:
     def changes(self, subject: Loaded) -> bool:
         return subject.returned_loans > 0 or "loan_history_erasure" in subject.open_requests
 
-    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
-        returned = (loans.c.library == subject.library, loans.c.reader == subject.id, loans.c.returned_at.is_not(None))
-        connection.execute(  # remembered by id only, so an import does not bring them back
-            erased_loans.insert().from_select(
-                ["library", "id", "erased_at"],
-                select(loans.c.library, loans.c.id, literal(datetime.now(UTC))).where(*returned),
-            )
-        )
-        connection.execute(delete(loans).where(*returned))
-        _requests_done(connection, subject, ("loan_history_erasure",), unlink=False)
+    def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
+        reader = {"b_library": subject.library, "b_reader": subject.id}
+        writes.add(_REMEMBER_ERASED, **reader, b_at=datetime.now(UTC))
+        writes.add(_ERASE_RETURNED, **reader)
+        _requests_done(writes, subject, ("loan_history_erasure",), unlink=False)
 
 
 class _Flag:
@@ -149,12 +231,13 @@ class _Flag:
 
     def __init__(self, column: str, value: Any, applies: Callable[[Loaded], bool]) -> None:
         self.column, self.value, self.applies = column, value, applies
+        self.statement = update(readers).where(readers.c.rid == _bp("b_pk")).values({column: value})
 
     def changes(self, subject: Loaded) -> bool:
         return self.applies(subject)
 
-    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
-        connection.execute(update(readers).where(readers.c.rid == subject.pk).values({self.column: self.value}))
+    def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
+        writes.add(self.statement, b_pk=subject.pk)
         setattr(subject, self.column, self.value)
 
 
@@ -164,14 +247,10 @@ class _Exclude:
     def changes(self, subject: Loaded) -> bool:
         return not subject.excluded
 
-    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+    def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
         if subject.decided_on is None:
             raise ValueError("an exclusion is applied as of the day its proposal is accepted; none was given")
-        connection.execute(
-            update(readers)
-            .where(readers.c.rid == subject.pk)
-            .values(blocked=True, excluded_as_of=subject.decided_on.isoformat())
-        )
+        writes.add(_EXCLUDE, b_pk=subject.pk, b_excluded_as_of=subject.decided_on.isoformat())
         subject.blocked = subject.excluded = True
 
 
@@ -181,7 +260,7 @@ class _Purge:
     def changes(self, subject: Loaded) -> bool:
         return True
 
-    def apply(self, connection: Connection, subject: Loaded, master: MasterKey) -> None:
+    def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
         assert isinstance(subject.record, CameraRecording)
         location = subject.record.location
         try:
@@ -193,11 +272,9 @@ class _Purge:
                 f"the recording's file could not be deleted ({type(error).__name__}); "
                 "its row stays and the purge is retried the next night"
             ) from None
-        connection.execute(delete(camera_recordings).where(camera_recordings.c.cid == subject.pk))
-        _forget_holds(connection, subject)
-        connection.execute(
-            purged_recordings.insert().values(library=subject.library, id=subject.id, purged_at=datetime.now(UTC))
-        )
+        writes.add(_PURGE_ROW, b_pk=subject.pk)
+        _forget_holds(writes, subject)
+        writes.add(_REMEMBER_PURGED, b_library=subject.library, b_id=subject.id, b_at=datetime.now(UTC))
 
 
 STRATEGIES: Mapping[str, Strategy] = {
@@ -236,40 +313,12 @@ def returned_loan_counts(connection: Connection, library: str, reader_ids: list[
     return {reader: count for reader, count in connection.execute(_RETURNED, {"library": library, "ids": reader_ids})}
 
 
-def _forget_holds(connection: Connection, subject: Loaded) -> None:
-    connection.execute(
-        delete(legal_holds).where(
-            legal_holds.c.library == subject.library,
-            legal_holds.c.subject_type == subject.subject_type,
-            legal_holds.c.subject == subject.id,
-        )
-    )
+def _forget_holds(writes: Writes, subject: Loaded) -> None:
+    writes.add(_FORGET_HOLDS, b_library=subject.library, b_type=subject.subject_type, b_subject=subject.id)
 
 
-def _requests_done(connection: Connection, subject: Loaded, kinds: tuple[str, ...], *, unlink: bool) -> None:
-    values: dict[str, Any] = {"status": "done", "done_at": datetime.now(UTC)}
-    if unlink:
-        values["reader"] = None
-    connection.execute(
-        update(subject_requests)
-        .where(
-            subject_requests.c.library == subject.library,
-            subject_requests.c.reader == subject.id,
-            subject_requests.c.kind.in_(kinds),
-            subject_requests.c.status == "open",
-        )
-        .values(values)
-    )
+def _requests_done(writes: Writes, subject: Loaded, kinds: tuple[str, ...], *, unlink: bool) -> None:
+    reader = {"b_library": subject.library, "b_reader": subject.id}
+    writes.add(_requests_done_statement(kinds, unlink), **reader, b_at=datetime.now(UTC))
     if unlink:  # requests already done keep no link either
-        connection.execute(
-            update(subject_requests)
-            .where(subject_requests.c.library == subject.library, subject_requests.c.reader == subject.id)
-            .values(reader=None)
-        )
-
-
-def _random_hex(connection: Connection) -> Any:
-    """A fresh random 32-hex-digit value per row, computed by the database."""
-    if connection.dialect.name == "postgresql":
-        return func.md5(func.gen_random_uuid().cast(String))
-    return func.lower(func.hex(func.randomblob(16)))
+        writes.add(_UNLINK_REQUESTS, **reader)

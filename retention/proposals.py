@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select, update
 
 from audit.entries import now, proposal_entry
 from audit.log import append, checkpoint
-from retention.actions import STRATEGIES
+from retention.actions import STRATEGIES, Writes
 from retention.errors import InvalidRequest
 from retention.evaluation import SubjectNotFound
 from retention.exceptions import NotAuthorised
@@ -90,7 +90,9 @@ def decide_proposal(
             subject = SubjectLoader(master, library).readers(connection, [reader])[0]
             subject.decided_on = as_of
             if STRATEGIES[row.action].changes(subject):
-                STRATEGIES[row.action].apply(connection, subject, master)
+                writes = Writes(connection)
+                STRATEGIES[row.action].apply(writes, subject, master)
+                writes.flush()
         connection.execute(
             update(findings)
             .where(findings.c.fid == row.fid)

@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, se
 
 from audit.entries import decision_entry, now, run_summary_entry
 from audit.log import append, checkpoint, run_entries
-from retention.actions import STRATEGIES, Loaded, PurgeFailed
+from retention.actions import STRATEGIES, Loaded, PurgeFailed, Writes
 from retention.loading import SubjectLoader
 from retention.locking import library_lock
 from retention.review import next_review, policy_changes
@@ -163,6 +163,37 @@ def _drop_old_pages(engine: Engine) -> None:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+_FINDING_FIELDS = ("action", "effect", "basis", "decided_by")
+_FINDING = (
+    findings.c.library == bindparam("b_library"),
+    findings.c.subject_type == bindparam("b_type"),
+    findings.c.subject == bindparam("b_subject"),
+    findings.c.rule == bindparam("b_rule"),
+)
+_OPENED: dict[str, Any] = {
+    **{name: bindparam(f"b_{name}") for name in _FINDING_FIELDS},
+    "status": "open", "decision_id": bindparam("b_decision_id"), "opened_as_of": bindparam("b_opened_as_of"),
+    "closed_as_of": None,
+}  # fmt: skip
+_OPEN = findings.insert().values(
+    library=bindparam("b_library"), subject_type=bindparam("b_type"), subject=bindparam("b_subject"),
+    rule=bindparam("b_rule"), **_OPENED,
+)  # fmt: skip
+_REOPEN = update(findings).where(*_FINDING).values(_OPENED)
+_RESOLVE = update(findings).where(*_FINDING).values(status="resolved", closed_as_of=bindparam("b_closed_as_of"))
+_PURGE_FAILED = (
+    update(camera_recordings)
+    .where(camera_recordings.c.cid == bindparam("b_pk"))
+    .values(purge_failures=camera_recordings.c.purge_failures + 1)
+)
+_REVIEW = {
+    table.name: update(table)
+    .where(key == bindparam("b_pk"))
+    .values(next_review=bindparam("b_next_review"), reviewed_as_of=bindparam("b_reviewed_as_of"))
+    for table, key in ((readers, readers.c.rid), (camera_recordings, camera_recordings.c.cid))
+}
+
+
 class _Job:
     def __init__(
         self,
@@ -237,7 +268,9 @@ class _Job:
         self._sink = []
         try:
             with self.engine.begin() as connection:
-                reviews = [self._apply(connection, *plan, batched=True) for plan in plans]
+                writes = Writes(connection)
+                reviews = [self._apply(writes, *plan, batched=True) for plan in plans]
+                writes.flush()  # each statement once for the batch's rows
                 if self._sink:  # the batch's log entries, in the same transaction as their actions
                     append(connection, self.library, self.day, self._sink)
                 self._set_reviews(connection, [r for r in reviews if r is not None])
@@ -339,7 +372,7 @@ class _Job:
 
     def _apply(
         self,
-        connection: Connection,
+        writes: Writes,
         subject: Loaded,
         planned: list[_Planned],
         review: date,
@@ -349,83 +382,63 @@ class _Job:
     ) -> tuple[str, int, date] | None:
         """Apply one subject's decisions; its new review date is returned when `batched`, else written here."""
         table = readers if subject.subject_type == "reader" else camera_recordings
-        key = readers.c.rid if table is readers else camera_recordings.c.cid
         for p in planned:
             if p.outcome == APPLIED:
                 try:
-                    STRATEGIES[p.action].apply(connection, subject, self.master)
+                    STRATEGIES[p.action].apply(writes, subject, self.master)
                 except PurgeFailed as failure:
                     p.outcome = FAILED
                     p.decision["outcome"] = FAILED
                     p.decision["error"] = str(failure)
                     review = _tomorrow(self.day)
-                    connection.execute(
-                        update(camera_recordings)
-                        .where(camera_recordings.c.cid == subject.pk)
-                        .values(purge_failures=camera_recordings.c.purge_failures + 1)
-                    )
-            self._record(connection, p, batched)
+                    writes.add(_PURGE_FAILED, b_pk=subject.pk)
+            self._record(writes, p, batched)
         for rule in resolved:
-            connection.execute(
-                update(findings)
-                .where(
-                    findings.c.library == self.library,
-                    findings.c.subject_type == subject.subject_type,
-                    findings.c.subject == subject.pseudonym,
-                    findings.c.rule == rule,
-                )
-                .values(status="resolved", closed_as_of=self.as_of.isoformat())
-            )
+            writes.add(_RESOLVE, **self._finding_key(subject, rule), b_closed_as_of=self.as_of.isoformat())
         if any(p.action in {"anonymise", "purge"} and p.outcome == APPLIED for p in planned):
             return None
         if batched:
             return (table.name, subject.pk, review)
-        connection.execute(
-            update(table).where(key == subject.pk).values(next_review=review, reviewed_as_of=self.as_of.isoformat())
-        )
+        writes.add(_REVIEW[table.name], b_pk=subject.pk, b_next_review=review, b_reviewed_as_of=self.as_of.isoformat())
         return None
 
-    def _record(self, connection: Connection, p: _Planned, batched: bool = False) -> None:
+    def _finding_key(self, subject: Loaded, rule: str) -> dict[str, Any]:
+        return {
+            "b_library": self.library,
+            "b_type": subject.subject_type,
+            "b_subject": subject.pseudonym,
+            "b_rule": rule,
+        }
+
+    def _record(self, writes: Writes, p: _Planned, batched: bool = False) -> None:
         """Record the decision (collected for one statement per batch when `batched`) and what it opens."""
         d = p.decision
         entry = decision_entry(d, now())
         if batched:
             self._sink.append(entry)
         else:
-            append(connection, self.library, self.day, [entry])
+            append(writes.connection, self.library, self.day, [entry])
         if p.finding is None:
             return
-        where = (
-            findings.c.library == self.library,
-            findings.c.subject_type == p.subject.subject_type,
-            findings.c.subject == p.subject.pseudonym,
-            findings.c.rule == p.rule,
-        )
-        values = {
-            **p.finding,
-            "status": "open",
-            "decision_id": d["decision_id"],
-            "opened_as_of": d["as_of"],
-            "closed_as_of": None,
-        }
+        opened = {"b_decision_id": d["decision_id"], "b_opened_as_of": d["as_of"]}
+        finding = {f"b_{name}": p.finding.get(name) for name in _FINDING_FIELDS}
         if p.rule in p.subject.findings:
-            connection.execute(update(findings).where(*where).values(values))
+            writes.add(_REOPEN, **self._finding_key(p.subject, p.rule), **finding, **opened)
         else:
-            connection.execute(
-                findings.insert().values(
-                    library=self.library, subject_type=p.subject.subject_type, subject=p.subject.pseudonym,
-                    rule=p.rule, **values,
-                )
-            )  # fmt: skip
+            writes.add(_OPEN, **self._finding_key(p.subject, p.rule), **finding, **opened)
 
     def _apply_alone(self, subject: Loaded, planned: list[_Planned], review: date, resolved: list[str]) -> None:
         try:
             with self.engine.begin() as connection:
-                self._apply(connection, subject, planned, review, resolved)
+                writes = Writes(connection)
+                self._apply(writes, subject, planned, review, resolved)
+                writes.flush()
         except Exception as error:  # fail closed: nothing of this subject's actions stays; the error is recorded
             failure = self._error(subject, f"applying the decisions failed ({type(error).__name__}); not acted on")
             with self.engine.begin() as connection:
-                self._record(connection, failure)
+                writes = Writes(connection)
+                self._record(writes, failure)
+                writes.flush()
                 table = readers if subject.subject_type == "reader" else camera_recordings
                 key = readers.c.rid if table is readers else camera_recordings.c.cid
                 connection.execute(update(table).where(key == subject.pk).values(next_review=_tomorrow(self.day)))

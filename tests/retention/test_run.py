@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 import retention.actions
+import retention.run
 from retention.access import access_copy
 from retention.setup import Workspace
 from rules.ruleset import Ruleset
@@ -619,3 +620,20 @@ def test_runs_are_recorded_with_their_outcome(workspace: Workspace, ruleset: Rul
     )
     assert row.summary == result.summary()
     assert logged == sum(result.counts.values())
+
+
+def test_a_run_with_no_failing_subject_applies_each_batch_in_one_transaction(
+    workspace: Workspace, ruleset: Ruleset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-subject-per-transaction path is for a batch that failed; a batch of every kind of action succeeds."""
+    import_file(workspace, ruleset, SAMPLE)
+    alone: list[str] = []
+    monkeypatch.setattr(
+        retention.run._Job, "_apply_alone", lambda self, subject, *rest: alone.append(subject.subject_type)
+    )
+
+    results = run_all(workspace, ruleset, batch_size=50)
+
+    applied = Counter(action for r in results for (action, outcome), n in r.counts.items() if outcome == "applied")
+    assert {"anonymise", "purge", "registration_expired", "block_services"} <= set(applied)
+    assert alone == []
