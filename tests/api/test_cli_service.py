@@ -26,22 +26,11 @@ from retention.setup import Workspace, open_workspace
 from retention.users import list_users
 from rules.ruleset import Ruleset
 from tests.conftest import AGREEMENT, POLICY
-from tests.retention.support import incident, reader, recording
+from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, person, recording
 
 runner = CliRunner()
 NIGHT, NEXT_NIGHT = "2026-11-22", "2026-11-23"
-PERSONAL = {"first_name": "Jana", "last_name": "Malá", "address": "Plzeň", "id_document": "OP 1"}
 RULE = "svkpk.retention.after_settlement"
-
-
-def person(library: str, record_id: str, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"birth_date": "1980-05-02", "personal": dict(PERSONAL)}
-    return reader(library, record_id, **{**base, **fields})
-
-
-LAPSED = person("svkpk", "SV-LAPSED", renewed_at="2023-01-01", debt=0, active_loans=0)  # anonymised on NIGHT
-CURRENT = person("svkpk", "SV-CURRENT", renewed_at="2026-01-10", debt=0, active_loans=0)
-OWING = person("svkpk", "SV-OWING", renewed_at="2026-01-10", debt=120, active_loans=0)
 
 
 def kodex(*args: str) -> Result:
@@ -307,17 +296,6 @@ def test_kodex_exceptions_revoke_by_a_role_without_authority_exits_10(
 
 
 # -- proposals ----------------------------------------------------------------------------------------------------
-
-EXPELLED = [
-    person("svkpk", "SV-EX1", renewed_at="2026-01-10"),
-    incident("svkpk", "I-1", "SV-EX1", "expelled_from_premises", "2026-01-15"),
-    incident("svkpk", "I-2", "SV-EX1", "expelled_from_premises", "2026-10-02"),
-    person("svkpk", "SV-EX2", renewed_at="2026-01-10"),
-    incident("svkpk", "I-3", "SV-EX2", "expelled_from_premises", "2026-02-15"),
-    incident("svkpk", "I-4", "SV-EX2", "expelled_from_premises", "2026-09-02"),
-    person("svkpk", "SV-ONCE", renewed_at="2026-01-10"),
-    incident("svkpk", "I-5", "SV-ONCE", "expelled_from_premises", "2026-09-02"),
-]
 
 
 def test_kodex_proposals_list_accept_and_reject_with_their_exit_codes(

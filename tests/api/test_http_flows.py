@@ -32,25 +32,12 @@ from rules.periods import Period, add_period
 from rules.ruleset import Ruleset
 from store.schema import camera_recordings, loans, readers, users
 from tests.conftest import POLICY
-from tests.retention.support import incident, loan, reader
+from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person
 
 PRAGUE = ZoneInfo("Europe/Prague")
 NIGHT = "2026-11-22"
 NEXT_NIGHT = "2026-11-23"
 LATER_NIGHT = "2026-11-24"
-PERSONAL = {"first_name": "Jana", "last_name": "Malá", "address": "Plzeň", "id_document": "OP 1"}
-
-
-def person(library: str, record_id: str, **fields: Any) -> dict[str, Any]:
-    """A complete natural person of `library` (so no inventory finding gets in the way)."""
-    base: dict[str, Any] = {"birth_date": "1980-05-02", "personal": dict(PERSONAL)}
-    return reader(library, record_id, **{**base, **fields})
-
-
-# svkpk readers: the card of LAPSED ended 31 Dec 2023, so 24 months after it end on 31 Dec 2025 (anonymised on NIGHT)
-LAPSED = person("svkpk", "SV-LAPSED", renewed_at="2023-01-01", debt=0, active_loans=0)
-CURRENT = person("svkpk", "SV-CURRENT", renewed_at="2026-01-10", debt=0, active_loans=0)
-OWING = person("svkpk", "SV-OWING", renewed_at="2026-01-10", debt=120, active_loans=0)
 
 
 def ndjson(records: Iterable[Mapping[str, Any]]) -> str:
@@ -556,17 +543,6 @@ def test_the_dpo_lists_revoked_exceptions_too(api: Api) -> None:
 
 
 # -- proposals ----------------------------------------------------------------------------------------------------
-
-EXPELLED = [
-    person("svkpk", "SV-EX1", renewed_at="2026-01-10"),
-    incident("svkpk", "I-1", "SV-EX1", "expelled_from_premises", "2026-01-15"),
-    incident("svkpk", "I-2", "SV-EX1", "expelled_from_premises", "2026-10-02"),
-    person("svkpk", "SV-EX2", renewed_at="2026-01-10"),
-    incident("svkpk", "I-3", "SV-EX2", "expelled_from_premises", "2026-02-15"),
-    incident("svkpk", "I-4", "SV-EX2", "expelled_from_premises", "2026-09-02"),
-    person("svkpk", "SV-ONCE", renewed_at="2026-01-10"),
-    incident("svkpk", "I-5", "SV-ONCE", "expelled_from_premises", "2026-09-02"),  # once: not repeated
-]
 
 
 def open_proposals(api: Api) -> dict[str, dict[str, Any]]:

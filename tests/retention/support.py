@@ -204,3 +204,31 @@ def start_kodex(args: Iterable[str], env: Mapping[str, str]) -> subprocess.Popen
     return subprocess.Popen(
         [*kodex_command(), *args], env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+# -- the service's test readers (tests/api/test_http_flows.py, test_cli_service.py, tests/retention/test_service_cases.py)
+
+PERSONAL = {"first_name": "Jana", "last_name": "Malá", "address": "Plzeň", "id_document": "OP 1"}
+
+
+def person(library: str, record_id: str, **fields: Any) -> dict[str, Any]:
+    """A complete natural person of `library` (so no inventory finding gets in the way)."""
+    base: dict[str, Any] = {"birth_date": "1980-05-02", "personal": dict(PERSONAL)}
+    return reader(library, record_id, **{**base, **fields})
+
+
+# svkpk: LAPSED's card ended 31 Dec 2023; 24 months after it end on 31 Dec 2025, so 2026-11-22 anonymises it
+LAPSED = person("svkpk", "SV-LAPSED", renewed_at="2023-01-01", debt=0, active_loans=0)
+CURRENT = person("svkpk", "SV-CURRENT", renewed_at="2026-01-10", debt=0, active_loans=0)
+OWING = person("svkpk", "SV-OWING", renewed_at="2026-01-10", debt=120, active_loans=0)
+# expelled from the premises twice within a year (SV-EX1, SV-EX2): proposed for exclusion; SV-ONCE only once
+EXPELLED = [
+    person("svkpk", "SV-EX1", renewed_at="2026-01-10"),
+    incident("svkpk", "I-1", "SV-EX1", "expelled_from_premises", "2026-01-15"),
+    incident("svkpk", "I-2", "SV-EX1", "expelled_from_premises", "2026-10-02"),
+    person("svkpk", "SV-EX2", renewed_at="2026-01-10"),
+    incident("svkpk", "I-3", "SV-EX2", "expelled_from_premises", "2026-02-15"),
+    incident("svkpk", "I-4", "SV-EX2", "expelled_from_premises", "2026-09-02"),
+    person("svkpk", "SV-ONCE", renewed_at="2026-01-10"),
+    incident("svkpk", "I-5", "SV-ONCE", "expelled_from_premises", "2026-09-02"),
+]

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from audit.verify import verify_log
 from store.crypto import MasterKey
@@ -39,15 +39,21 @@ OLD_DECISION = {
 MASTER = MasterKey(os.urandom(32))
 
 
-def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url: str) -> None:
+def store_at_0001(database_url: str) -> Engine:
+    """A store at schema 0001 (before the decision log) with library kntb."""
     engine = connect(database_url)
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
-    with engine.begin() as connection:
         connection.execute(text("INSERT INTO libraries (id, name, time_zone) VALUES ('kntb', 'KNTB', 'Europe/Prague')"))
+    return engine
+
+
+def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url: str) -> None:
+    engine = store_at_0001(database_url)
+    with engine.begin() as connection:
         connection.execute(
             text("INSERT INTO keyring (name, check_value, created_at) VALUES ('master', :check, :at)"),
             {"check": MASTER.check_value(), "at": datetime.now(UTC)},
@@ -108,14 +114,8 @@ def test_upgrading_encrypts_an_exceptions_grantor_and_reason_kept_in_clear_befor
 
 
 def test_an_upgrade_that_encrypts_stops_without_the_stores_master_key(database_url: str) -> None:
-    engine = connect(database_url)
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
+    engine = store_at_0001(database_url)
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
-    with engine.begin() as connection:
-        connection.execute(text("INSERT INTO libraries (id, name, time_zone) VALUES ('kntb', 'KNTB', 'Europe/Prague')"))
         connection.execute(
             text(
                 'INSERT INTO exceptions (library, id, subject, rule, role, granted_by, reason, "from", until, digest)'

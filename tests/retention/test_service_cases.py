@@ -35,23 +35,25 @@ from rules.loading import parse_policy
 from rules.ruleset import Ruleset
 from store.schema import camera_recordings, decision_log, exceptions, libraries, loans, readers, users
 from tests.conftest import POLICY
-from tests.retention.support import AS_OF, import_lines, incident, lines_of, loan, reader, recording, run
+from tests.retention.support import (
+    AS_OF,
+    CURRENT,
+    EXPELLED,
+    LAPSED,
+    OWING,
+    PERSONAL,
+    import_lines,
+    incident,
+    lines_of,
+    loan,
+    person,
+    recording,
+    run,
+)
 
 NEXT_DAY = AS_OF + timedelta(days=1)
 DAY_AFTER = AS_OF + timedelta(days=2)
-PERSONAL = {"first_name": "Jana", "last_name": "Malá", "address": "Plzeň", "id_document": "OP 1"}
 DIRECTOR = {"type": "user", "id": "u-director-1", "role": "director", "name": "Mgr. Ivana Ředitelová"}
-
-
-def person(library: str, record_id: str, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"birth_date": "1980-05-02", "personal": dict(PERSONAL)}
-    return reader(library, record_id, **{**base, **fields})
-
-
-# svkpk: LAPSED's card ended 31 Dec 2023; 24 months after it end on 31 Dec 2025, so AS_OF anonymises it
-LAPSED = person("svkpk", "SV-LAPSED", renewed_at="2023-01-01", debt=0, active_loans=0)
-CURRENT = person("svkpk", "SV-CURRENT", renewed_at="2026-01-10", debt=0, active_loans=0)
-OWING = person("svkpk", "SV-OWING", renewed_at="2026-01-10", debt=120, active_loans=0)
 
 
 def state_of(work: Workspace, record_id: str, library: str = "svkpk") -> str:
@@ -549,17 +551,6 @@ def test_a_granted_exception_keeps_the_directors_name_and_reason_encrypted_at_re
 
 
 # -- proposals ----------------------------------------------------------------------------------------------------
-
-EXPELLED = [
-    person("svkpk", "SV-EX1", renewed_at="2026-01-10"),
-    incident("svkpk", "I-1", "SV-EX1", "expelled_from_premises", "2026-01-15"),
-    incident("svkpk", "I-2", "SV-EX1", "expelled_from_premises", "2026-10-02"),
-    person("svkpk", "SV-EX2", renewed_at="2026-01-10"),
-    incident("svkpk", "I-3", "SV-EX2", "expelled_from_premises", "2026-02-15"),
-    incident("svkpk", "I-4", "SV-EX2", "expelled_from_premises", "2026-09-02"),
-    person("svkpk", "SV-ONCE", renewed_at="2026-01-10"),
-    incident("svkpk", "I-5", "SV-ONCE", "expelled_from_premises", "2026-09-02"),
-]
 
 
 def proposal_for(work: Workspace, record_id: str, status: str | None = "open") -> Any:
