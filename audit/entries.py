@@ -36,7 +36,6 @@ checker read entries back with.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -44,6 +43,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rules.facts import PERSONAL_FACTS
+from store.codec import canonical  # the bytes of an entry that are hashed
 
 __all__ = [
     "KINDS",
@@ -104,11 +104,6 @@ class LogEntry(_Strict):
     policy_revision: str | None
     exception: str | None
     details: dict[str, Any]
-
-
-def canonical(entry: Mapping[str, Any]) -> bytes:
-    """The bytes of an entry that are hashed: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def now() -> str:

@@ -150,13 +150,35 @@ def append(connection: Connection, library: str, day: date, entries: Sequence[Ma
         for height, position, node in frontier.append(hashed):
             if height >= CACHED_HEIGHT:
                 nodes.append({"library": library, "height": height, "position": position, "hash": node})
-    connection.execute(decision_log.insert(), rows)
+    _insert_entries(connection, rows)
     if nodes:
         connection.execute(log_subtrees.insert(), nodes)
     connection.execute(
         update(log_heads).where(log_heads.c.library == library).values(size=frontier.size, frontier=frontier.to_bytes())
     )
     return frontier
+
+
+_ENTRY_COLUMNS = (
+    "library", "idx", "id", "kind", "run_id", "as_of", "day", "subject_type", "subject", "rule", "action", "outcome",
+    "entry", "leaf_hash",
+)  # fmt: skip
+_COPY_ENTRIES = f"COPY {decision_log.name} ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN"
+
+
+def _insert_entries(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """The rows into decision_log, in the caller's transaction: by COPY on PostgreSQL (a batch of a run is one
+    stream instead of a round of messages per row), an executemany elsewhere."""
+    if connection.dialect.name != "postgresql":
+        connection.execute(decision_log.insert(), rows)
+        return
+    cursor = connection.connection.cursor()  # the driver's cursor on the same connection: the same transaction
+    try:
+        with cursor.copy(_COPY_ENTRIES) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in _ENTRY_COLUMNS])
+    finally:
+        cursor.close()
 
 
 def _lock_head(connection: Connection, library: str) -> Frontier:

@@ -1,7 +1,7 @@
 """The nightly job at 100,000 and 1,000,000 readers against a bare-SQL baseline (prints figures; not a test).
 
     python -m bench.nightly --readers 100000 [--database-url URL] [--repeat 3] [--keep DIR]
-                            [--seed 7] [--batch-size 500] [--due-share S]
+                            [--seed 7] [--batch-size 2000] [--due-share S]
 
 Builds a population (bench/population.py: --readers readers over the three
 libraries, about 10 loans each, incidents, four SVK PK cameras recording an
@@ -82,7 +82,7 @@ from bench.population import (
     drop_database,
 )
 from bench.timing import cpu_model
-from retention.config import load_settings
+from retention.config import BATCH_SIZE, load_settings
 from retention.policy_source import load_ruleset
 from retention.run import run_library
 from retention.setup import open_workspace
@@ -126,7 +126,9 @@ def main() -> None:
         "--keep", type=Path, metavar="DIR", help="build the population in DIR (and keep it), or reuse the one there"
     )
     parser.add_argument("--seed", type=int, default=7, help="seed of the population (default 7)")
-    parser.add_argument("--batch-size", type=int, default=500, help="subjects per batch of the job (default 500)")
+    parser.add_argument(
+        "--batch-size", type=int, default=BATCH_SIZE, help=f"subjects per batch of the job (default {BATCH_SIZE})"
+    )
     parser.add_argument(
         "--due-share", type=float, help="share of live subjects due on the incremental night (default: as dated)"
     )

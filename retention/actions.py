@@ -32,6 +32,7 @@ from store.schema import (
     readers,
     subject_requests,
 )
+from store.sql import one_of
 
 __all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "Writes", "strategy_for"]
 
@@ -300,7 +301,7 @@ _RETURNED = (  # built once (its cache key is kept): called for every batch of a
     select(loans.c.reader, func.count())
     .where(
         loans.c.library == bindparam("library"),
-        loans.c.reader.in_(bindparam("ids", expanding=True)),
+        one_of(loans.c.reader, "ids"),
         loans.c.returned_at.is_not(None),
     )
     .group_by(loans.c.reader)

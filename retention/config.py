@@ -13,7 +13,7 @@ The config file, all keys optional:
     database_url = "postgresql+psycopg://kodex@db/kodex"
     master_key_file = "/etc/kodex/master.key"
     policy = "/etc/kodex/policies.yaml"
-    batch_size = 500
+    batch_size = 2000
     [schedule]
     time = "02:00"                 # each library's nightly run, in its own time zone
     libraries = { kntb = "03:30" } # per-library times
@@ -30,7 +30,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["ConfigError", "Schedule", "Settings", "load_settings"]
+__all__ = ["BATCH_SIZE", "ConfigError", "Schedule", "Settings", "load_settings"]
+
+# Subjects decided and applied per transaction. Larger batches spend less per subject on queries and commits
+# (bench/README.md: 500 -> 2,000 cut a full sweep by a sixth); a batch is what a failure redoes one by one,
+# what a killed run loses, and what a writer waits for on SQLite.
+BATCH_SIZE = 2000
 
 
 class ConfigError(Exception):
@@ -96,7 +101,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             schedule = Schedule(**{**schedule.model_dump(), "time": env["KODEX_SCHEDULE_TIME"]})
         except ValidationError:
             raise ConfigError("KODEX_SCHEDULE_TIME: write a local time such as 02:00") from None
-    batch = file.batch_size or 500
+    batch = file.batch_size or BATCH_SIZE
     if env.get("KODEX_BATCH_SIZE"):
         try:
             batch = int(env["KODEX_BATCH_SIZE"])

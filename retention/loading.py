@@ -14,6 +14,7 @@ record before the rules decide (the record stays as imported):
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
@@ -27,9 +28,10 @@ from retention.actions import Loaded, returned_loan_counts
 from retention.evaluation import SubjectNotFound
 from retention.importing import exception_text
 from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
-from store.codec import canonical, reader_record
+from store.codec import reader_record
 from store.crypto import MasterKey
 from store.schema import exceptions, findings, incidents, legal_holds, readers, subject_requests
+from store.sql import one_of
 
 __all__ = ["REQUEST_FIELDS", "SubjectLoader", "hold_aad", "load_reader"]
 
@@ -39,22 +41,23 @@ REQUEST_FIELDS = {"erasure": "erasure_requested_at", "loan_history_erasure": "hi
 # Built once: SQLAlchemy keeps a built statement's cache key, so each use only binds values (an explanation loads
 # one reader with all of these, a run a batch: building them per call cost more than running them).
 _LIBRARY: BindParameter[str] = bindparam("library")
-_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 _READER = select(readers).where(readers.c.library == _LIBRARY, readers.c.id == bindparam("id"))
-_INCIDENTS = select(incidents).where(incidents.c.library == _LIBRARY, incidents.c.reader.in_(_IDS))
-_GRANTS = select(exceptions).where(exceptions.c.library == _LIBRARY, exceptions.c.subject.in_(_IDS))
+_INCIDENTS = select(incidents).where(incidents.c.library == _LIBRARY, one_of(incidents.c.reader, "ids"))
+_GRANTS = select(exceptions).where(exceptions.c.library == _LIBRARY, one_of(exceptions.c.subject, "ids"))
 _FINDINGS = select(findings).where(
     findings.c.library == _LIBRARY,
     findings.c.subject_type == bindparam("subject_type"),
-    findings.c.subject.in_(bindparam("pseudonyms", expanding=True)),
+    one_of(findings.c.subject, "pseudonyms"),
 )
 _REQUESTS = select(subject_requests.c.reader, subject_requests.c.kind, subject_requests.c.received_on).where(
-    subject_requests.c.library == _LIBRARY, subject_requests.c.reader.in_(_IDS), subject_requests.c.status == "open"
+    subject_requests.c.library == _LIBRARY,
+    one_of(subject_requests.c.reader, "ids"),
+    subject_requests.c.status == "open",
 )
 _HOLDS = select(legal_holds).where(
     legal_holds.c.library == _LIBRARY,
     legal_holds.c.subject_type == bindparam("subject_type"),
-    legal_holds.c.subject.in_(_IDS),
+    one_of(legal_holds.c.subject, "ids"),
 )
 
 
@@ -82,7 +85,7 @@ class SubjectLoader:
             overlaid: dict[str, Any] = {}
             try:
                 record = reader_record(row.facts, row.wrapped_key, row.sealed, self.master)
-                reader: Reader | None = Reader.model_validate_json(canonical(record))
+                reader: Reader | None = Reader.model_validate_json(json.dumps(record))
                 assert reader is not None
                 reader, overlaid = _overlay(reader, requested.get(row.id, {}), holds.get(row.id))
                 failure = None

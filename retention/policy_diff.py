@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, select
 
 from retention.actions import Loaded
+from retention.config import BATCH_SIZE
 from retention.loading import SubjectLoader
 from retention.tenants import NotInPolicy
 from rules.evaluator import Status, evaluate_subject
@@ -63,7 +64,7 @@ def policy_diff(
     as_of: date | datetime,
     *,
     limit: int = 1000,
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
 ) -> PolicyDiff:
     if library not in candidate.libraries:
         raise NotInPolicy(f"the candidate policy has no library {library!r}: adopting it would drop its rules")

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
 
 from rules.evaluator import Outcome, Status
+from rules.expressions import Condition
 from rules.facts import local_day, local_time
 from rules.incidents import window_start
 from rules.periods import Period, add_period, age_on
 from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
-from rules.ruleset import CompiledLibrary, LibraryAt
+from rules.ruleset import CompiledLibrary, CompiledRule, LibraryAt
 
 __all__ = ["NEVER", "next_review", "policy_changes"]
 
@@ -59,20 +62,7 @@ def next_review(
         return tomorrow
     zone = snapshot.library.zone
     candidates: list[date] = [d for d in changes if d > day][:1]
-    for outcome in outcomes:
-        if not any(c.deadline for c in outcome.rule.conditions):
-            continue  # only a deadline (`as_of > X`) moves with time; tracing the others is wasted
-        for condition in outcome.conditions:
-            if condition.deadline is None or condition.holds is not False:
-                continue
-            deadline = condition.deadline
-            try:
-                if isinstance(deadline, datetime):
-                    candidates.append(local_time(deadline + timedelta(seconds=1), zone).date())
-                else:
-                    candidates.append(deadline + timedelta(days=1))
-            except OverflowError:  # a deadline at the end of the calendar never comes
-                continue
+    candidates.extend(_deadline_days(outcomes, zone))
     hold = subject.legal_hold
     if hold is not None and hold.until is not None:
         candidates.append(_day_after(hold.until))
@@ -83,6 +73,29 @@ def next_review(
     # a change later today (a recording's period ending at 05:00 when the run is at 02:00) is due tomorrow
     coming = [d for d in candidates if d >= day]
     return max(min(coming), tomorrow) if coming else NEVER
+
+
+def _deadline_days(outcomes: Sequence[Outcome], zone: ZoneInfo) -> Iterable[date]:
+    """The day after each deadline a rule is waiting for (`as_of > X` not yet holding)."""
+    for outcome in outcomes:
+        env = outcome.env
+        if env is None or outcome.rule.pattern is not None:
+            continue  # not traced (nothing to wait for is known), or an incident rule (its days come below)
+        for condition in _deadlines(outcome.rule):  # only a deadline moves with time
+            try:
+                if condition.holds(env) is not False:
+                    continue
+                deadline = condition.deadline(env)  # type: ignore[misc]
+                if deadline is None:
+                    continue
+                if isinstance(deadline, datetime):
+                    yield local_time(deadline + timedelta(seconds=1), zone).date()
+                else:
+                    yield deadline + timedelta(days=1)
+            except OverflowError:  # a deadline at the end of the calendar never comes
+                continue
+            except Exception:
+                continue
 
 
 def _day_after(day: date) -> date:
@@ -111,8 +124,19 @@ def _reader_days(snapshot: LibraryAt, reader: Reader, incidents: Sequence[Incide
                     continue
 
 
+@cache
+def _deadlines(rule: CompiledRule) -> tuple[Condition, ...]:
+    """The rule's conditions of the form `as_of > X` (computed once per rule)."""
+    return tuple(condition for condition in rule.conditions if condition.deadline is not None)
+
+
 def _looks_at_age(snapshot: LibraryAt) -> bool:
-    return any("age" in condition.names for rule in snapshot.rules["reader"] for condition in rule.conditions)
+    return _reads_age(snapshot.rules["reader"])
+
+
+@cache
+def _reads_age(rules: tuple[CompiledRule, ...]) -> bool:
+    return any("age" in condition.names for rule in rules for condition in rule.conditions)
 
 
 def _next_birthday(birth: date, day: date) -> date:

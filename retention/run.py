@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, or_, se
 from audit.entries import decision_entry, now, run_summary_entry
 from audit.log import append, checkpoint, run_entries
 from retention.actions import STRATEGIES, Loaded, PurgeFailed, Writes
+from retention.config import BATCH_SIZE
 from retention.loading import SubjectLoader
 from retention.locking import library_lock
 from retention.review import next_review, policy_changes
@@ -94,7 +95,7 @@ def run_library(
     *,
     dry_run: bool = False,
     full: bool = False,
-    batch_size: int = 500,
+    batch_size: int = BATCH_SIZE,
     wait: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from retention.config import Settings
+from retention.config import BATCH_SIZE, Settings
 from rules.ruleset import Ruleset
 from store.crypto import MasterKey
 from store.database import connect, ensure_master_key, open_store, sync_libraries, upgrade, verify_master_key
@@ -63,7 +63,7 @@ def _config_text(settings: Settings) -> str:
         "# kodex configuration; KODEX_* environment variables override these keys.\n"
         f'# database_url = "{settings.database_url}"\n'
         f'# master_key_file = "{settings.master_key_file}"\n'
-        "# batch_size = 500\n"
+        f"# batch_size = {BATCH_SIZE}\n"
         "\n"
         "[schedule]\n"
         f"time = \"{settings.schedule.time:%H:%M}\"  # each library's nightly run, in the library's time zone\n"

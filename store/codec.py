@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -37,8 +38,13 @@ def contract_json(record: BaseModel) -> dict[str, Any]:
     return {k: json_value(v) for k, v in record.model_dump(by_alias=True).items()}
 
 
-def canonical(record: dict[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+_string = json.encoder.encode_basestring  # a JSON string as canonical writes it (ensure_ascii off)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # built once: it is hot
+
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the same bytes for the same content (hashed, signed, bound as AAD)."""
+    return _CANONICAL.encode(record).encode()
 
 
 def new_pseudonym() -> str:
@@ -47,7 +53,8 @@ def new_pseudonym() -> str:
 
 
 def reader_aad(library: str, record_id: str) -> bytes:
-    return canonical({"library": library, "reader": record_id})
+    """canonical({"library": library, "reader": record_id}), spelled out: it is built for every reader a run loads."""
+    return f'{{"library":{_string(library)},"reader":{_string(record_id)}}}'.encode()
 
 
 class Sealed:

@@ -22,7 +22,7 @@ from retention.config import load_settings
 from retention.evaluation import InvalidRecords
 from retention.setup import Workspace, open_workspace
 from rules.ruleset import Ruleset
-from store.codec import reader_record
+from store.codec import canonical, reader_aad, reader_record
 from store.crypto import MasterKey, MasterKeyError
 from store.database import StoreNotReady
 from store.schema import incidents, loans, readers
@@ -427,3 +427,11 @@ def test_a_store_not_initialised_says_to_run_kodex_init(kodex_env: dict[str, str
     assert result.returncode == 7, result.stderr
     assert "kodex init" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("record_id", ["R-1", 'quo"te', "back\\slash", "Šťastný čtenář", "tab\there", "\x00\x1f", "😀"])
+def test_a_readers_associated_data_is_its_canonical_json_so_sealed_records_stay_readable(record_id: str) -> None:
+    # the AAD binds each sealed blob to its library and record id; the bytes must never change, or every
+    # reader sealed before would fail to open
+    assert reader_aad("svkpk", record_id) == canonical({"library": "svkpk", "reader": record_id})
+    assert json.loads(reader_aad("svkpk", record_id)) == {"library": "svkpk", "reader": record_id}
