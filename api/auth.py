@@ -80,7 +80,7 @@ class Principal:
 _bearer = HTTPBearer(auto_error=False, description="A token from `kodex users add` or POST …/users.")
 
 
-def _principal(
+async def _principal(  # on the event loop: one indexed lookup costs less than handing it to a thread and back
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":

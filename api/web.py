@@ -12,10 +12,23 @@ GET /health says whether the database answers, which policy revision is
 active, and for each library when its next nightly run is due (null when the
 scheduler is not running, e.g. `kodex serve --no-scheduler`) and how its last
 run ended. 200 when the database answers, 503 when it does not.
+
+Where the work runs: an endpoint declared `def` runs in a worker thread (at
+most `web_threads` at once), so a long export, verification or import leaves
+the event loop free. The token check, the query filters, and the two reads an
+auditor or a library system makes most (a reader's explanation, a page of
+decisions) are `async def` and run on the event loop itself: each is a few
+indexed queries, which cost less than handing them to a thread and back (with
+threads, their GIL hand-offs made most of the tail latency; bench/README.md).
+Concurrency then comes from `kodex serve --workers`. After start-up the
+objects that live as long as the process (the policy, compiled rules,
+statements) are moved out of the collector's sight (gc.freeze), so a full
+collection does not rescan them in the middle of a request.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -87,6 +100,7 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
         # Requests are CPU work under one interpreter lock: a few threads finish each in turn, where forty shared
         # the CPU and all finished late (measured: bench/http_service.py). More suit many slow concurrent requests.
         anyio.to_thread.current_default_thread_limiter().total_tokens = workspace.settings.web_threads
+        gc.freeze()  # what start-up built lives as long as the process: no collection needs to scan it again
         yield
 
     app = FastAPI(

@@ -25,11 +25,24 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from audit.entries import canonical
@@ -40,6 +53,7 @@ from store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
 
 __all__ = [
     "CACHED_HEIGHT",
+    "DAY_BY_DAY_LIMIT",
     "PROOF_FORMAT",
     "Checkpoint",
     "LogFilter",
@@ -160,9 +174,21 @@ def append(connection: Connection, library: str, day: date, entries: Sequence[Ma
 
 
 _ENTRY_COLUMNS = (
-    "library", "idx", "id", "kind", "run_id", "as_of", "day", "subject_type", "subject", "rule", "action", "outcome",
-    "entry", "leaf_hash",
-)  # fmt: skip
+    "library",
+    "idx",
+    "id",
+    "kind",
+    "run_id",
+    "as_of",
+    "day",
+    "subject_type",
+    "subject",
+    "rule",
+    "action",
+    "outcome",
+    "entry",
+    "leaf_hash",
+)
 _COPY_ENTRIES = f"COPY {decision_log.name} ({', '.join(_ENTRY_COLUMNS)}) FROM STDIN"
 
 
@@ -372,19 +398,23 @@ def query_text(engine: Engine, where: LogFilter, *, after: int = 0, limit: int =
     if after >= LAST_SEQ:  # no entry lies past the column's range (and PostgreSQL refuses a larger integer)
         return []
     with engine.connect() as connection:
-        span = _day_span(connection, where)
-        if span is not None:
-            if span[0] is None:  # no entry on any of those days
-                return []
-            after, last = max(after, span[0] - 1), span[1]
-        statement = where.where(select(decision_log.c.seq, decision_log.c.entry)).where(decision_log.c.seq > after)
-        if span is not None:
-            statement = statement.where(decision_log.c.seq <= last)
-        rows = connection.execute(statement.order_by(decision_log.c.seq).limit(limit)).all()
+        days = _days(connection, where)
+        if days is not None and len(days) <= DAY_BY_DAY_LIMIT:
+            statement = _day_by_day(where, days, after, limit)
+        else:
+            statement = where.where(select(decision_log.c.seq, decision_log.c.entry)).where(decision_log.c.seq > after)
+            if days is not None:
+                span = _day_span(connection, where.library, days)
+                if span is None:  # no entry on any of those days
+                    return []
+                statement = statement.where(decision_log.c.seq.between(max(after + 1, span[0]), span[1]))
+            statement = statement.order_by(decision_log.c.seq).limit(limit)
+        rows = connection.execute(statement).all()
     return [(row.seq, row.entry) for row in rows]
 
 
-DAY_SPAN_LIMIT = 400  # days looked up one by one to bound a date range's positions; a longer range is scanned
+DAY_BY_DAY_LIMIT = 31  # a date range of up to this many days is read day by day
+DAY_SPAN_LIMIT = 400  # up to this many, each day's first and last position bound the scan; a longer range is scanned
 
 _FIRST_DAY = select(func.min(decision_log.c.day)).where(decision_log.c.library == bindparam("library"))
 _LAST_DAY = select(func.max(decision_log.c.day)).where(decision_log.c.library == bindparam("library"))
@@ -393,13 +423,12 @@ _DAY_SEQS = select(func.min(decision_log.c.seq), func.max(decision_log.c.seq)).w
 )
 
 
-def _day_span(connection: Connection, where: LogFilter) -> tuple[int | None, int] | None:
-    """The first and last position of a library's entries on the filter's days (None, 0: no entry), or None.
+def _days(connection: Connection, where: LogFilter) -> list[date] | None:
+    """The days of the filter's date range in one library (an open end: its first or last day in the log).
 
-    Log order follows the days only roughly (a run may be for an earlier day), so a page of a date range read in
-    log order would scan the library's entries from the start, reading each row for its day. Each day's first and
-    last position is one seek in ix_decision_log_day_seq; the page then reads from the first to the last.
-    None (no bound: the query scans) without a library or a date, or over more than DAY_SPAN_LIMIT days.
+    None without a library or a date, or for a range longer than DAY_SPAN_LIMIT days: such a query scans in log
+    order. Log order follows the days only roughly (a run may be for an earlier day, and the service logs as it
+    acts), so reading a date range in log order would scan the library's entries from the start.
     """
     if where.library is None or (where.day_from is None and where.day_to is None):
         return None
@@ -407,16 +436,45 @@ def _day_span(connection: Connection, where: LogFilter) -> tuple[int | None, int
     first = where.day_from or connection.execute(_FIRST_DAY, library).scalar()
     last = where.day_to or connection.execute(_LAST_DAY, library).scalar()
     if first is None or last is None or last < first:
-        return None, 0
+        return []
     if (last - first).days >= DAY_SPAN_LIMIT:
         return None
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def _day_by_day(where: LogFilter, days: list[date], after: int, limit: int) -> Select[Any]:
+    """A short range: each day's first `limit` entries after `after` (one seek in ix_decision_log_day_seq each,
+    read in log order), merged in log order: however the day's entries are spread over the log."""
+    columns = select(decision_log.c.seq, decision_log.c.entry)
+    others = replace(where, day_from=None, day_to=None)  # each page is one day of the range
+    pages = [
+        others.where(columns)
+        .where(decision_log.c.day == day, decision_log.c.seq > after)
+        .with_hint(decision_log, "INDEXED BY ix_decision_log_day_seq", "sqlite")  # not (library, seq): a scan
+        .order_by(decision_log.c.seq)
+        .limit(limit)
+        .subquery()
+        for day in days
+    ]
+    if not pages:
+        return columns.where(false())
+    merged = union_all(*(select(page.c.seq, page.c.entry) for page in pages)).subquery()
+    return select(merged.c.seq, merged.c.entry).order_by(merged.c.seq).limit(limit)
+
+
+def _day_span(connection: Connection, library: str | None, days: list[date]) -> tuple[int, int] | None:
+    """The first and last position of a library's entries on `days` (None: no entry on any of them).
+
+    Each day's first and last position is one seek in ix_decision_log_day_seq; a page of a longer range then reads
+    from the first to the last.
+    """
     lowest: int | None = None
     highest = 0
-    for offset in range((last - first).days + 1):
-        low, high = connection.execute(_DAY_SEQS, {**library, "day": first + timedelta(days=offset)}).one()
+    for day in days:
+        low, high = connection.execute(_DAY_SEQS, {"library": library, "day": day}).one()
         if low is not None:
             lowest, highest = low if lowest is None else min(lowest, low), max(highest, high)
-    return lowest, highest
+    return None if lowest is None else (lowest, highest)
 
 
 def entries_text(engine: Engine, where: LogFilter) -> Iterator[str]:

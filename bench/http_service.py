@@ -40,7 +40,8 @@ throughput the service reaches; latency then includes queueing at saturation), a
 from the moment it was due to be sent, so a server that falls behind shows it in p99.
 The target is p99 under 20 ms at 300 requests/s or more. Latency is measured in the
 client, response body read; the client shares the machine with the server (its CPU is
-shown, and the server's own time per request, from kodex's access log). A run sends
+shown, and the server's own time per request, from kodex's access log). The client's garbage
+collector is off while a run is measured, so its own pauses do not count as the server's. A run sends
 no more requests after --time-limit seconds (the table says so), so a slow endpoint
 cannot keep the benchmark going for hours; an answer that takes over 60 s is an error. Exit status 1 when any request did not answer 200 (the first such answer is
 printed), else 0. The server is stopped (SIGTERM) in every case.
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import math
 import os
@@ -565,8 +567,14 @@ async def _drive(server: Server, target: Target, args: argparse.Namespace) -> li
 
 async def _measured(run: Run, server: Server, work: Any) -> Run:
     logged = server.log.stat().st_size
+    # the client's own pauses are not the server's latency: no collection in this process while it measures
+    gc.collect()
+    gc.disable()
     cpu, client, start = _cpu_seconds(server.pid), time.process_time(), time.perf_counter()
-    await work
+    try:
+        await work
+    finally:
+        gc.enable()
     run.wall = time.perf_counter() - start
     run.client_cpu = time.process_time() - client
     after = _cpu_seconds(server.pid)

@@ -22,7 +22,7 @@ router = APIRouter(tags=["decision log"], responses=PROBLEMS)
 Short = Annotated[str | None, Query(max_length=200)]
 
 
-def _filter(
+async def _filter(  # no I/O: on the event loop, not handed to a thread as a sync dependency is
     library: str,
     kind: Annotated[Literal[KINDS] | None, Query(description="Entry kind.")] = None,  # type: ignore[valid-type]
     rule: Short = None,
@@ -44,7 +44,7 @@ Filter = Annotated[LogFilter, Depends(_filter)]
     response_class=Response,
     responses={200: {"model": DecisionPage, "description": "One page of entries, in log order"}},
 )
-def decisions(
+async def decisions(  # on the event loop: a page is one indexed query (api/web.py: where the work runs)
     library: str,
     where: Filter,
     request: Request,

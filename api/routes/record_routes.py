@@ -78,7 +78,7 @@ def reader(
 
 
 @router.get("/libraries/{library}/readers/{reader_id}/explanation", response_model=Explanation)
-def explanation(
+async def explanation(  # on the event loop: one reader's few indexed queries (api/web.py: where the work runs)
     library: str,
     reader_id: ReaderId,
     request: Request,

@@ -17,7 +17,7 @@ import copy
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -39,6 +39,7 @@ from audit.entries import (
 from audit.keys import key_id, public_key_pem, public_keys, read_public_keys, rotate_signing_key
 from audit.log import (
     CACHED_HEIGHT,
+    DAY_BY_DAY_LIMIT,
     Checkpoint,
     LogFilter,
     NotInLog,
@@ -473,11 +474,14 @@ def test_a_date_range_selects_every_entry_of_its_days_even_logged_out_of_day_ord
         assert selected(**bounds) == sorted(seq for seq, day in days.items() if low <= day <= high), bounds
     assert selected(day_from=date(2026, 11, 21), day_to=date(2026, 11, 21)) == []  # a day with no entry
     seqs = selected(day_from=date(2026, 11, 20), day_to=date(2026, 11, 24))
-    paged, after = [], 0
-    while page := query(log.engine, LogFilter(library=LIBRARY, day_from=date(2026, 11, 20)), after=after, limit=3):
-        paged += [seq for seq, _ in page]
-        after = page[-1][0]
-    assert paged == seqs
+    # a short range is read day by day, a longer one between its days' first and last positions: the same pages
+    for first, last in ((date(2026, 11, 20), None), (date(2026, 9, 1), date(2026, 12, 31))):
+        assert (last or date(2026, 11, 24)) - first >= timedelta(days=0 if last is None else DAY_BY_DAY_LIMIT)
+        paged, after = [], 0
+        while page := query(log.engine, LogFilter(library=LIBRARY, day_from=first, day_to=last), after=after, limit=3):
+            paged += [seq for seq, _ in page]
+            after = page[-1][0]
+        assert paged == seqs
 
 
 # -- tampering: every change is found and named ------------------------------------------------------
