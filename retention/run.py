@@ -316,6 +316,7 @@ class _Job:
         first = next((p for p in planned if p.action == "anonymise"), None)
         if first is not None:  # anonymised once (by the first rule calling for it), and nothing else is done
             planned = [p for p in planned if p is first or p.outcome == ERROR]
+            standing = set()  # nothing stands for a reader who is gone: its open findings and proposals close
         resolved = [r for r, row in subject.findings.items() if row.status == "open" and r not in standing]
         review = next_review(self.snapshot, subject.record, outcomes, grants, history, self.changes)
         return planned, review, resolved

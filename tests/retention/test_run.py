@@ -292,6 +292,25 @@ def test_a_recording_is_purged_by_the_first_nightly_run_after_its_seven_days(
     assert recording_of(workspace, "cam-1") is None
 
 
+def test_a_recordings_own_legal_hold_keeps_it_until_the_hold_ends(
+    workspace: Workspace, ruleset: Ruleset, tmp_path: Path
+) -> None:
+    held = tmp_path / "cam-held.mp4"
+    held.write_bytes(b"video")
+    hold = {"reason": "handed to the police", "until": "2026-11-25"}
+    import_lines(workspace, ruleset, [recording("cam-held", "2026-11-10T11:00:00+01:00", held, legal_hold=hold)])
+    pseudonym = recording_of(workspace, "cam-held").pseudonym
+
+    run(workspace, ruleset, "svkpk")  # its 7 days are over, but it is held (the sealed reason read back)
+
+    assert held.exists() and recording_of(workspace, "cam-held") is not None
+    assert decisions_of(workspace, pseudonym) == [
+        ("svkpk.camera.purge_after_7_days", "retain", "retained", "2026-11-22")
+    ]
+    run(workspace, ruleset, "svkpk", date(2026, 11, 26))  # the hold has ended
+    assert not held.exists() and recording_of(workspace, "cam-held") is None
+
+
 def test_block_services_then_lift_block_once_the_debt_is_paid(workspace: Workspace, ruleset: Ruleset) -> None:
     owing = reader("zdirec", "ZD-1", birth_date="1980-01-01", renewed_at="2026-01-04", debt=50, active_loans=0,
                    personal={"last_name": "Dlužná"})  # fmt: skip
@@ -381,6 +400,29 @@ def test_findings_and_proposals_are_stored_open_and_never_applied(workspace: Wor
     decided = decision_count(workspace)
     run_all(workspace, ruleset, NEXT_DAY, full=True)  # still standing: neither reopened nor recorded again
     assert (count(workspace, findings), decision_count(workspace)) == (found, decided)
+
+
+def test_anonymising_a_reader_closes_its_open_findings_and_proposals(workspace: Workspace, ruleset: Ruleset) -> None:
+    expelled = reader("svkpk", "SV-1", birth_date="1980-01-01", renewed_at="2026-06-01", debt=0, active_loans=0,
+                      personal=COMPLETE)  # fmt: skip
+    expulsions = [incident("svkpk", "I-1", "SV-1", "expelled_from_premises", "2026-01-15"),
+                  incident("svkpk", "I-2", "SV-1", "expelled_from_premises", "2026-10-02")]  # fmt: skip
+    import_lines(workspace, ruleset, [expelled, *expulsions])
+    run_all(workspace, ruleset)
+    pseudonym = row_of(workspace, "SV-1").pseudonym
+
+    def standing() -> dict[str, tuple[str, str | None]]:
+        with workspace.engine.connect() as connection:
+            rows = connection.execute(select(findings).where(findings.c.subject == pseudonym))
+            return {row.rule: (row.status, row.closed_as_of) for row in rows}
+
+    assert standing() == {"svkpk.exclusion.repeated_expulsion": ("open", None)}  # a proposal for the director
+    import_lines(workspace, ruleset, [{**expelled, "erasure_requested_at": "2026-11-22"}, *expulsions])
+    run_all(workspace, ruleset, NEXT_DAY)
+
+    assert row_of(workspace, "SV-1").state == "anonymised"
+    # no one is left to exclude: the proposal is closed, not left for the director to accept
+    assert standing() == {"svkpk.exclusion.repeated_expulsion": ("resolved", NEXT_DAY.isoformat())}
 
 
 # -- the run as a whole ---------------------------------------------------------------------------------
