@@ -67,7 +67,7 @@ from audit.entries import exception_entry, now
 from audit.log import append, checkpoint
 from bench.synthetic import population as synthetic_population
 from retention.config import load_settings
-from retention.importing import exception_aad, import_records
+from retention.importing import exception_aad, hold_reason, import_records, seal_hold_reason
 from retention.policy_source import load_ruleset
 from retention.setup import initialise, open_workspace
 from retention.tenants import Agreement, onboard
@@ -429,8 +429,8 @@ COLUMNS = {  # what retention.importing writes for each record, in the order the
     "incidents": ("library", "id", "reader", "kind", "at", "pseudonym", "digest"),
     "exceptions": ("library", "id", "pseudonym", "subject", "rule", "role", "granted_by", "reason", "from", "until",
                    "digest", "revoked_as_of"),
-    "camera_recordings": ("library", "id", "camera", "start", "end", "location", "legal_hold", "pseudonym", "digest",
-                          "next_review", "purge_failures"),
+    "camera_recordings": ("library", "id", "camera", "start", "end", "location", "legal_hold", "legal_hold_reason",
+                          "pseudonym", "digest", "next_review", "purge_failures"),
 }  # fmt: skip
 Row = tuple[Any, ...]  # JSON columns as JSON text, dates as ISO text: as SQLAlchemy binds them
 
@@ -489,7 +489,7 @@ def _rows(chunk: list[dict[str, Any]], master: MasterKey, known: set[str], as_of
         elif kind == "camera_recording":
             c = _contract(CameraRecording, record)
             tables["camera_recordings"].append(
-                (library, c["id"], c["camera"], c["start"], c["end"], c["location"], json.dumps(c["legal_hold"]),
+                (library, c["id"], c["camera"], c["start"], c["end"], c["location"], *_recording_hold(master, c),
                  new_pseudonym(), digest(canonical(c)), None, 0)
             )  # fmt: skip
         else:
@@ -508,6 +508,15 @@ def _contract(model: type[BaseModel], record: Mapping[str, Any]) -> dict[str, An
 @cache
 def _fields(model: type[BaseModel]) -> tuple[tuple[str, bool, Any], ...]:
     return tuple((f.alias or name, f.is_required(), f.default) for name, f in model.model_fields.items())
+
+
+def _recording_hold(master: MasterKey, contract: Mapping[str, Any]) -> tuple[str, bytes | None]:
+    """A recording's own hold as retention.importing stores it: the day in clear (JSON text), the reason wrapped."""
+    hold = contract["legal_hold"]
+    if hold is None:
+        return json.dumps(None), None
+    reason = seal_hold_reason(master, contract["library"], contract["id"], hold["reason"])
+    return json.dumps({"until": hold["until"]}), reason
 
 
 def _wrapped(master: MasterKey, contract: Mapping[str, Any], field: str) -> bytes:
@@ -590,7 +599,7 @@ _IGNORED = {  # random per write (keys, nonces, pseudonyms) or surrogate keys: c
     readers: ("rid", {"rid", "pseudonym", "wrapped_key", "sealed"}),
     loans: ("lid", {"lid"}),
     incidents: ("iid", {"iid", "pseudonym"}),
-    camera_recordings: ("cid", {"cid", "pseudonym"}),
+    camera_recordings: ("cid", {"cid", "pseudonym", "legal_hold_reason"}),
     exceptions: ("eid", {"eid", "pseudonym", "granted_by", "reason"}),
 }
 _EMPTY = (erased_loans, purged_recordings, findings, plan_items, runs, legal_holds, subject_requests)
@@ -671,6 +680,13 @@ def _sealed(a: Connection, b: Connection, master: MasterKey) -> list[str]:
 
     if texts(a) != texts(b):
         problems.append("exceptions: wrapped grantor or reason differ")
+
+    def holds(connection: Connection) -> dict[tuple[str, str], str]:
+        query = select(camera_recordings).where(camera_recordings.c.legal_hold_reason.is_not(None))
+        return {(row.library, row.id): hold_reason(master, row) for row in connection.execute(query)}
+
+    if holds(a) != holds(b):
+        problems.append("camera_recordings: wrapped legal-hold reasons differ")
     return problems
 
 

@@ -35,7 +35,10 @@ from store.codec import canonical, contract_json, new_pseudonym, split_reader
 from store.crypto import MasterKey
 from store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
 
-__all__ = ["ImportSummary", "exception_aad", "exception_text", "import_records"]
+__all__ = [
+    "ImportSummary", "exception_aad", "exception_text", "hold_reason", "import_records", "recording_hold_aad",
+    "seal_hold_reason",
+]  # fmt: skip
 
 CHUNK = 2000
 
@@ -135,7 +138,8 @@ def _write(
     for loan in _simple(connection, loans, records.loans, master, summary, _loan_row, gone):
         if loan.reader is not None:
             due.add((loan.library, loan.reader))
-    _simple(connection, camera_recordings, records.recordings, master, summary, _recording_row, gone)
+    recording_row = partial(_recording_row, master=master)
+    _simple(connection, camera_recordings, records.recordings, master, summary, recording_row, gone)
     for incident in _simple(connection, incidents, records.incidents, master, summary, _incident_row, gone):
         due.add((incident.library, incident.reader))
     grants = [g for g in records.exceptions if (g.library, g.subject) not in gone]
@@ -335,16 +339,34 @@ def _loan_row(loan: Loan) -> dict[str, Any]:
     }
 
 
-def _recording_row(recording: CameraRecording) -> dict[str, Any]:
+def _recording_row(recording: CameraRecording, master: MasterKey) -> dict[str, Any]:
     hold = recording.legal_hold
     return {
         "camera": recording.camera,
         "start": _iso(recording.start),
         "end": _iso(recording.end),
         "location": recording.location,
-        "legal_hold": None if hold is None else {"reason": hold.reason, "until": _iso(hold.until)},
+        "legal_hold": None if hold is None else {"until": _iso(hold.until)},  # the day decides: kept in clear
+        "legal_hold_reason": None if hold is None else seal_hold_reason(master, recording.library, recording.id,
+                                                                        hold.reason),
         "next_review": None,
-    }
+    }  # fmt: skip
+
+
+def recording_hold_aad(library: str, recording_id: str) -> bytes:
+    """What a recording's own legal-hold reason is wrapped for: that recording's hold, nothing else."""
+    return f"recording/{library}/{recording_id}/legal_hold".encode()
+
+
+def seal_hold_reason(master: MasterKey, library: str, recording_id: str, reason: str) -> bytes:
+    """A recording's legal-hold reason (it may name a person: a police case, a suspect), wrapped by the master key."""
+    return master.wrap(reason.encode(), recording_hold_aad(library, recording_id))
+
+
+def hold_reason(master: MasterKey, row: Any) -> str:
+    """A stored recording's own legal-hold reason, unwrapped."""
+    text: bytes = master.unwrap(row.legal_hold_reason, recording_hold_aad(row.library, row.id))
+    return text.decode()
 
 
 def _incident_row(incident: Incident) -> dict[str, Any]:

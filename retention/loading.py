@@ -26,7 +26,7 @@ from sqlalchemy import BindParameter, Connection, Engine, bindparam, select
 
 from retention.actions import Loaded, returned_loan_counts
 from retention.evaluation import SubjectNotFound
-from retention.importing import exception_text
+from retention.importing import exception_text, hold_reason
 from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
 from store.codec import reader_record
 from store.crypto import MasterKey
@@ -111,15 +111,21 @@ class SubjectLoader:
         holds = self._holds(connection, "camera_recording", ids)
         loaded = []
         for row in rows:
+            try:
+                own = _hold(row, self.master)
+                failure = None
+            except (InvalidTag, ValueError) as error:  # decided as an error, never purged while its hold is unknown
+                own = LegalHold(reason="(unreadable)", until=None)
+                failure = f"the recording's stored legal hold could not be read ({type(error).__name__}); not acted on"
             record = CameraRecording(
                 type="camera_recording", library=row.library, id=row.id, camera=row.camera,
                 start=_day(row.start), end=_day(row.end), location=row.location,
-                legal_hold=_longer(_hold(row.legal_hold), holds.get(row.id)),
+                legal_hold=_longer(own, holds.get(row.id)),
             )  # fmt: skip
             loaded.append(
                 Loaded(
                     "camera_recording", row.cid, row.library, row.id, row.pseudonym, record,
-                    findings=standing.get(row.pseudonym, {}), grants=grants.get(row.id, []),
+                    findings=standing.get(row.pseudonym, {}), grants=grants.get(row.id, []), failure=failure,
                 )
             )  # fmt: skip
         return loaded
@@ -213,11 +219,12 @@ def _day(text: str) -> date | datetime:
     return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
 
 
-def _hold(stored: dict[str, Any] | None) -> LegalHold | None:
-    if stored is None:
+def _hold(row: Any, master: MasterKey) -> LegalHold | None:
+    """A recording's own legal hold: its day in clear, its reason unwrapped."""
+    if row.legal_hold is None:
         return None
-    until = stored["until"]
-    return LegalHold(reason=stored["reason"], until=date.fromisoformat(until) if until else None)
+    until = row.legal_hold["until"]
+    return LegalHold(reason=hold_reason(master, row), until=date.fromisoformat(until) if until else None)
 
 
 def _placeholder(row: Any) -> Reader:

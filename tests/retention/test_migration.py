@@ -128,3 +128,38 @@ def test_an_upgrade_that_encrypts_stops_without_the_stores_master_key(database_u
     with pytest.raises(RuntimeError, match="master key"):
         upgrade(engine)
     engine.dispose()
+
+
+def test_upgrading_seals_a_camera_recordings_legal_hold_reason_kept_in_clear_before(database_url: str) -> None:
+    engine = store_at_0001(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO keyring (name, check_value, created_at) VALUES ('master', :check, :at)"),
+            {"check": MASTER.check_value(), "at": datetime.now(UTC)},
+        )
+        for cid, hold in ((1, '{"reason": "theft reported by Jan Novák", "until": "2027-03-31"}'), (2, "null")):
+            connection.execute(
+                text(
+                    'INSERT INTO camera_recordings (cid, library, id, pseudonym, camera, start, "end", location,'
+                    " legal_hold, digest, purge_failures) VALUES (:cid, 'kntb', :id, :p, 'cam-1', '2026-11-20T10:00',"
+                    " '2026-11-20T11:00', '/cctv/x.mp4', :hold, :d, 0)"
+                ),
+                {"cid": cid, "id": f"REC-{cid}", "p": f"{cid:032x}", "hold": hold, "d": b"x"},
+            )
+    upgrade(engine, MASTER)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, legal_hold, legal_hold_reason FROM camera_recordings ORDER BY cid")
+        ).all()
+    engine.dispose()
+    held, free = ({**r._mapping, "legal_hold": _json(r.legal_hold)} for r in rows)
+    assert held["legal_hold"] == {"until": "2027-03-31"}  # the day decides, and stays in clear
+    assert b"Nov" not in bytes(held["legal_hold_reason"])  # the reason may name a person: sealed
+    assert MASTER.unwrap(bytes(held["legal_hold_reason"]), b"recording/kntb/REC-1/legal_hold") == (
+        "theft reported by Jan Novák".encode()
+    )
+    assert (free["legal_hold"], free["legal_hold_reason"]) == (None, None)
+
+
+def _json(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value

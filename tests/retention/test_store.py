@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 from typer.testing import CliRunner
 
+import store.database
 from api.cli import app
 from retention.access import access_copy
 from retention.config import load_settings
@@ -24,7 +25,7 @@ from retention.setup import Workspace, open_workspace
 from rules.ruleset import Ruleset
 from store.codec import canonical, reader_aad, reader_record
 from store.crypto import MasterKey, MasterKeyError
-from store.database import StoreNotReady
+from store.database import StoreNotReady, connect
 from store.schema import incidents, loans, readers
 from tests.conftest import on_postgresql
 from tests.retention.support import (
@@ -88,12 +89,17 @@ EXCEPTION = {
     "reason": "pending dispute", "from": "2026-11-01", "until": "2027-01-31",
 }  # fmt: skip
 CAMERA = recording("cam-20261110T10", "2026-11-10T11:00:00+01:00", "/var/cctv/entrance/20261110T10.mp4")
-POPULATION: list[dict[str, Any]] = [ADULT, CHILD, HELD, *LOANS, *INCIDENTS, EXCEPTION, CAMERA]
+CAMERA_HOLD_REASON = "krádež, podezřelý Kamil Zloděj, č.j. KRPP-9988-2/TČ-2026"  # a hold's reason may name a person
+CAMERA_HELD = recording(
+    "cam-20261111T10", "2026-11-11T11:00:00+01:00", "/var/cctv/entrance/20261111T10.mp4",
+    legal_hold={"reason": CAMERA_HOLD_REASON, "until": "2027-03-31"},
+)  # fmt: skip
+POPULATION: list[dict[str, Any]] = [ADULT, CHILD, HELD, *LOANS, *INCIDENTS, EXCEPTION, CAMERA, CAMERA_HELD]
 
 # what must never be readable in the database: whole values and plain-ASCII fragments of them
 # (a fragment is found whatever the encoding: UTF-8, a JSON \u escape of the accented letters, ...)
 SECRETS = [
-    *PERSONAL.values(), *GUARDIAN.values(), HOLD_REASON,
+    *PERSONAL.values(), *GUARDIAN.values(), HOLD_REASON, CAMERA_HOLD_REASON, "Kamil", "KRPP-9988",
     "Zelenkov", "Republiky 1234", "918273645", "kveta.stastna", "777 123 456",
     "Lhoteck", "Zahradn", "564738291", "KRPP-4471", "Vondr", "1984-04-03", "2013-05-06",
 ]  # fmt: skip
@@ -127,7 +133,7 @@ def found_in_clear(work: Workspace, url: str, secrets: list[str]) -> list[str]:
 
 def test_import_then_export_round_trip(workspace: Workspace, ruleset: Ruleset, tmp_path: Path) -> None:
     summary = import_lines(workspace, ruleset, POPULATION)
-    assert dict(summary.added) == {"reader": 3, "loan": 2, "incident": 1, "exception": 1, "camera_recording": 1}
+    assert dict(summary.added) == {"reader": 3, "loan": 2, "incident": 1, "exception": 1, "camera_recording": 2}
 
     adult = access_copy(workspace.engine, workspace.master, "svkpk", "SV-4411")
     assert {k: v for k, v in adult["reader"].items() if v is not None} == ADULT
@@ -435,3 +441,27 @@ def test_a_readers_associated_data_is_its_canonical_json_so_sealed_records_stay_
     # reader sealed before would fail to open
     assert reader_aad("svkpk", record_id) == canonical({"library": "svkpk", "reader": record_id})
     assert json.loads(reader_aad("svkpk", record_id)) == {"library": "svkpk", "reader": record_id}
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="a PostgreSQL server's connections can die under the pool")
+def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced_unseen(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = connect(database_url)
+    pings = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(1) or ping(connection))
+    with engine.connect() as connection:
+        first = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with engine.connect() as connection:  # used again at once: not pinged (a busy service pays no round trip)
+        assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+    assert pings == []
+    admin = create_engine(database_url)
+    with admin.begin() as connection:  # the server ends the pooled connection's backend (as a restart would)
+        connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    admin.dispose()
+    monkeypatch.setattr(store.database, "IDLE_PING_SECONDS", 0.0)
+    with engine.connect() as connection:  # idle long enough: pinged, found dead, replaced; the caller sees nothing
+        assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+    assert pings == [1]
+    engine.dispose()
