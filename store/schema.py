@@ -151,7 +151,7 @@ readers = Table(
     Column("anonymised_at", DateTime(timezone=True)),
     Column("excluded_as_of", Iso),  # an exclusion proposal accepted: services stay blocked, no rule lifts it
     UniqueConstraint("library", "id"),
-    Index("ix_readers_review", "library", "next_review"),
+    Index("ix_readers_review", "library", "next_review", "rid"),  # a night's due readers in key order (retention.run)
 )
 
 loans = Table(
@@ -189,7 +189,7 @@ camera_recordings = Table(
     Column("reviewed_as_of", Iso),
     Column("purge_failures", Integer, nullable=False, default=0),
     UniqueConstraint("library", "id"),
-    Index("ix_camera_recordings_review", "library", "next_review"),
+    Index("ix_camera_recordings_review", "library", "next_review", "cid"),
 )
 
 purged_recordings = Table(  # what was purged is never taken in again from an import

@@ -1,4 +1,5 @@
-"""a camera recording's own legal-hold reason sealed by the master key (it was kept in clear in the hold's JSON)
+"""a camera recording's own legal-hold reason sealed by the master key (it was kept in clear in the hold's JSON);
+the review indexes end with the primary key, so a night's due subjects are read in key order from the index
 
 Revision ID: 0004
 Revises: 0003
@@ -38,6 +39,13 @@ def upgrade() -> None:
             )
     with op.batch_alter_table("camera_recordings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("legal_hold_reason", sa.LargeBinary(), nullable=True))
+        batch_op.drop_index("ix_camera_recordings_review")
+        batch_op.create_index("ix_camera_recordings_review", ["library", "next_review", "cid"], unique=False)
+    with op.batch_alter_table("readers", schema=None) as batch_op:
+        # PostgreSQL's indexes do not carry the key as SQLite's do: without it, the never-reviewed range of a night
+        # was read in key order from the primary key, filtering every reader (8.8 s at 1,000,000 readers)
+        batch_op.drop_index("ix_readers_review")
+        batch_op.create_index("ix_readers_review", ["library", "next_review", "rid"], unique=False)
     for row in rows:
         assert master is not None  # checked above
         hold = row.legal_hold if isinstance(row.legal_hold, dict | None) else json.loads(row.legal_hold)
@@ -55,5 +63,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("readers", schema=None) as batch_op:
+        batch_op.drop_index("ix_readers_review")
+        batch_op.create_index("ix_readers_review", ["library", "next_review"], unique=False)
     with op.batch_alter_table("camera_recordings", schema=None) as batch_op:
+        batch_op.drop_index("ix_camera_recordings_review")
+        batch_op.create_index("ix_camera_recordings_review", ["library", "next_review"], unique=False)
         batch_op.drop_column("legal_hold_reason")
