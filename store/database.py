@@ -9,6 +9,7 @@ store that is missing or behind, saying which command fixes it.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 
 from store.crypto import MasterKey, MasterKeyError
 from store.schema import keyring, libraries
@@ -63,7 +64,33 @@ def connect(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() != "postgresql":
         raise StoreNotReady("kodex stores its data in SQLite or PostgreSQL; KODEX_DATABASE_URL names another database")
-    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True, **_POOL)  # errors never carry values
+    engine = create_engine(parsed, hide_parameters=True, **_POOL)  # errors never carry values
+    _ping_when_idle(engine)
+    return engine
+
+
+# A PostgreSQL connection that sat in the pool this long is pinged before use (one round trip); a dead one (the
+# server restarted, a firewall dropped it) is replaced unseen. A busy service's connections are never idle that
+# long, so its requests pay no ping: pinging at every checkout cost two round trips of an explanation's ten.
+IDLE_PING_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def returned(_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def taken(connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < IDLE_PING_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(connection)
+        except Exception:
+            alive = False
+        if not alive:  # the pool discards it and checks out another (a new one if need be)
+            raise DisconnectionError("the pooled connection did not answer")
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
