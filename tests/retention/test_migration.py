@@ -39,8 +39,8 @@ OLD_DECISION = {
 MASTER = MasterKey(os.urandom(32))
 
 
-def store_at_0001(database_url: str) -> Engine:
-    """A store at schema 0001 (before the decision log) with library kntb."""
+def store_at_0001(database_url: str, *, keyed: bool = False) -> Engine:
+    """A store at schema 0001 (before the decision log) with library kntb; `keyed`: MASTER recorded as its key."""
     engine = connect(database_url)
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
@@ -48,16 +48,17 @@ def store_at_0001(database_url: str) -> Engine:
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
         connection.execute(text("INSERT INTO libraries (id, name, time_zone) VALUES ('kntb', 'KNTB', 'Europe/Prague')"))
+        if keyed:
+            connection.execute(
+                text("INSERT INTO keyring (name, check_value, created_at) VALUES ('master', :check, :at)"),
+                {"check": MASTER.check_value(), "at": datetime.now(UTC)},
+            )
     return engine
 
 
 def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url: str) -> None:
-    engine = store_at_0001(database_url)
+    engine = store_at_0001(database_url, keyed=True)
     with engine.begin() as connection:
-        connection.execute(
-            text("INSERT INTO keyring (name, check_value, created_at) VALUES ('master', :check, :at)"),
-            {"check": MASTER.check_value(), "at": datetime.now(UTC)},
-        )
         connection.execute(
             text(
                 'INSERT INTO runs (id, library, as_of, as_of_day, dry_run, "full", policy_revision, status, started_at)'
@@ -131,12 +132,8 @@ def test_an_upgrade_that_encrypts_stops_without_the_stores_master_key(database_u
 
 
 def test_upgrading_seals_a_camera_recordings_legal_hold_reason_kept_in_clear_before(database_url: str) -> None:
-    engine = store_at_0001(database_url)
+    engine = store_at_0001(database_url, keyed=True)
     with engine.begin() as connection:
-        connection.execute(
-            text("INSERT INTO keyring (name, check_value, created_at) VALUES ('master', :check, :at)"),
-            {"check": MASTER.check_value(), "at": datetime.now(UTC)},
-        )
         for cid, hold in ((1, '{"reason": "theft reported by Jan Novák", "until": "2027-03-31"}'), (2, "null")):
             connection.execute(
                 text(
