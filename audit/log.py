@@ -49,6 +49,7 @@ from audit.entries import canonical
 from audit.keys import SigningKey, checkpoint_note, signing_key
 from audit.merkle import Frontier, fold_parts, inclusion_ranges, leaf_hash, perfect_parts, root_hash
 from store.crypto import MasterKey
+from store.database import reading
 from store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
 
 __all__ = [
@@ -397,7 +398,7 @@ def query_text(engine: Engine, where: LogFilter, *, after: int = 0, limit: int =
     """As `query`, each entry as its canonical JSON text (already JSON: a server can pass it on as it is)."""
     if after >= LAST_SEQ:  # no entry lies past the column's range (and PostgreSQL refuses a larger integer)
         return []
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         days = _days(connection, where)
         if days is not None and len(days) <= DAY_BY_DAY_LIMIT:
             statement = _day_by_day(where, days, after, limit)

@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
-from sqlalchemy import BindParameter, Connection, Engine, bindparam, select
+from sqlalchemy import BindParameter, Connection, Engine, and_, bindparam, exists, func, select
 
 from retention.actions import Loaded, returned_loan_counts
 from retention.evaluation import SubjectNotFound
@@ -30,7 +30,8 @@ from retention.importing import exception_text, hold_reason
 from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
 from store.codec import reader_record
 from store.crypto import MasterKey
-from store.schema import exceptions, findings, incidents, legal_holds, readers, subject_requests
+from store.database import reading
+from store.schema import exceptions, findings, incidents, legal_holds, loans, readers, subject_requests
 from store.sql import one_of
 
 __all__ = ["REQUEST_FIELDS", "SubjectLoader", "hold_aad", "load_reader"]
@@ -41,7 +42,29 @@ REQUEST_FIELDS = {"erasure": "erasure_requested_at", "loan_history_erasure": "hi
 # Built once: SQLAlchemy keeps a built statement's cache key, so each use only binds values (an explanation loads
 # one reader with all of these, a run a batch: building them per call cost more than running them).
 _LIBRARY: BindParameter[str] = bindparam("library")
-_READER = select(readers).where(readers.c.library == _LIBRARY, readers.c.id == bindparam("id"))
+_SIDES = ("grants", "incidents", "findings", "requests", "holds")  # what a reader's load reads beside its row
+
+
+def _has(table: Any, *conditions: Any) -> Any:
+    return exists().where(table.c.library == readers.c.library, *conditions)
+
+
+# One reader with what it takes to know which side queries find anything (most find nothing), and its returned
+# loans counted: an explanation costs one statement and one per side that holds something, not seven.
+_READER = select(
+    readers,
+    _has(exceptions, exceptions.c.subject == readers.c.id).label("grants"),
+    _has(incidents, incidents.c.reader == readers.c.id).label("incidents"),
+    _has(findings, findings.c.subject_type == "reader", findings.c.subject == readers.c.pseudonym).label("findings"),
+    _has(subject_requests, subject_requests.c.reader == readers.c.id, subject_requests.c.status == "open").label(
+        "requests"
+    ),
+    _has(legal_holds, legal_holds.c.subject_type == "reader", legal_holds.c.subject == readers.c.id).label("holds"),
+    select(func.count())
+    .where(and_(loans.c.library == readers.c.library, loans.c.reader == readers.c.id, loans.c.returned_at.is_not(None)))
+    .scalar_subquery()
+    .label("returned"),
+).where(readers.c.library == _LIBRARY, readers.c.id == bindparam("id"))
 _INCIDENTS = select(incidents).where(incidents.c.library == _LIBRARY, one_of(incidents.c.reader, "ids"))
 _GRANTS = select(exceptions).where(exceptions.c.library == _LIBRARY, one_of(exceptions.c.subject, "ids"))
 _FINDINGS = select(findings).where(
@@ -65,21 +88,30 @@ class SubjectLoader:
     def __init__(self, master: MasterKey, library: str) -> None:
         self.master, self.library = master, library
 
-    def readers(self, connection: Connection, rows: Sequence[Any]) -> list[Loaded]:
+    def readers(
+        self,
+        connection: Connection,
+        rows: Sequence[Any],
+        sides: frozenset[str] = frozenset(_SIDES),
+        returned: dict[str, int] | None = None,
+    ) -> list[Loaded]:
+        """The rows' readers; `sides` and `returned` when the caller knows already what is there (one reader)."""
         ids = [row.id for row in rows]
-        grants = self._grants(connection, ids)
+        grants = self._grants(connection, ids) if "grants" in sides else {}
         history: dict[str, list[Incident]] = defaultdict(list)
-        for row in connection.execute(_INCIDENTS, {"library": self.library, "ids": ids}):
-            history[row.reader].append(
-                Incident(  # named by its pseudonym: decisions list the incidents they counted
-                    type="incident", library=row.library, id=row.pseudonym, reader=row.reader, kind=row.kind,
-                    at=_day(row.at),
-                )
-            )  # fmt: skip
-        standing = self._findings(connection, "reader", [row.pseudonym for row in rows])
-        returned = returned_loan_counts(connection, self.library, ids)
-        requested, kinds = self._requests(connection, ids)
-        holds = self._holds(connection, "reader", ids)
+        if "incidents" in sides:
+            for row in connection.execute(_INCIDENTS, {"library": self.library, "ids": ids}):
+                history[row.reader].append(
+                    Incident(  # named by its pseudonym: decisions list the incidents they counted
+                        type="incident", library=row.library, id=row.pseudonym, reader=row.reader, kind=row.kind,
+                        at=_day(row.at),
+                    )
+                )  # fmt: skip
+        standing = self._findings(connection, "reader", [row.pseudonym for row in rows]) if "findings" in sides else {}
+        if returned is None:
+            returned = returned_loan_counts(connection, self.library, ids)
+        requested, kinds = self._requests(connection, ids) if "requests" in sides else ({}, {})
+        holds = self._holds(connection, "reader", ids) if "holds" in sides else {}
         loaded = []
         for row in rows:
             overlaid: dict[str, Any] = {}
@@ -177,11 +209,12 @@ class SubjectLoader:
 
 def load_reader(engine: Engine, master: MasterKey, library: str, reader_id: str) -> Loaded:
     """One reader, loaded as a run would load it; SubjectNotFound when the library holds no such reader."""
-    with engine.connect() as connection:
+    with reading(engine) as connection:
         row = connection.execute(_READER, {"library": library, "id": reader_id}).first()
         if row is None:
             raise SubjectNotFound(f"library {library!r} holds no reader with this id")
-        return SubjectLoader(master, library).readers(connection, [row])[0]
+        sides = frozenset(side for side in _SIDES if row._mapping[side])
+        return SubjectLoader(master, library).readers(connection, [row], sides, {row.id: row.returned})[0]
 
 
 def hold_aad(library: str, subject_type: str, subject: str) -> bytes:

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, bindparam, select, update
 from retention.errors import InvalidRequest
 from retention.evaluation import SubjectNotFound
 from store.crypto import MasterKey
+from store.database import reading
 from store.schema import libraries, users
 
 __all__ = ["ROLES", "Role", "User", "add_user", "authenticate", "list_users", "revoke_user"]
@@ -71,7 +72,7 @@ _BY_TOKEN = select(users).where(  # built once: every request asks it
 
 def authenticate(engine: Engine, master: MasterKey, token: str) -> User | None:
     """The user a token belongs to, or None (unknown or revoked)."""
-    with engine.connect() as connection:
+    with reading(engine) as connection:  # every request asks: one statement, no transaction around it
         row = connection.execute(_BY_TOKEN, {"token_hash": _hash(token)}).first()
     return None if row is None else _user(row, master)
 

@@ -10,6 +10,8 @@ store that is missing or behind, saying which command fixes it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 
@@ -31,6 +33,7 @@ __all__ = [
     "ensure_master_key",
     "is_postgresql",
     "open_store",
+    "reading",
     "sync_libraries",
     "upgrade",
     "verify_master_key",
@@ -91,6 +94,19 @@ def _ping_when_idle(engine: Engine) -> None:
             alive = False
         if not alive:  # the pool discards it and checks out another (a new one if need be)
             raise DisconnectionError("the pooled connection did not answer")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads only, in autocommit: on PostgreSQL it pays no BEGIN and no ROLLBACK.
+
+    Those are two round trips of the two or three a web request makes. Each statement sees what was committed
+    when it started, as it does in a READ COMMITTED transaction anyway; nothing written through it is kept
+    apart (write in `engine.begin()`).
+    """
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from retention.actions import Loaded
 from retention.config import load_settings
 from retention.errors import InvalidRequest
 from retention.evaluation import InvalidRecords, SubjectNotFound, explain_reader, validate
 from retention.exceptions import NotAuthorised, grant_exception, list_exceptions, revoke_exception
 from retention.holds import release_hold, set_hold
 from retention.inquiry import explain_stored, reader_status
+from retention.loading import SubjectLoader, load_reader
 from retention.policy_diff import policy_diff
 from retention.proposals import decide_proposal, list_proposals
 from retention.requests import due_requests, file_request, list_requests
@@ -730,3 +732,35 @@ def test_a_stored_reader_is_explained_as_the_same_record_read_from_a_file(
     assert any("incident I-9:" in line for line in from_file)
     with pytest.raises(SubjectNotFound):
         explain_stored(workspace.engine, ruleset, workspace.master, "svkpk", "SV-NOBODY", AS_OF)
+
+
+# -- loading one reader ---------------------------------------------------------------------------------------------
+
+
+def test_one_reader_loaded_alone_carries_everything_a_runs_batch_loads_for_it(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    """An explanation reads only the sides its first statement says hold something: it must miss none of them."""
+    returned = loan("svkpk", "L-RET", "SV-EX1", borrowed_at="2026-02-01", returned_at="2026-02-20")
+    import_lines(workspace, ruleset, [*EXPELLED, returned])
+    run(workspace, ruleset, "svkpk")  # opens the exclusion proposals: findings
+    grant = {**GRANT, "subject": "SV-EX1"}
+    grant_exception(workspace.engine, ruleset, workspace.master, "svkpk", grant, DIRECTOR, AS_OF)
+    file_request(workspace.engine, ruleset, workspace.master, "svkpk", "SV-EX1", "loan_history_erasure", AS_OF)
+    set_hold(workspace.engine, workspace.master, "svkpk", "reader", "SV-EX1", "handed to the police", None)
+
+    def batch_loaded(record_id: str) -> Loaded:
+        with workspace.engine.connect() as connection:
+            row = connection.execute(select(readers).where(readers.c.id == record_id)).one()
+            (subject,) = SubjectLoader(workspace.master, "svkpk").readers(connection, [row])
+        return subject
+
+    full = load_reader(workspace.engine, workspace.master, "svkpk", "SV-EX1")
+    assert full == batch_loaded("SV-EX1")
+    assert (len(full.grants), len(full.incidents), list(full.findings), full.returned_loans) == (
+        1, 2, ["svkpk.exclusion.repeated_expulsion"], 1
+    )  # fmt: skip
+    assert full.open_requests == {"loan_history_erasure"} and full.overlaid.keys() == {
+        "history_erasure_requested_at", "legal_hold"
+    }  # fmt: skip
+    assert load_reader(workspace.engine, workspace.master, "svkpk", "SV-EX2") == batch_loaded("SV-EX2")
