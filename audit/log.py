@@ -444,12 +444,12 @@ def _days(connection: Connection, where: LogFilter) -> list[date] | None:
 
 
 def _day_by_day(where: LogFilter, days: list[date], after: int, limit: int) -> Select[Any]:
-    """A short range: each day's first `limit` entries after `after` (one seek in ix_decision_log_day_seq each,
-    read in log order), merged in log order: however the day's entries are spread over the log."""
-    columns = select(decision_log.c.seq, decision_log.c.entry)
+    """A short range: each day's first `limit` positions after `after` (one seek in ix_decision_log_day_seq each,
+    read in log order), merged in log order, and only the page's `limit` entries read: however the day's entries
+    are spread over the log, and without reading the text of entries the page does not show."""
     others = replace(where, day_from=None, day_to=None)  # each page is one day of the range
     pages = [
-        others.where(columns)
+        others.where(select(decision_log.c.seq))
         .where(decision_log.c.day == day, decision_log.c.seq > after)
         .with_hint(decision_log, "INDEXED BY ix_decision_log_day_seq", "sqlite")  # not (library, seq): a scan
         .order_by(decision_log.c.seq)
@@ -457,10 +457,12 @@ def _day_by_day(where: LogFilter, days: list[date], after: int, limit: int) -> S
         .subquery()
         for day in days
     ]
+    columns = select(decision_log.c.seq, decision_log.c.entry)
     if not pages:
         return columns.where(false())
-    merged = union_all(*(select(page.c.seq, page.c.entry) for page in pages)).subquery()
-    return select(merged.c.seq, merged.c.entry).order_by(merged.c.seq).limit(limit)
+    merged = union_all(*(select(page.c.seq) for page in pages)).subquery()
+    chosen = select(merged.c.seq).order_by(merged.c.seq).limit(limit).subquery()
+    return columns.join(chosen, decision_log.c.seq == chosen.c.seq).order_by(decision_log.c.seq)
 
 
 def _day_span(connection: Connection, library: str | None, days: list[date]) -> tuple[int, int] | None:
