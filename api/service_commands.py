@@ -21,7 +21,7 @@ from retention.holds import release_hold, set_hold
 from retention.policy_diff import policy_diff
 from retention.policy_source import load_ruleset, policy_path
 from retention.proposals import decide_proposal, list_proposals
-from retention.requests import KINDS, due_requests, file_request
+from retention.requests import KINDS, due_requests, file_request, outlook
 from retention.setup import Workspace, open_workspace
 from retention.tenants import Agreement, library_today, list_libraries, onboard, record_agreement
 from retention.users import ROLES, add_user, list_users, revoke_user
@@ -183,6 +183,8 @@ def requests_add(
         out.print(f"request {request.id}: {kind}, received {request.received_on}, due {request.due_on}", markup=False)
         for f in forecast:
             out.print(f"  {f.rule} ({f.cite}): {f.action} — {_said(f.status)}", markup=False)
+        if not forecast:  # each rule's line says the rest
+            out.print(outlook(forecast), markup=False)
 
     run_body(body)
 

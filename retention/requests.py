@@ -26,7 +26,7 @@ from rules.ruleset import Ruleset
 from store.crypto import MasterKey
 from store.schema import readers, subject_requests
 
-__all__ = ["KINDS", "Forecast", "Request", "due_requests", "file_request", "list_requests"]
+__all__ = ["KINDS", "Forecast", "Request", "due_requests", "file_request", "list_requests", "outlook"]
 
 KINDS = tuple(REQUEST_FIELDS)
 _ACTIONS = {"erasure": "anonymise", "loan_history_erasure": "erase_loan_history"}
@@ -116,6 +116,21 @@ def forecast(
         reasons = [{"condition": c.text, "holds": c.holds} for c in outcome.conditions if c.holds is not None]
         found.append(Forecast(rule.id, rule.action, rule.cite, status, reasons))
     return found
+
+
+def outlook(forecasts: list[Forecast]) -> str:
+    """The answer to a request in one sentence: what the next run does about it, or why it does not act."""
+    statuses = {f.status for f in forecasts}
+    if not forecasts:
+        return (
+            "no rule of this library's policy acts on this kind of request: kodex does not carry it out; "
+            "it stays open and on the due list until the dpo answers the reader"
+        )
+    if "due" in statuses:
+        return "the next nightly run carries it out"
+    if "blocked" in statuses:
+        return "not carried out: an exception or a legal hold keeps the data; the dpo answers the reader"
+    return "not carried out now: the rule's other conditions do not hold (e.g. obligations); see its reasons"
 
 
 def list_requests(engine: Engine, library: str, status: str | None = None) -> list[Request]:

@@ -26,7 +26,7 @@ from retention.exceptions import exception_authority, grant_exception, list_exce
 from retention.holds import release_hold, set_hold
 from retention.proposals import Proposal, decide_proposal, list_proposals
 from retention.requests import Request as SubjectRequest
-from retention.requests import due_requests, file_request, list_requests
+from retention.requests import due_requests, file_request, list_requests, outlook
 
 router = APIRouter(tags=["requests, holds, exceptions, proposals"], responses=PROBLEMS)
 
@@ -48,20 +48,13 @@ def file(
         work.engine, rules, work.master, library, body.reader, body.kind, body.received_on or day
     )
     upcoming = next_run_of(request, library)
-    statuses = {f.status for f in forecast}
-    if "due" in statuses:
-        summary = "the next nightly run carries it out"
-    elif "blocked" in statuses:
-        summary = "not carried out: an exception or a legal hold keeps the data; the dpo answers the reader"
-    else:
-        summary = "not carried out now: the rule's other conditions do not hold (e.g. obligations); see `will`"
     return RequestAnswer(
         request=_request(filed, day),
         will=[
             Forecast(rule=f.rule, action=f.action, cite=f.cite, status=f.status, reasons=f.reasons) for f in forecast
         ],
         next_run=upcoming,
-        summary=summary,
+        summary=outlook(forecast),
     )
 
 

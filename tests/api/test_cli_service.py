@@ -158,6 +158,8 @@ def test_kodex_requests_add_says_when_it_is_due_and_what_the_rules_decide(
     assert "svkpk.erasure.cancellation_on_request (čl. 8 odst. 8; čl. 9 odst. 2): anonymise" in free
     assert "the next nightly run carries it out" in free
     assert "due 2026-04-15" in owing and "not now" in owing
+    history = ok("requests", "add", "--library", "svkpk", "--reader", "SV-CURRENT", "--kind", "loan_history_erasure")
+    assert "no rule of this library's policy acts on this kind of request" in history.stdout  # none in S-2/2024
     unknown = kodex("requests", "add", "--library", "svkpk", "--reader", "SV-NOBODY", "--kind", "erasure")
     wrong_kind = kodex("requests", "add", "--library", "svkpk", "--reader", "SV-CURRENT", "--kind", "forget_me")
     assert (unknown.exit_code, wrong_kind.exit_code) == (6, 2)

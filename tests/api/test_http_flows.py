@@ -275,6 +275,20 @@ def test_an_erasure_request_answer_says_blocked_when_a_legal_hold_keeps_the_data
     assert answer["summary"].startswith("not carried out: an exception or a legal hold")
 
 
+def test_a_request_no_rule_of_the_library_acts_on_says_so_and_stays_on_the_due_list(api: Api) -> None:
+    """SVK PK's regulation has no loan-history erasure (DESIGN.md catalogue): the dpo must answer it by hand."""
+    api.load([CURRENT])
+
+    answer = api.ok("POST", "/v1/libraries/svkpk/requests", "dpo",
+                    json={"reader": "SV-CURRENT", "kind": "loan_history_erasure", "received_on": "2026-11-15"})  # fmt: skip
+
+    assert answer["will"] == []
+    assert answer["summary"].startswith("no rule of this library's policy acts on this kind of request")
+    api.night(NIGHT)
+    due = api.ok("GET", "/v1/libraries/svkpk/requests", "dpo", params={"due_within": 30})
+    assert [(r["id"], r["status"]) for r in due] == [(answer["request"]["id"], "open")]
+
+
 def test_a_request_is_due_one_calendar_month_after_receipt_clamped_to_the_months_last_day(api: Api) -> None:
     api.load([CURRENT, OWING])
 
