@@ -56,7 +56,8 @@ def store_at_0001(database_url: str, *, keyed: bool = False) -> Engine:
     return engine
 
 
-def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url: str) -> None:
+def upgraded_from_0001(database_url: str) -> Engine:
+    """A 0001 store holding a run, an exception kept in clear and a decision of it, upgraded with MASTER."""
     engine = store_at_0001(database_url, keyed=True)
     with engine.begin() as connection:
         connection.execute(
@@ -91,6 +92,11 @@ def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable
         )
 
     upgrade(engine, MASTER)
+    return engine
+
+
+def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url: str) -> None:
+    engine = upgraded_from_0001(database_url)
 
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT idx, id, kind, entry FROM decision_log")).all()
@@ -104,8 +110,7 @@ def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable
 
 
 def test_upgrading_encrypts_an_exceptions_grantor_and_reason_kept_in_clear_before(database_url: str) -> None:
-    test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable_log(database_url)
-    engine = connect(database_url)
+    engine = upgraded_from_0001(database_url)
     with engine.connect() as connection:
         row = connection.execute(text("SELECT library, id, granted_by, reason FROM exceptions")).one()
     engine.dispose()
