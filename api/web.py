@@ -17,9 +17,11 @@ Where the work runs: an endpoint declared `def` runs in a worker thread (at
 most `web_threads` at once), so a long export, verification or import leaves
 the event loop free. The token check, the query filters, and the two reads an
 auditor or a library system makes most (a reader's explanation, a page of
-decisions) are `async def` and run on the event loop itself: each is a few
-indexed queries, which cost less than handing them to a thread and back (with
-threads, their GIL hand-offs made most of the tail latency; bench/README.md).
+decisions) are `async def` and run on the event loop itself: each is one to
+three indexed queries in autocommit (store.database.reading), which cost less
+than handing them to a thread and back (with threads, their GIL hand-offs made
+most of the tail latency; bench/README.md). While such a query waits for
+PostgreSQL the worker waits with it, so they are kept to few round trips.
 Concurrency then comes from `kodex serve --workers`. After start-up the
 objects that live as long as the process (the policy, compiled rules,
 statements) are moved out of the collector's sight (gc.freeze), so a full
