@@ -23,6 +23,9 @@ class _OneOf(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
+    # a comparison, as IN is: without this, dialects with no boolean type (SQLite) compare it to 1, `(x IN (…)) = 1`,
+    # which no index serves (each batch read the library's whole index range)
+    _is_implicitly_boolean = True
     _traverse_internals = [  # noqa: RUF012 - SQLAlchemy's own declaration: what the statement cache keys on
         ("expanded", InternalTraversal.dp_clauseelement),
         ("array", InternalTraversal.dp_clauseelement),
