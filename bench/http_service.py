@@ -16,7 +16,8 @@ it is built in DIR (and its schema kept) the first time and reused as it is afte
 so a 1,000,000-entry store is built once; DIR must then have been built with the same
 --entries, --readers, --seed and --database-url. On PostgreSQL the tables are analysed
 once built, as autovacuum would have done by the time a real log is that long (kodex
-itself never runs ANALYZE; on SQLite nothing is done, as in a real installation).
+itself analyses only the subjects' tables, after a full sweep; on SQLite nothing is done,
+as in a real installation).
 
 Then it starts `kodex serve --no-scheduler --host 127.0.0.1 --port <free>` (the console
 script next to this Python, with the installation's KODEX_* environment; --workers N is

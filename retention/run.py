@@ -47,7 +47,7 @@ from rules.evaluator import Outcome, Status, evaluate_subject
 from rules.facts import local_day
 from rules.ruleset import LibraryAt, Ruleset
 from store.crypto import MasterKey
-from store.schema import camera_recordings, findings, plan_items, readers, runs
+from store.schema import LIVE_READER, camera_recordings, findings, plan_items, readers, runs
 
 __all__ = ["LibraryRun", "plan_decisions", "run_decisions", "run_library"]
 
@@ -152,7 +152,20 @@ def run_library(
                 checkpoint(connection, library, master, now())
     if not dry_run and engine.dialect.name == "sqlite":
         _drop_old_pages(engine)
+    if full and not dry_run and engine.dialect.name == "postgresql":
+        _refresh_statistics(engine)
     return result
+
+
+def _refresh_statistics(engine: Engine) -> None:
+    """After a full sweep, PostgreSQL's picture of the review dates is stale: refresh it, as autovacuum would later.
+
+    The sweep set every live subject's next review; until the statistics say so, PostgreSQL believes most readers
+    are still never reviewed and counts the next night's never-reviewed range by reading the whole table (1.6 s
+    of a 2.7 s night at 1,000,000 readers). Sampled, it takes well under a second at that size.
+    """
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"ANALYZE {readers.name}, {camera_recordings.name}")
 
 
 def _drop_old_pages(engine: Engine) -> None:
@@ -230,7 +243,7 @@ class _Job:
         key = table.c.rid if table is readers else table.c.cid
         live = table.c.library == self.library
         if table is readers:
-            live = and_(live, readers.c.state != "anonymised")
+            live = and_(live, LIVE_READER)  # as ix_readers_review says it, so that index serves the ranges
         if self.full:
             return [(live, (key,))]
         return [

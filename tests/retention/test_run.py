@@ -14,20 +14,25 @@ import shutil
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql
 
 import retention.actions
 import retention.run
 from retention.access import access_copy
 from retention.setup import Workspace
 from rules.ruleset import Ruleset
-from store.schema import camera_recordings, findings, loans, plan_items, purged_recordings, readers, runs
+from store.schema import camera_recordings, findings, loans, metadata, plan_items, purged_recordings, readers, runs
 from store.schema import decision_log as decisions
+from tests.conftest import on_postgresql
 from tests.retention.support import (
     AS_OF,
+    LAPSED,
     SAMPLE,
     import_file,
     import_lines,
@@ -679,3 +684,53 @@ def test_a_run_with_no_failing_subject_applies_each_batch_in_one_transaction(
     applied = Counter(action for r in results for (action, outcome), n in r.counts.items() if outcome == "applied")
     assert {"anonymise", "purge", "registration_expired", "block_services"} <= set(applied)
     assert alone == []
+
+
+# -- reading a night's due subjects ----------------------------------------------------------------------------------
+
+
+def _night_job(full: bool = False) -> Any:
+    """A job's due-subject queries for SVK PK on 2026-11-23, without a store behind them."""
+    job = SimpleNamespace(library="svkpk", full=full, day=date(2026, 11, 23), batch_size=2000)
+    job._due = lambda table: retention.run._Job._due(job, table)  # type: ignore[arg-type]
+    return job
+
+
+def test_a_nights_due_readers_are_read_from_the_review_index_of_live_readers_on_sqlite() -> None:
+    """Anonymised readers (never reviewed again) are not in the index: a night no longer reads through them."""
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    (index,) = [i for i in readers.indexes if i.name == "ix_readers_review"]
+    assert str(index.dialect_options["sqlite"]["where"]) == "state != 'anonymised'"
+    job = _night_job()
+    statements = [select(func.count()).select_from(readers).where(condition) for condition, _ in job._due(readers)]
+    statements.append(retention.run._Job._next_batch(job, readers, readers.c.rid, 0))
+    with engine.connect() as connection:
+        for statement in statements:  # with its values bound as the job binds them: SQLite plans with parameters
+            compiled = statement.compile(engine)
+            values = tuple(compiled.params[name] for name in compiled.positiontup or ())
+            plan = " ".join(row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values))
+            assert plan.count("USING INDEX ix_readers_review") == plan.count("SEARCH readers"), plan
+            assert "SCAN readers" not in plan, plan
+    engine.dispose()
+    for condition, _ in job._due(readers):  # written out: a generic plan on PostgreSQL can use the index too
+        assert "readers.state != 'anonymised'" in str(condition.compile(dialect=postgresql.dialect()))
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="statistics are PostgreSQL's: SQLite keeps none unless asked")
+def test_a_full_sweep_on_postgresql_refreshes_the_statistics_of_the_review_dates_it_rewrote(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    import_lines(workspace, ruleset, [LAPSED])
+
+    def analysed() -> Any:
+        with workspace.engine.connect() as connection:
+            return connection.execute(
+                sql_text("SELECT last_analyze FROM pg_stat_user_tables WHERE relid = 'readers'::regclass")
+            ).scalar()
+
+    before = analysed()
+    run(workspace, ruleset, "svkpk", AS_OF, dry_run=True, full=True)
+    assert analysed() == before  # a dry run changed nothing
+    run(workspace, ruleset, "svkpk", AS_OF, full=True)
+    assert analysed() is not None and analysed() != before
