@@ -153,19 +153,22 @@ def run_library(
     if not dry_run and engine.dialect.name == "sqlite":
         _drop_old_pages(engine)
     if full and not dry_run and engine.dialect.name == "postgresql":
-        _refresh_statistics(engine)
+        _vacuum_after_sweep(engine)
     return result
 
 
-def _refresh_statistics(engine: Engine) -> None:
-    """After a full sweep, PostgreSQL's picture of the review dates is stale: refresh it, as autovacuum would later.
+def _vacuum_after_sweep(engine: Engine) -> None:
+    """After a full sweep on PostgreSQL: VACUUM (ANALYZE) the subjects' tables, as autovacuum would later.
 
-    The sweep set every live subject's next review; until the statistics say so, PostgreSQL believes most readers
-    are still never reviewed and counts the next night's never-reviewed range by reading the whole table (1.6 s
-    of a 2.7 s night at 1,000,000 readers). Sampled, it takes well under a second at that size.
+    The sweep rewrote every live subject's row. Until vacuumed, the old row versions stay on disk (an anonymised
+    reader's wrapped key among them: SQLite's pages are dropped at the end of a run for the same reason) and in
+    the review index, where the next night's never-reviewed range read through a million dead entries; until
+    analysed, PostgreSQL believed most readers never reviewed. 5.0 s at 1,000,000 readers (of a 520 s sweep);
+    the next night after it 1.29 s instead of 4.83 s.
     """
-    with engine.begin() as connection:
-        connection.exec_driver_sql(f"ANALYZE {readers.name}, {camera_recordings.name}")
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")  # VACUUM runs outside a transaction
+        connection.exec_driver_sql(f"VACUUM (ANALYZE) {readers.name}, {camera_recordings.name}")
 
 
 def _drop_old_pages(engine: Engine) -> None:
