@@ -42,7 +42,7 @@ from retention.exceptions import exception_authority, revoke_exception
 from retention.importing import import_records
 from retention.inquiry import explain_stored
 from retention.policy_source import load_ruleset, policy_path
-from retention.run import plan_decisions, run_decisions, run_library
+from retention.run import plan_decisions, refuse_look_ahead, run_decisions, run_library
 from retention.setup import Workspace, initialise, open_workspace
 from retention.tenants import library_today
 from rules.examples import run_examples
@@ -378,10 +378,14 @@ def run_command(
             raise typer.BadParameter(
                 f"unknown library; the policy has: {', '.join(ruleset.libraries)}", param_hint="--library"
             )
+        chosen = [library] if library else list(ruleset.libraries)
+        for library_id in chosen:  # no library runs if one of them may not look that far ahead
+            if moment is not None:
+                refuse_look_ahead(ruleset, library_id, moment, dry_run=dry_run)
         work = open_workspace(settings)
         results = []
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
-            for library_id in [library] if library else list(ruleset.libraries):
+            for library_id in chosen:
                 task = bar.add_task(f"{library_id}{' (dry run)' if dry_run else ''}", total=None)
                 zone = ruleset.library(library_id).zone
                 results.append(

@@ -236,7 +236,7 @@ class RunOut(_Out):
     dry_run: bool
     full: bool
     policy_revision: str
-    status: str  # started, running, finished, interrupted
+    status: str  # started, running, finished, failed (summary.error names the error's type), interrupted
     started_at: datetime | None
     finished_at: datetime | None
     summary: Json | None

@@ -15,12 +15,12 @@ Every entry has the same keys, null where a key does not apply:
     rule, cite      the rule and the article it applies
     action, effect  what the rule calls for, and whether kodex applies, reports or proposes it
     outcome         applied | reported | proposed | retained | failed | error (decisions);
-                    finished (run summary); granted | revoked (exceptions); accepted | rejected (proposals)
+                    finished | failed (run summary); granted | revoked (exceptions); accepted | rejected (proposals)
     reasons         each condition, whether it held and the values it compared (personal values withheld)
     policy_revision the policy the decision was taken under
     exception       the pseudonym of the exception that applied, or that was granted or revoked
     details         what the kind adds: incidents counted, who decides a proposal, a hold's end, an error,
-                    an exception's role and dates, a run's counts
+                    an exception's role and dates, a run's counts and who started it (`started_by`)
 
 The canonical form is JSON with sorted keys, no spaces, UTF-8: the bytes that
 are hashed into the Merkle tree (`canonical`). Nothing in an entry names a
@@ -147,8 +147,13 @@ def run_summary_entry(
     summary: Mapping[str, Any],
     full: bool,
     time: str,
+    *,
+    outcome: Literal["finished", "failed"] = "finished",
 ) -> dict[str, Any]:
-    """The one entry of a run that closes it: how many subjects it reviewed and what it decided, by count."""
+    """The one entry of a run that closes it: how many subjects it reviewed and what it decided, by count.
+
+    `summary` names who started the run (`started_by`) and, for a run that failed, the error's type.
+    """
     return _entry(
         kind="run_summary",
         id=entry_id,
@@ -157,7 +162,7 @@ def run_summary_entry(
         as_of=as_of,
         run=run_id,
         actor={"type": "run", "id": run_id, "role": None},
-        outcome="finished",
+        outcome=outcome,
         policy_revision=revision,
         details={**summary, "full": full},
     )

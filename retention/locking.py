@@ -16,13 +16,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.exc import IntegrityError
 
 from store.database import is_postgresql
 from store.schema import run_leases
 
-__all__ = ["RunInProgress", "library_lock"]
+__all__ = ["RunInProgress", "library_lock", "lock_held"]
 
 
 class RunInProgress(Exception):
@@ -38,11 +38,7 @@ def library_lock(engine: Engine, library: str, run_id: str, *, wait: float = 0.0
     deadline = time.monotonic() + wait
     if is_postgresql(engine):
         with engine.connect() as connection:
-            # advisory locks are per database: the schema keeps installations in one database apart
-            schema = connection.execute(text("SELECT current_schema()")).scalar()
-            key = int.from_bytes(
-                hashlib.sha256(f"kodex-run:{schema}:{library}".encode()).digest()[:8], "big", signed=True
-            )
+            key = _advisory_key(connection, library)
             while not connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
                 connection.rollback()
                 if time.monotonic() >= deadline:
@@ -64,6 +60,27 @@ def library_lock(engine: Engine, library: str, run_id: str, *, wait: float = 0.0
     finally:
         with engine.begin() as connection:
             connection.execute(delete(run_leases).where(run_leases.c.library == library, run_leases.c.run_id == run_id))
+
+
+def lock_held(engine: Engine, library: str) -> bool:
+    """Whether a live run holds the library's lock now (a run row left `running` by a killed process holds none)."""
+    if is_postgresql(engine):
+        with engine.connect() as connection:
+            key = _advisory_key(connection, library)
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            if taken:
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            connection.commit()
+            return not taken
+    with engine.connect() as connection:
+        row = connection.execute(select(run_leases.c.holder).where(run_leases.c.library == library)).first()
+    return row is not None and _alive(row.holder)
+
+
+def _advisory_key(connection: Connection, library: str) -> int:
+    # advisory locks are per database: the schema keeps installations in one database apart
+    schema = connection.execute(text("SELECT current_schema()")).scalar()
+    return int.from_bytes(hashlib.sha256(f"kodex-run:{schema}:{library}".encode()).digest()[:8], "big", signed=True)
 
 
 def _busy(library: str) -> str:

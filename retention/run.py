@@ -20,17 +20,25 @@ transaction; if it fails, the batch is redone one subject per transaction,
 and a subject that still fails gets an error decision (fail closed) while the
 run goes on. A run killed at any moment leaves whole batches committed and the
 rest untouched; running again finishes the work.
+
+A run that applies anything may not look ahead: its `as_of` is at most the
+library's tomorrow (what it anonymises cannot be undone, so a mistyped year
+would destroy readers for good); a dry run may look at any day. A run that
+ends with an error is marked `failed` with the error's type (never its
+message: it may hold a value), and its lock is released. Each run's summary
+names who started it: a user (id and role), the scheduler, or the CLI.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, select, union_all, update
 
@@ -38,6 +46,7 @@ from audit.entries import decision_entry, now, run_summary_entry
 from audit.log import append, checkpoint, run_entries
 from retention.actions import STRATEGIES, Loaded, PurgeFailed, Writes
 from retention.config import BATCH_SIZE
+from retention.errors import InvalidRequest
 from retention.loading import SubjectLoader
 from retention.locking import library_lock
 from retention.review import next_review, policy_changes
@@ -49,11 +58,34 @@ from rules.ruleset import LibraryAt, Ruleset
 from store.crypto import MasterKey
 from store.schema import LIVE_READER, camera_recordings, findings, plan_items, readers, runs
 
-__all__ = ["LibraryRun", "plan_decisions", "run_decisions", "run_library"]
+__all__ = [
+    "CLI",
+    "LOOK_AHEAD",
+    "SCHEDULER",
+    "LibraryRun",
+    "plan_decisions",
+    "refuse_look_ahead",
+    "run_decisions",
+    "run_library",
+    "started_by_user",
+]
 
 APPLIED, REPORTED, PROPOSED, RETAINED, FAILED, ERROR = "applied", "reported", "proposed", "retained", "failed", "error"
 DECIDED = frozenset({"accepted", "rejected"})  # a proposal's finding once its deciding role has decided it
+log = logging.getLogger("kodex.run")
 _BY_EFFECT = {Effect.APPLY: APPLIED, Effect.REPORT: REPORTED, Effect.PROPOSE: PROPOSED}
+
+# How far past the library's today a run that applies anything may decide: one day, so a night started a little
+# early, or by a machine whose clock is a few hours off, still runs; a later day is a dry run's only.
+LOOK_AHEAD = timedelta(days=1)
+
+Starter = Mapping[str, str | None]  # who started a run, as its summary in the log names it
+CLI: Starter = {"type": "cli", "id": None, "role": None}
+SCHEDULER: Starter = {"type": "scheduler", "id": None, "role": None}
+
+
+def started_by_user(user_id: str, role: str) -> Starter:
+    return {"type": "user", "id": user_id, "role": role}
 
 
 @dataclass
@@ -65,6 +97,7 @@ class LibraryRun:
     as_of: str
     dry_run: bool
     full: bool
+    started_by: Starter
     reviewed: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, outcome) -> decisions
     planned: int = 0  # a dry run's plan items (stored in plan_items; read back with plan_decisions)
@@ -73,6 +106,7 @@ class LibraryRun:
         return {
             "reviewed": self.reviewed,
             "decisions": [{"action": a, "outcome": o, "count": n} for (a, o), n in sorted(self.counts.items())],
+            "started_by": dict(self.started_by),
         }
 
 
@@ -99,15 +133,21 @@ def run_library(
     wait: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
+    started_by: Starter = CLI,
 ) -> LibraryRun:
-    """Run one library's job at `as_of`; `progress(done, total)` is told after each batch."""
+    """Run one library's job at `as_of`; `progress(done, total)` is told after each batch.
+
+    Raises InvalidRequest, before anything is done, for a run that would apply decisions past the library's
+    tomorrow; any error after the run has begun marks it failed (and is raised again).
+    """
+    refuse_look_ahead(ruleset, library, as_of, dry_run=dry_run)
     run_id = run_id or str(uuid.uuid4())
     compiled = ruleset.library(library)
     day = local_day(as_of, compiled.zone)
     assert day is not None
     if not full and _policy_changed(engine, library, ruleset.revision):
         full = True  # a new policy may change any subject's outcome: this run reviews everyone
-    result = LibraryRun(run_id, library, as_of.isoformat(), dry_run, full)
+    result = LibraryRun(run_id, library, as_of.isoformat(), dry_run, full, started_by)
     lock = nullcontext() if dry_run else library_lock(engine, library, run_id, wait=wait)
     with lock:
         with engine.begin() as connection:
@@ -130,31 +170,96 @@ def run_library(
                     started_at=datetime.now(UTC),
                 )
             )
-        job = _Job(engine, ruleset, master, compiled.at(day), as_of, result, full, batch_size)
-        total = job.count_due()
-        done = 0
-        for batch in job.batches():
-            job.process(batch)
-            done += len(batch)
-            if progress is not None:
-                progress(done, total)
-        with engine.begin() as connection:  # the run's summary closes it in the log, and a checkpoint signs the log
-            connection.execute(
-                update(runs)
-                .where(runs.c.id == run_id)
-                .values(status="finished", finished_at=datetime.now(UTC), summary=result.summary())
-            )
-            if not dry_run:
-                summary = run_summary_entry(
-                    str(uuid.uuid4()), library, run_id, result.as_of, ruleset.revision, result.summary(), full, now()
-                )
-                append(connection, library, day, [summary])
-                checkpoint(connection, library, master, now())
+        try:
+            job = _Job(engine, ruleset, master, compiled.at(day), as_of, result, full, batch_size)
+            total = job.count_due()
+            done = 0
+            for batch in job.batches():
+                job.process(batch)
+                done += len(batch)
+                if progress is not None:
+                    progress(done, total)
+            _close(engine, ruleset, master, result, day, "finished")
+        except BaseException as error:  # the run did not finish: say so, with the error's type only
+            _fail(engine, ruleset, master, result, day, error)
+            raise
     if not dry_run and engine.dialect.name == "sqlite":
         _drop_old_pages(engine)
     if full and not dry_run and engine.dialect.name == "postgresql":
         _vacuum_after_sweep(engine)
     return result
+
+
+def refuse_look_ahead(ruleset: Ruleset, library: str, as_of: date | datetime, *, dry_run: bool) -> None:
+    """Refuse a run that would apply decisions for a day past the library's tomorrow (a dry run may look anywhere)."""
+    if dry_run:
+        return
+    zone = ruleset.library(library).zone
+    latest = datetime.now(zone).date() + LOOK_AHEAD
+    day = local_day(as_of, zone)
+    if day is not None and day > latest:
+        raise InvalidRequest(
+            f"library {library!r}: as_of is later than {latest.isoformat()} (tomorrow in the library's time zone); "
+            "a run that applies decisions may not look ahead, as what it anonymises cannot be undone. To see what "
+            'a later day would bring, make it a dry run (kodex run --dry-run, or "dry_run": true)'
+        )
+
+
+def _close(
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    result: LibraryRun,
+    day: date,
+    status: Literal["finished", "failed"],
+    error: str | None = None,
+) -> None:
+    """End the run with `status`: its row, and (not dry) its summary in the log and a signed checkpoint."""
+    summary = result.summary()
+    if error is not None:
+        summary["error"] = error
+    with engine.begin() as connection:
+        connection.execute(
+            update(runs)
+            .where(runs.c.id == result.run_id)
+            .values(status=status, finished_at=datetime.now(UTC), summary=summary)
+        )
+        if not result.dry_run:
+            entry = run_summary_entry(
+                str(uuid.uuid4()), result.library, result.run_id, result.as_of, ruleset.revision, summary,
+                result.full, now(), outcome=status,
+            )  # fmt: skip
+            append(connection, result.library, day, [entry])
+            checkpoint(connection, result.library, master, now())
+
+
+def _fail(
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    result: LibraryRun,
+    day: date,
+    error: BaseException,
+) -> None:
+    """Mark a run that ended with `error` failed: in the log when the log can still be written, else its row alone."""
+    kind = type(error).__name__
+    try:
+        _close(engine, ruleset, master, result, day, "failed", kind)
+        return
+    except Exception as logging_failed:  # the store itself may be what failed: at least the row must say so
+        log.error("run %s of %s: its failure could not be logged (%s)", result.run_id, result.library,
+                  type(logging_failed).__name__)  # fmt: skip
+    summary = {**result.summary(), "error": kind}
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                update(runs)
+                .where(runs.c.id == result.run_id)
+                .values(status="failed", finished_at=datetime.now(UTC), summary=summary)
+            )
+    except Exception as marking_failed:  # nothing more to do: a later run marks it interrupted
+        log.error("run %s of %s: could not be marked failed (%s)", result.run_id, result.library,
+                  type(marking_failed).__name__)  # fmt: skip
 
 
 def _vacuum_after_sweep(engine: Engine) -> None:

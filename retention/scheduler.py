@@ -43,7 +43,7 @@ from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped
 from sqlalchemy import Engine, exists, select
 
 from retention.locking import RunInProgress, library_lock
-from retention.run import LibraryRun, run_library
+from retention.run import SCHEDULER, LibraryRun, run_library
 from retention.setup import Workspace
 from rules.ruleset import Ruleset
 from store.schema import runs
@@ -151,7 +151,7 @@ def nightly_job(
             log.info("library %s: night %s: run started", library, night)
             result = run_library(
                 workspace.engine, ruleset, workspace.master, library, as_of,
-                batch_size=settings.batch_size, wait=patience,
+                batch_size=settings.batch_size, wait=patience, started_by=SCHEDULER,
             )  # fmt: skip
     except RunInProgress:
         log.warning("library %s: night %s: another run held the lock for %.0f s; not run now", library, night, patience)

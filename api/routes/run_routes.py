@@ -14,8 +14,8 @@ from api.auth import Denied, Principal, for_library
 from api.routes.common import PROBLEMS, aware, ruleset, workspace
 from api.schemas import RunIn, RunOut
 from retention.evaluation import SubjectNotFound
-from retention.locking import RunInProgress
-from retention.run import plan_decisions, run_library
+from retention.locking import RunInProgress, lock_held
+from retention.run import Starter, plan_decisions, refuse_look_ahead, run_library, started_by_user
 from retention.setup import Workspace
 from rules.ruleset import Ruleset
 from store.schema import runs
@@ -35,13 +35,15 @@ def start(
 ) -> RunOut:
     """Start the library's job now (as `kodex run`), in the background; follow it with GET …/runs/{id}.
 
-    A dpo may start dry runs only (the plan: what would happen and why, changing nothing).
+    A dpo may start dry runs only (the plan: what would happen and why, changing nothing). A run that applies
+    decisions may not have an `as_of` past the library's tomorrow (422): only a dry run may look ahead.
     """
     if principal.user.role == "dpo" and not body.dry_run:
         raise Denied("a dpo may start dry runs only; the nightly job is the scheduler's")
     work, rules = workspace(request), ruleset(request)
     zone = rules.library(library).zone
     as_of = body.as_of if body.as_of is not None else datetime.now(zone)
+    refuse_look_ahead(rules, library, as_of, dry_run=body.dry_run)
     if not body.dry_run:
         with work.engine.connect() as connection:
             running = connection.execute(
@@ -49,10 +51,11 @@ def start(
                     runs.c.library == library, runs.c.status == "running", runs.c.dry_run.is_(False)
                 )
             ).first()
-        if running is not None:
+        if running is not None and lock_held(work.engine, library):  # a row left running by a dead run: no lock
             raise RunInProgress(f"library {library!r}: run {running.id} is in progress; try again when it has finished")
     run_id = str(uuid.uuid4())
-    background.add_task(_run, work, rules, library, as_of, body.dry_run, body.full, run_id)
+    starter = started_by_user(principal.user.id, principal.user.role)
+    background.add_task(_run, work, rules, library, as_of, body.dry_run, body.full, run_id, starter)
     return RunOut(
         id=run_id, library=library, as_of=as_of.isoformat(), dry_run=body.dry_run, full=body.full,
         policy_revision=rules.revision, status="started", started_at=None, finished_at=None, summary=None,
@@ -105,16 +108,23 @@ def _find(work: Workspace, library: str, run_id: str) -> Any:
 
 
 def _run(
-    work: Workspace, rules: Ruleset, library: str, as_of: date | datetime, dry_run: bool, full: bool, run_id: str
+    work: Workspace,
+    rules: Ruleset,
+    library: str,
+    as_of: date | datetime,
+    dry_run: bool,
+    full: bool,
+    run_id: str,
+    started_by: Starter,
 ) -> None:
     try:
         run_library(
             work.engine, rules, work.master, library, as_of, dry_run=dry_run, full=full,
-            batch_size=work.settings.batch_size, run_id=run_id,
+            batch_size=work.settings.batch_size, run_id=run_id, started_by=started_by,
         )  # fmt: skip
     except RunInProgress:
         log.warning("run %s of %s not started: another run is in progress", run_id, library)
-    except Exception as error:  # logged by type only: its message may hold a value
+    except Exception as error:  # logged by type only: its message may hold a value; run_library marked it failed
         log.error("run %s of %s failed: %s", run_id, library, type(error).__name__)
 
 

@@ -15,16 +15,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from api.cli import app
 from api.web import create_app
+from audit.log import LogFilter, query
 from retention.config import load_settings
 from retention.inquiry import reader_status
 from retention.proposals import list_proposals
 from retention.setup import Workspace, open_workspace
 from retention.users import list_users
 from rules.ruleset import Ruleset
+from store.schema import runs
 from tests.conftest import AGREEMENT, POLICY
 from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, person, recording
 
@@ -369,3 +372,32 @@ def test_kodex_explain_without_a_file_explains_the_stored_reader(installed: dict
     assert stored.stdout == from_file.stdout
     assert kodex("explain", "--reader", "SV-OWING", "--as-of", NIGHT).exit_code == 2  # which library?
     assert kodex("explain", "--reader", "SV-NOBODY", "--library", "svkpk", "--as-of", NIGHT).exit_code == 6
+
+
+# -- runs ------------------------------------------------------------------------------------------------------------
+
+
+def test_kodex_run_past_tomorrow_exits_2_saying_to_use_dry_run_and_changes_nothing_in_any_library(
+    store: Workspace, tmp_path: Path
+) -> None:
+    ok("import", records_file(tmp_path, [LAPSED, CURRENT]))
+
+    refused = kodex("run", "--as-of", "8999-01-01", "--full")
+
+    assert refused.exit_code == 2, refused.output
+    assert "--dry-run" in refused.stderr
+    assert reader_status(store.engine, "svkpk", "SV-LAPSED").state == "active"
+    with store.engine.connect() as connection:
+        assert connection.execute(select(runs.c.id)).all() == []
+    looked_ahead = ok("run", "--as-of", "8999-01-01", "--dry-run")
+    assert "anonymise" in looked_ahead.stdout
+    assert reader_status(store.engine, "svkpk", "SV-LAPSED").state == "active"
+
+
+def test_a_run_from_the_command_line_names_the_cli_as_its_starter_in_the_log(store: Workspace, tmp_path: Path) -> None:
+    ok("import", records_file(tmp_path, [LAPSED]))
+
+    night()
+
+    (summary,) = query(store.engine, LogFilter(library="svkpk", kind="run_summary"))
+    assert summary[1]["details"]["started_by"] == {"type": "cli", "id": None, "role": None}

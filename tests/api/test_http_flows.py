@@ -30,7 +30,7 @@ from retention.setup import Workspace, initialise, open_workspace
 from retention.users import add_user
 from rules.periods import Period, add_period
 from rules.ruleset import Ruleset
-from store.schema import camera_recordings, loans, readers, users
+from store.schema import camera_recordings, loans, readers, runs, users
 from tests.conftest import POLICY
 from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person
 
@@ -676,6 +676,87 @@ def test_a_dpo_cannot_start_a_real_run(api: Api) -> None:
     assert api.ok("GET", "/v1/libraries/svkpk/runs", "dpo") == []
     assert api.reader("SV-LAPSED")["state"] == "active"
     assert api.call("POST", "/v1/libraries/svkpk/runs", "director", json={"as_of": NIGHT}).status_code == 403
+
+
+def test_a_scheduler_cannot_start_a_real_run_past_the_librarys_tomorrow_and_nobody_is_anonymised(api: Api) -> None:
+    api.load([CURRENT, LAPSED])
+    after_tomorrow = (today() + timedelta(days=2)).isoformat()
+
+    far = api.call("POST", "/v1/libraries/svkpk/runs", "scheduler", json={"as_of": "8999-01-01", "full": True})
+    near = api.call("POST", "/v1/libraries/svkpk/runs", "scheduler", json={"as_of": after_tomorrow})
+
+    assert (far.status_code, near.status_code) == (422, 422), (far.text, near.text)
+    assert "dry run" in far.json()["detail"]
+    assert "8999" not in far.text  # the value sent is not echoed
+    assert api.ok("GET", "/v1/libraries/svkpk/runs", "scheduler") == []
+    assert api.reader("SV-CURRENT")["state"] == "active"
+    assert api.log(kind="decision") == []
+
+
+def test_a_dry_run_may_look_ahead_to_any_day_and_a_real_run_tomorrow_is_allowed(api: Api) -> None:
+    api.load([CURRENT])
+
+    dry = api.ok("POST", "/v1/libraries/svkpk/runs", "dpo", json={"as_of": "8999-01-01", "dry_run": True})
+    tomorrow = api.night((today() + timedelta(days=1)).isoformat())
+
+    assert api.ok("GET", f"/v1/libraries/svkpk/runs/{dry['id']}", "dpo")["status"] == "finished"
+    assert tomorrow["status"] == "finished"
+
+
+def test_a_runs_summary_in_the_log_names_the_user_and_role_that_started_it(api: Api) -> None:
+    api.load([LAPSED])
+
+    run = api.night(NIGHT)
+
+    (summary,) = api.log(kind="run_summary")
+    started_by = {"type": "user", "id": api.user_id("scheduler"), "role": "scheduler"}
+    assert summary["details"]["started_by"] == started_by
+    assert run["summary"]["started_by"] == started_by
+
+
+def test_a_run_started_over_http_that_fails_is_marked_failed_with_the_error_type_and_the_next_run_starts(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.load([LAPSED])
+    secret = "SV-LAPSED Jana Nováková"
+
+    def broken(*args: Any, **kwargs: Any) -> int:
+        raise RuntimeError(secret)  # a message that may hold personal data
+
+    monkeypatch.setattr("retention.run._Job.count_due", broken)
+    started = api.ok("POST", "/v1/libraries/svkpk/runs", "scheduler", json={"as_of": NIGHT})
+    failed = api.ok("GET", f"/v1/libraries/svkpk/runs/{started['id']}", "scheduler")
+
+    assert failed["status"] == "failed"
+    assert failed["summary"]["error"] == "RuntimeError"
+    assert secret not in json.dumps(failed)
+    (logged,) = api.log(kind="run_summary")
+    assert (logged["outcome"], logged["details"]["error"]) == ("failed", "RuntimeError")
+    assert secret not in json.dumps(logged)
+    assert api.reader("SV-LAPSED")["state"] == "active"
+
+    monkeypatch.undo()
+    again = api.night(NIGHT)  # not 409: the lock was released and the failed run is not "running"
+
+    assert summary_counts(again)[("anonymise", "applied")] == 1
+
+
+def test_a_run_left_running_by_a_killed_process_does_not_refuse_later_http_runs(api: Api) -> None:
+    api.load([LAPSED])
+    with api.work.engine.begin() as connection:  # what a process killed mid-run leaves: a row, but no lock
+        connection.execute(
+            runs.insert().values(
+                id="00000000-0000-0000-0000-00000000dead", library="svkpk", as_of=NIGHT, as_of_day=date(2026, 11, 22),
+                dry_run=False, full=False, policy_revision=api.ruleset.revision, status="running",
+                started_at=datetime(2026, 11, 22, 1, 0),
+            )
+        )  # fmt: skip
+
+    run = api.night(NIGHT)
+
+    assert summary_counts(run)[("anonymise", "applied")] == 1
+    dead = api.ok("GET", "/v1/libraries/svkpk/runs/00000000-0000-0000-0000-00000000dead", "scheduler")
+    assert dead["status"] == "interrupted"
 
 
 # -- policy --------------------------------------------------------------------------------------------------------

@@ -228,6 +228,13 @@ def test_a_night_done_stays_done_until_the_next_one(stocked: Workspace, ruleset:
     assert [row["as_of_day"] for row in run_rows(stocked, "kntb")] == [date(2026, 11, 22), date(2026, 11, 23)]
 
 
+def test_a_nightly_runs_summary_names_the_scheduler_as_its_starter(stocked: Workspace, ruleset: Ruleset) -> None:
+    run_latest_night(stocked, ruleset, "kntb", fixed(MORNING))
+
+    (row,) = run_rows(stocked, "kntb")
+    assert row["summary"]["started_by"] == {"type": "scheduler", "id": None, "role": None}  # type: ignore[index]
+
+
 def test_a_dry_run_or_an_unfinished_run_does_not_make_the_night_done(stocked: Workspace, ruleset: Ruleset) -> None:
     run_library(stocked.engine, ruleset, stocked.master, "kntb", NIGHT, dry_run=True)
     with stocked.engine.begin() as connection:  # a run killed that night, left 'interrupted'
