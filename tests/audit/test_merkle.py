@@ -1,8 +1,8 @@
 """Merkle tree hashing and proofs per RFC 9162 §2.1 (audit/merkle.py).
 
-The reference is the test data of transparency-dev/merkle, copied to
-../shared/testdata/rfc6962-vectors: every vector there is a test case of its
-own. A happy path must verify, and where the vector's tree is known (the
+The reference is the test data of transparency-dev/merkle (Apache-2.0, its LICENSE beside it), vendored
+into tests/audit/vectors/rfc6962-vectors so that a clone of this repository runs it alone: every vector there
+is a test case of its own. A happy path must verify, and where the vector's tree is known (the
 eight leaves its README lists, or a tree of one leaf) our proof and root must
 be exactly the vector's. A `wantErr` vector must be rejected: False, never an
 exception. Property tests then cover random trees of up to 300 leaves.
@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,9 +33,8 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from tests.conftest import SHARED
 
-VECTORS = SHARED / "testdata" / "rfc6962-vectors"
+VECTORS = Path(__file__).parent / "vectors" / "rfc6962-vectors"
 
 # The leaves every vector's tree is built from (README.md), in order.
 README_LEAVES = [
@@ -89,7 +89,7 @@ def _known_tree(root: bytes, size: int, leaf: bytes | None = None) -> list[bytes
 
 
 def test_the_vectors_are_all_there():
-    assert VECTORS.is_dir(), f"{VECTORS} is missing: the RFC 6962 vectors are shared test data"
+    assert VECTORS.is_dir(), f"{VECTORS} is missing: the RFC 6962 vectors are vendored test data"
     assert len(INCLUSION) == 98
     assert len(CONSISTENCY) == 98
     happy = [p.id for p in INCLUSION + CONSISTENCY if not p.values[1]["wantErr"]]
