@@ -253,6 +253,7 @@ class Verification(_Out):
     entries: int
     checkpoints: int
     problems: list[str]
+    kept: int = 0  # checkpoints kept outside kodex (POSTed) the log was proven consistent with
 
 
 # -- policy ---------------------------------------------------------------------------------------------------------
