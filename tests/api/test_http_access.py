@@ -248,6 +248,7 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/v1/libraries/{library}", "libraries.read"),
     Endpoint("PUT", "/v1/libraries/{library}/agreement", "libraries.agreement",
              body={"signed_on": "2026-01-05", "reference": "DPA-T-1"}),
+    Endpoint("GET", "/v1/libraries/{library}/agreements", "libraries.agreements"),
     Endpoint("POST", "/v1/libraries/{library}/users", "users.create", body={"role": "librarian", "name": "Nová"},
              ok=frozenset({201})),
     Endpoint("GET", "/v1/libraries/{library}/users", "users.list"),
