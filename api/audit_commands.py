@@ -22,7 +22,8 @@ from sqlalchemy import Engine, select
 from api.console import err, out, run_body
 from audit.entries import KINDS, now
 from audit.keys import public_key_pem, public_keys, read_public_keys, rotate_signing_key
-from audit.log import LogFilter, checkpoint, entries_text, prove, query
+from audit.log import LogFilter, checkpoint, entries_text, origin_of, prove, query
+from audit.note import raw_key, verifier_key
 from audit.verify import LogBroken, verify_log, verify_proof
 from retention.config import load_settings
 from retention.setup import open_workspace
@@ -80,14 +81,29 @@ def _trusted(path: Path | None) -> Any:
 
 
 @audit_app.command("verify")
-def verify_command(library: Library = None, public_key: PublicKeyFile = None) -> None:
+def verify_command(
+    library: Library = None,
+    public_key: PublicKeyFile = None,
+    kept: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A signed checkpoint note you kept (`kodex audit checkpoint --format note`), or a file of them: "
+            "the log must be consistent with each (needs --library).",
+        ),
+    ] = None,
+) -> None:
     """Recompute every log's Merkle tree; check each checkpoint's signature and the consistency between them.
 
-    Names the first bad entry or checkpoint of each library and exits 9 when anything is wrong.
+    With --checkpoint, also prove the log consistent with checkpoints kept outside kodex: a log rolled back to an
+    older copy fails. Names the first bad entry or checkpoint of each library and exits 9 when anything is wrong.
     """
+    if kept is not None and library is None:
+        raise typer.BadParameter("name the library whose checkpoints you kept", param_hint="--library")
 
     def body() -> None:
         trusted = _trusted(public_key)
+        notes = None if kept is None else _read(kept, "--checkpoint")
         engine = _store()
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             tasks: dict[str, Any] = {}
@@ -97,7 +113,7 @@ def verify_command(library: Library = None, public_key: PublicKeyFile = None) ->
                     tasks[name] = bar.add_task(f"verifying {name}", total=total)
                 bar.update(tasks[name], completed=done, total=max(total, done))
 
-            verdicts = verify_log(engine, library=library, trusted=trusted, progress=advance)
+            verdicts = verify_log(engine, library=library, trusted=trusted, progress=advance, kept=notes)
         keys = "the trusted keys given" if trusted is not None else "the store's public keys"
         for verdict in verdicts:
             state = "intact" if verdict.ok else "NOT intact"
@@ -109,6 +125,8 @@ def verify_command(library: Library = None, public_key: PublicKeyFile = None) ->
         if problems:
             raise LogBroken("\n".join(problems))
         out.print(f"every entry hashes into its tree; every checkpoint verifies with {keys}", markup=False)
+        if notes is not None:
+            out.print(f"the log extends the {verdicts[0].kept} checkpoint(s) you kept", markup=False)
 
     run_body(body)
 
@@ -140,7 +158,7 @@ def verify_proof_command(
 
     def body() -> None:
         keys = _trusted(public_key)
-        text = sys.stdin.read() if str(file) == "-" else _read(file)
+        text = sys.stdin.read() if str(file) == "-" else _read(file, "FILE")
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
@@ -150,10 +168,13 @@ def verify_proof_command(
     run_body(body)
 
 
-def _read(file: Path) -> str:
+def _read(file: Path, hint: str) -> str:
     if not file.is_file():
-        raise typer.BadParameter(f"no such file: {file}", param_hint="FILE")
-    return file.read_text(encoding="utf-8")
+        raise typer.BadParameter(f"no such file: {file}", param_hint=hint)
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise typer.BadParameter(f"{file} is not UTF-8 text", param_hint=hint) from None
 
 
 @audit_app.command("export")
@@ -180,8 +201,20 @@ def export_command(
 
 
 @audit_app.command("checkpoint")
-def checkpoint_command(library: Library = None) -> None:
-    """Sign a checkpoint of each library's log now (every run also ends with one). Needs the master key."""
+def checkpoint_command(
+    library: Library = None,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text (a line per library), or note: the signed checkpoint as a C2SP signed note, to keep outside "
+            "kodex and check later with `kodex audit verify --checkpoint`.",
+        ),
+    ] = "text",
+) -> None:
+    """Sign a checkpoint of each library's log now (every run also ends with one) and print it. Needs the master key."""
+    if output not in {"text", "note"}:
+        raise typer.BadParameter("use text or note", param_hint="--format")
 
     def body() -> None:
         work = open_workspace(load_settings())
@@ -192,6 +225,9 @@ def checkpoint_command(library: Library = None) -> None:
                 raise typer.BadParameter(f"no library {library} in the store", param_hint="--library")
             for name in names:
                 signed = checkpoint(connection, name, work.master, now())
+                if output == "note":
+                    sys.stdout.write(signed.signed_note(public_keys(connection)[signed.key_id]))
+                    continue
                 out.print(
                     f"{signed.origin}: {signed.size} entries, root {signed.as_json()['root']}, "
                     f"signed by key {signed.key_id} at {signed.time}",
@@ -204,18 +240,34 @@ def checkpoint_command(library: Library = None) -> None:
 @audit_app.command("public-key")
 def public_key_command(
     all_: Annotated[bool, typer.Option("--all", help="Every key that ever signed (rotated ones too).")] = False,
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="pem, or vkey: a verifier key line per library (<origin>+<key hash>+<key>, as signed-note "
+            "verifiers and witnesses take it).",
+        ),
+    ] = "pem",
+    library: Annotated[str | None, typer.Option("--library", help="With --format vkey: only this library.")] = None,
 ) -> None:
     """Print the checkpoint signing public key (PEM) for auditors; --all for every key, rotated ones included."""
+    if output not in {"pem", "vkey"}:
+        raise typer.BadParameter("use pem or vkey", param_hint="--format")
 
     def body() -> None:
         engine = _store()
         with engine.connect() as connection:
             keys = public_keys(connection)
+            names = [library] if library else sorted(connection.execute(select(libraries.c.id)).scalars())
         if not keys:
             raise typer.BadParameter("the store has no signing key yet; `kodex init` or a run creates it")
         chosen = list(keys.items()) if all_ else list(keys.items())[-1:]
         for kid, public in chosen:
-            sys.stdout.write(f"# kodex checkpoint key {kid}\n{public_key_pem(public)}")
+            if output == "pem":
+                sys.stdout.write(f"# kodex checkpoint key {kid}\n{public_key_pem(public)}")
+                continue
+            for name in names:
+                sys.stdout.write(verifier_key(origin_of(name), raw_key(public)) + "\n")
 
     run_body(body)
 

@@ -19,7 +19,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from retention.evaluation import SubjectNotFound
 from retention.users import ROLES, User, authenticate
 
-__all__ = ["PERMISSIONS", "Denied", "Principal", "Unauthenticated", "for_library", "for_service"]
+__all__ = [
+    "ISSUES",
+    "PERMISSIONS",
+    "Denied",
+    "Principal",
+    "Unauthenticated",
+    "check_may_issue",
+    "for_library",
+    "for_service",
+]
 
 _ALL = frozenset(ROLES)
 _LIBRARY_ROLES = _ALL - {"operator"}
@@ -29,6 +38,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "libraries.list": frozenset({"operator"}),
     "libraries.read": frozenset({"operator", "library_admin", "dpo", "director", "auditor"}),
     "libraries.agreement": frozenset({"operator"}),
+    "libraries.agreements": frozenset({"operator", "library_admin"}),  # the history of its agreements
     "users.create": frozenset({"operator", "library_admin"}),
     "users.list": frozenset({"operator", "library_admin"}),
     "users.revoke": frozenset({"operator", "library_admin"}),
@@ -56,6 +66,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "policy.read": _ALL,
     "policy.validate": frozenset({"operator", "dpo"}),
     "policy.diff": frozenset({"dpo"}),
+}
+
+
+# Which roles a caller may issue (and revoke) tokens of, over HTTP, in the library the path names. Operators are
+# created only at the server's command line (`kodex users add --role operator`); a library's first admin by the
+# operator (POST /v1/libraries). An admin may not make another admin: only the operator hands out that power.
+ISSUES: dict[str, frozenset[str]] = {
+    "operator": _LIBRARY_ROLES,
+    "library_admin": frozenset({"dpo", "director", "auditor", "librarian", "scheduler"}),
 }
 
 
@@ -120,6 +139,14 @@ def for_library(operation: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return check
+
+
+def check_may_issue(principal: Principal, role: str) -> None:
+    """Refuse (Denied) a token of `role` the caller may not issue or revoke (ISSUES)."""
+    allowed = ISSUES.get(principal.user.role, frozenset())
+    if role not in allowed:
+        may = ", ".join(sorted(allowed)) or "none"
+        raise Denied(f"role {principal.user.role} may not issue or revoke {role} tokens (it may: {may})")
 
 
 def _check_role(principal: Principal, operation: str, roles: frozenset[str]) -> None:

@@ -52,6 +52,14 @@ class AgreementOut(_Out):
     reference: str
 
 
+class RecordedAgreementOut(_Out):
+    signed_on: date
+    reference: str
+    recorded_at: datetime | None  # null: recorded before kodex kept the history
+    recorded_by: Issuer | None  # who recorded it (null: not recorded then)
+    current: bool  # the agreement in force (the newest)
+
+
 class LibraryIn(_In):
     id: Annotated[str, StringConstraints(min_length=1, max_length=64), NoNul]
     admin_name: Text  # the library's first admin (its token is in the answer, once)
@@ -71,6 +79,11 @@ class UserIn(_In):
     name: Text
 
 
+class Issuer(_Out):
+    id: str | None  # the issuing user's id; null for the server's command line
+    role: str  # that user's role, or "cli"
+
+
 class UserOut(_Out):
     id: str
     library: str | None
@@ -78,6 +91,8 @@ class UserOut(_Out):
     name: str
     created_at: datetime
     revoked: bool
+    created_by: Issuer | None = None  # who issued the token (null: issued before kodex recorded it)
+    flagged: bool = False  # a dpo or director token issued by the library's admin: for the operator to check
     token: str | None = None  # only in the answer that creates the user: kodex keeps only its hash
 
 
@@ -253,6 +268,7 @@ class Verification(_Out):
     entries: int
     checkpoints: int
     problems: list[str]
+    kept: int = 0  # checkpoints kept outside kodex (POSTed) the log was proven consistent with
 
 
 # -- policy ---------------------------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from retention.policy_source import load_ruleset, policy_path
 from retention.proposals import decide_proposal, list_proposals
 from retention.requests import KINDS, due_requests, file_request, outlook
 from retention.setup import Workspace, open_workspace
-from retention.tenants import Agreement, library_today, list_libraries, onboard, record_agreement
-from retention.users import ROLES, add_user, list_users, revoke_user
+from retention.tenants import Agreement, agreement_history, library_today, list_libraries, onboard, record_agreement
+from retention.users import ROLES, User, add_user, list_users, revoke_user
 from rules.ruleset import Ruleset
 
 __all__ = ["holds_app", "libraries_app", "proposals_app", "register_exception_commands", "requests_app", "users_app"]
@@ -104,6 +104,25 @@ def libraries_agreement(
     run_body(body)
 
 
+@libraries_app.command("agreements")
+def libraries_agreements(library: Annotated[str, typer.Argument(help="The library's id.")]) -> None:
+    """Every data-processing agreement recorded for the library, newest (the one in force) first: when and by whom."""
+
+    def body() -> None:
+        work = open_workspace(load_settings())
+        table = Table(title=f"{library}: data-processing agreements, newest first")
+        for column in ("signed", "reference", "recorded", "recorded by", ""):
+            table.add_column(column)
+        for a in agreement_history(work.engine, library):
+            table.add_row(
+                str(a.signed_on), a.reference, f"{a.recorded_at:%Y-%m-%d %H:%M}" if a.recorded_at else "(before 0006)",
+                _by(a.recorded_by_role, a.recorded_by), "in force" if a.current else "replaced",
+            )  # fmt: skip
+        out.print(table, markup=False)
+
+    run_body(body)
+
+
 # -- users --------------------------------------------------------------------------------------------------
 
 
@@ -131,20 +150,40 @@ def users_add(
 def users_list(
     library: Annotated[str | None, typer.Option("--library", help="The library (default: the operators).")] = None,
 ) -> None:
-    """The users of a library (or the operators), revoked ones too. Tokens are never shown again."""
+    """The users of a library (or the operators), revoked ones too, with who issued each token. Tokens are never
+    shown again. A dpo or director token the library's admin issued is flagged: those roles read personal data."""
 
     def body() -> None:
         work = open_workspace(load_settings())
         table = Table()
-        for column in ("id", "role", "name", "created", "revoked"):
+        for column in ("id", "role", "name", "created", "issued by", "revoked", "check"):
             table.add_column(column)
-        for user in list_users(work.engine, work.master, library):
+        found = list_users(work.engine, work.master, library)
+        for user in found:
             table.add_row(
-                user.id, user.role, user.name, f"{user.created_at:%Y-%m-%d %H:%M}", "yes" if user.revoked else ""
+                user.id, user.role, user.name, f"{user.created_at:%Y-%m-%d %H:%M}", _issued_by(user),
+                "yes" if user.revoked else "", "ADMIN-ISSUED " + user.role.upper() if user.flagged else "",
+            )  # fmt: skip
+        out.print(table, markup=False)
+        flagged = [user for user in found if user.flagged and not user.revoked]
+        if flagged:
+            out.print(
+                f"{len(flagged)} active dpo/director token(s) issued by the library's admin: they read personal "
+                "data; confirm each with the library (revoke: kodex users revoke ID --library ...)",
+                markup=False,
             )
-        out.print(table)
 
     run_body(body)
+
+
+def _issued_by(user: User) -> str:
+    return _by(user.created_by_role, user.created_by)
+
+
+def _by(role: str | None, user_id: str | None) -> str:
+    if role is None:
+        return "(not recorded)"
+    return "command line" if role == "cli" else f"{role} {user_id}"
 
 
 @users_app.command("revoke")

@@ -3,31 +3,37 @@
 Every entry has the same keys, null where a key does not apply:
 
     version         1, the schema of this entry
-    kind            decision | run_summary | exception_granted | exception_revoked | proposal_decided
+    kind            decision | run_summary | exception_granted | exception_revoked | proposal_decided |
+                    user_added | user_revoked | access_copy_read | agreement_recorded
     id              the entry's (decision's) id, a UUID
     library         the library whose log it is in
     time            when it was logged (UTC, ISO 8601)
     as_of           the moment the decision is about
     run             the run that logged it, if a run did
-    actor           who caused it: {"type": "run"|"import"|"user", "id": …, "role": …}
+    actor           who caused it: {"type": "run"|"import"|"user"|"cli", "id": …, "role": …}
+                    (`cli`: someone at the server's command line, who holds the master key)
     subject_type    reader | camera_recording
     subject         the subject's pseudonym: random, stored with the subject, erased when a reader is anonymised
     rule, cite      the rule and the article it applies
     action, effect  what the rule calls for, and whether kodex applies, reports or proposes it
     outcome         applied | reported | proposed | retained | failed | error (decisions);
-                    finished | failed (run summary); granted | revoked (exceptions); accepted | rejected (proposals)
+                    finished | failed (run summary); granted | revoked (exceptions); accepted | rejected
+                    (proposals); added | revoked (users); read (an Art. 15 copy); recorded (an agreement)
     reasons         each condition, whether it held and the values it compared (personal values withheld)
     policy_revision the policy the decision was taken under
     exception       the pseudonym of the exception that applied, or that was granted or revoked
     details         what the kind adds: incidents counted, who decides a proposal, a hold's end, an error,
-                    an exception's role and dates, a run's counts and who started it (`started_by`)
+                    an exception's role and dates, a run's counts and who started it (`started_by`), a user's
+                    id and role, an agreement's day and the SHA-256 of its reference
 
 The canonical form is JSON with sorted keys, no spaces, UTF-8: the bytes that
 are hashed into the Merkle tree (`canonical`). Nothing in an entry names a
 person: subjects, exceptions and incidents appear by pseudonym, never by the
 library system's ids (which may embed a card number); values of facts that
 are personal data themselves (rules.facts.PERSONAL_FACTS) are withheld; free
-text (an exception's reason, who granted it) is never copied in.
+text (an exception's reason, who granted it, a user's name, an agreement's
+reference) is never copied in: a user is named by its random id, an agreement's
+reference by its SHA-256 (whoever holds the agreement can check it).
 
 The builders here make plain dicts (fast enough for a million entries a
 night); `LogEntry` is the strict model the verifier and the offline proof
@@ -36,6 +42,7 @@ checker read entries back with.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -46,22 +53,37 @@ from rules.facts import PERSONAL_FACTS
 from store.codec import canonical  # the bytes of an entry that are hashed
 
 __all__ = [
+    "CLI",
     "KINDS",
     "SCHEMA_VERSION",
     "WITHHELD",
     "Actor",
     "LogEntry",
+    "access_copy_entry",
+    "agreement_entry",
     "canonical",
     "decision_entry",
     "exception_entry",
     "now",
     "proposal_entry",
     "run_summary_entry",
+    "user_entry",
 ]
 
 SCHEMA_VERSION = 1
 WITHHELD = "(withheld: personal data)"
-KINDS = ("decision", "run_summary", "exception_granted", "exception_revoked", "proposal_decided")
+KINDS = (
+    "decision",
+    "run_summary",
+    "exception_granted",
+    "exception_revoked",
+    "proposal_decided",
+    "user_added",
+    "user_revoked",
+    "access_copy_read",
+    "agreement_recorded",
+)
+CLI: dict[str, Any] = {"type": "cli", "id": None, "role": None}  # the server's command line (it holds the master key)
 _DECISION_DETAILS = ("incidents", "decided_by", "legal_hold", "blocked_action", "error")
 
 
@@ -70,7 +92,7 @@ class _Strict(BaseModel):
 
 
 class Actor(_Strict):
-    type: Literal["run", "import", "user"]
+    type: Literal["run", "import", "user", "cli"]
     id: str | None
     role: str | None
 
@@ -86,7 +108,17 @@ class LogEntry(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     version: Annotated[int, Field(ge=SCHEMA_VERSION, le=SCHEMA_VERSION)]  # an int: `true` is not 1 here
-    kind: Literal["decision", "run_summary", "exception_granted", "exception_revoked", "proposal_decided"]
+    kind: Literal[
+        "decision",
+        "run_summary",
+        "exception_granted",
+        "exception_revoked",
+        "proposal_decided",
+        "user_added",
+        "user_revoked",
+        "access_copy_read",
+        "agreement_recorded",
+    ]
     id: str
     library: str
     time: str
@@ -236,6 +268,55 @@ def proposal_entry(
         outcome="accepted" if accepted else "rejected",
         policy_revision=revision,
         details={"proposal": proposal},
+    )
+
+
+def user_entry(
+    entry_id: str, library: str, *, added: bool, user: str, role: str, actor: Mapping[str, Any], time: str
+) -> dict[str, Any]:
+    """A token issued (`added`) or revoked: the user's random id and role, and who did it (never a name)."""
+    return _entry(
+        kind="user_added" if added else "user_revoked",
+        id=entry_id,
+        library=library,
+        time=time,
+        as_of=time,
+        actor=dict(actor),
+        outcome="added" if added else "revoked",
+        details={"user": user, "role": role},
+    )
+
+
+def access_copy_entry(
+    entry_id: str, library: str, *, subject: str | None, actor: Mapping[str, Any], time: str
+) -> dict[str, Any]:
+    """Someone read a reader's Art. 15 copy: who, which reader (its pseudonym; None once anonymised), when."""
+    return _entry(
+        kind="access_copy_read",
+        id=entry_id,
+        library=library,
+        time=time,
+        as_of=time,
+        actor=dict(actor),
+        subject_type="reader",
+        subject=subject,
+        outcome="read",
+    )
+
+
+def agreement_entry(
+    entry_id: str, library: str, *, signed_on: str, reference: str, actor: Mapping[str, Any], time: str
+) -> dict[str, Any]:
+    """A data-processing agreement recorded (GDPR Art. 28): its day, and its reference by SHA-256 (free text)."""
+    return _entry(
+        kind="agreement_recorded",
+        id=entry_id,
+        library=library,
+        time=time,
+        as_of=time,
+        actor=dict(actor),
+        outcome="recorded",
+        details={"signed_on": signed_on, "reference_sha256": hashlib.sha256(reference.encode()).hexdigest()},
     )
 
 

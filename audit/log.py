@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import (
     Connection,
     Engine,
@@ -48,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from audit.entries import canonical
 from audit.keys import SigningKey, checkpoint_note, signing_key
 from audit.merkle import Frontier, fold_parts, inclusion_ranges, leaf_hash, perfect_parts, root_hash
+from audit.note import raw_key, signed_note
 from store.crypto import MasterKey
 from store.database import reading
 from store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
@@ -63,6 +65,8 @@ __all__ = [
     "checkpoint",
     "entries_text",
     "head",
+    "latest_checkpoint",
+    "origin_of",
     "prove",
     "query",
     "range_roots",
@@ -88,7 +92,12 @@ class Checkpoint:
     signature: bytes
 
     def note(self) -> bytes:
+        """The text signed: the body of the checkpoint's signed note (c2sp.org/tlog-checkpoint)."""
         return checkpoint_note(self.origin, self.size, self.root, self.time)
+
+    def signed_note(self, public: Ed25519PublicKey) -> str:
+        """The checkpoint as a c2sp.org/signed-note, signed by `public`'s key under the log's origin as key name."""
+        return signed_note(self.note(), self.origin, raw_key(public), self.signature)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -263,6 +272,19 @@ def checkpoints(connection: Connection, library: str) -> list[Checkpoint]:
         select(log_checkpoints).where(log_checkpoints.c.library == library).order_by(log_checkpoints.c.id)
     )
     return [_checkpoint(row) for row in rows]
+
+
+def latest_checkpoint(connection: Connection, library: str) -> Checkpoint:
+    """The library's newest signed checkpoint; NotInLog when none is signed yet."""
+    row = connection.execute(
+        select(log_checkpoints)
+        .where(log_checkpoints.c.library == library)
+        .order_by(log_checkpoints.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        raise NotInLog(f"no checkpoint of {library} is signed yet; run `kodex audit checkpoint --library {library}`")
+    return _checkpoint(row)
 
 
 def _checkpoint(row: Any) -> Checkpoint:

@@ -14,7 +14,12 @@ follows it would only repeat the finding):
 - every checkpoint's root against the root of the first `size` entries, and
   a consistency proof between successive checkpoints (RFC 9162 §2.1.4);
 - the head: as many entries as the log recorded appending, none removed
-  from the end or added around the log.
+  from the end or added around the log;
+- checkpoints kept outside kodex (signed notes an auditor or witness saved,
+  audit.note): each signed by a trusted key, and the log now consistent with
+  it (RFC 9162 §2.1.4). Only this catches a log rolled back whole (an older
+  copy of the database restored, or entries and checkpoints removed back to
+  an old one): what the store holds then agrees with itself.
 
 `verify_proof` checks a proof from `kodex audit prove` offline, with the
 public keys only.
@@ -48,6 +53,7 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from audit.note import InvalidNote, SavedCheckpoint, open_checkpoint, split_notes
 from store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
 
 __all__ = ["LogBroken", "LogVerdict", "ProofInvalid", "verify_log", "verify_proof"]
@@ -79,6 +85,7 @@ class LogVerdict:
     entries: int = 0
     checkpoints: int = 0
     problems: list[str] = field(default_factory=list)
+    kept: int = 0  # checkpoints kept outside kodex that the log was checked against
 
     @property
     def ok(self) -> bool:
@@ -91,8 +98,14 @@ def verify_log(
     library: str | None = None,
     trusted: Mapping[str, Ed25519PublicKey] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    kept: str | None = None,
 ) -> list[LogVerdict]:
-    """Each library's verdict (or only `library`'s); `progress(library, done, total)` now and then."""
+    """Each library's verdict (or only `library`'s); `progress(library, done, total)` now and then.
+
+    `kept`: the text of one or more signed checkpoint notes of `library` saved outside kodex (needs `library`).
+    """
+    if kept is not None and library is None:
+        raise ValueError("checkpoints kept outside kodex are checked against one library's log")
     with engine.connect() as connection:
         keys = dict(trusted) if trusted is not None else public_keys(connection)
         libraries = sorted(
@@ -111,7 +124,7 @@ def verify_log(
     verdicts = []
     for name in libraries:
         with engine.connect() as connection:
-            verdicts.append(_Library(connection, name, keys, trusted is not None, progress).verify())
+            verdicts.append(_Library(connection, name, keys, trusted is not None, progress).verify(kept))
     return verdicts
 
 
@@ -138,7 +151,8 @@ class _Library:
     def problem(self, text: str) -> None:
         self.verdict.problems.append(f"{self.library}: {text}")
 
-    def verify(self) -> LogVerdict:
+    def verify(self, kept: str | None = None) -> LogVerdict:
+        saved = self._saved(kept) if kept is not None else []
         signed = checkpoints(self.connection, self.library)
         self.verdict.checkpoints = len(signed)
         self._signatures(signed)
@@ -147,7 +161,47 @@ class _Library:
             return self.verdict
         self.verdict.entries = count
         self._tail(signed, count)
+        for cp in saved:
+            self._extends(cp, count)
         return self.verdict
+
+    # -- checkpoints kept outside kodex ------------------------------------------------------------
+
+    def _saved(self, kept: str) -> list[SavedCheckpoint]:
+        notes = split_notes(kept)
+        if not notes:
+            self.problem("the checkpoint file you kept holds no signed note")
+        saved = []
+        for number, note in enumerate(notes, 1):
+            try:
+                saved.append(open_checkpoint(note, origin_of(self.library), self.keys))
+            except InvalidNote as invalid:
+                where = f"note {number} of the checkpoints you kept" if len(notes) > 1 else "the checkpoint you kept"
+                self.problem(f"{where}: {invalid}")
+        self.verdict.kept = len(saved)
+        return saved
+
+    def _extends(self, kept: SavedCheckpoint, count: int) -> None:
+        """The log as stored now extends the kept checkpoint (RFC 9162 consistency proof from its size)."""
+        size = kept.size
+        if size > count:
+            self.problem(
+                f"the log has {count} entries, the checkpoint you kept has {size}: "
+                "entries were removed or an older copy restored"
+            )
+            return
+        if size == 0:
+            consistent = kept.root == EMPTY_ROOT
+        elif size == count:
+            consistent = kept.root == self.frontier.root()
+        else:
+            proof = [self._range_root(lo, hi) for lo, hi in consistency_ranges(size, count)]
+            consistent = verify_consistency(size, count, proof, kept.root, self.frontier.root())
+        if not consistent:
+            self.problem(
+                f"the log does not extend the checkpoint of size {size} you kept: "
+                f"entries before index {size} were changed, or the log was replaced"
+            )
 
     # -- checkpoints -------------------------------------------------------------------------------
 

@@ -1,12 +1,21 @@
-"""`kodex export`: everything kodex holds about one reader, decrypted — the copy owed under GDPR Art. 15."""
+"""`kodex export`: everything kodex holds about one reader, decrypted — the copy owed under GDPR Art. 15.
+
+Every read of a copy is a decision-log entry (`access_copy_read`: who, the reader's pseudonym, when), committed
+in the same transaction that reads the copy: no copy leaves kodex unrecorded.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
 
+from audit.entries import CLI, access_copy_entry, now
+from audit.log import append
 from retention.evaluation import SubjectNotFound
 from retention.importing import exception_text
 from rules.decision import json_value
@@ -17,8 +26,11 @@ from store.schema import decision_log, exceptions, findings, incidents, loans, r
 __all__ = ["access_copy"]
 
 
-def access_copy(engine: Engine, master: MasterKey, library: str, reader_id: str) -> dict[str, Any]:
-    with engine.connect() as connection:
+def access_copy(
+    engine: Engine, master: MasterKey, library: str, reader_id: str, actor: Mapping[str, Any] = CLI
+) -> dict[str, Any]:
+    """The reader's Art. 15 copy, its reading logged as by `actor`."""
+    with engine.begin() as connection:
         row = connection.execute(select(readers).where(readers.c.library == library, readers.c.id == reader_id)).first()
         if row is None:
             raise SubjectNotFound(f"library {library!r} holds no reader with this id")
@@ -80,6 +92,9 @@ def access_copy(engine: Engine, master: MasterKey, library: str, reader_id: str)
                     )
                 )
             ]
+        time = now()
+        read = access_copy_entry(str(uuid.uuid4()), library, subject=row.pseudonym, actor=actor, time=time)
+        append(connection, library, datetime.now(UTC).date(), [read])
     return copy
 
 

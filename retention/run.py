@@ -50,6 +50,7 @@ from retention.errors import InvalidRequest
 from retention.loading import SubjectLoader
 from retention.locking import library_lock
 from retention.review import next_review, policy_changes
+from retention.tenants import library_today
 from rules.actions import RETAIN, Effect
 from rules.decision import build_decision
 from rules.evaluator import Outcome, Status, evaluate_subject
@@ -194,9 +195,8 @@ def refuse_look_ahead(ruleset: Ruleset, library: str, as_of: date | datetime, *,
     """Refuse a run that would apply decisions for a day past the library's tomorrow (a dry run may look anywhere)."""
     if dry_run:
         return
-    zone = ruleset.library(library).zone
-    latest = datetime.now(zone).date() + LOOK_AHEAD
-    day = local_day(as_of, zone)
+    latest = library_today(ruleset, library) + LOOK_AHEAD
+    day = local_day(as_of, ruleset.library(library).zone)
     if day is not None and day > latest:
         raise InvalidRequest(
             f"library {library!r}: as_of is later than {latest.isoformat()} (tomorrow in the library's time zone); "

@@ -5,23 +5,31 @@ for) and its first admin, and records the library's data-processing agreement
 (GDPR Art. 28: date signed and reference). Until that agreement is recorded,
 no personal data is accepted for the library: imports, registered camera
 recordings and exceptions are refused with `NoAgreement`.
+
+Replacing an agreement keeps the old one: every agreement recorded is a row
+of `agreements` (when and by whom) and a decision-log entry
+(`agreement_recorded`: the day signed and the SHA-256 of the reference, which
+is free text). Recording the agreement in force again changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from audit.entries import CLI, agreement_entry, now
+from audit.log import append
 from retention.evaluation import SubjectNotFound
 from rules.ruleset import Ruleset
-from store.schema import libraries
+from store.schema import agreements, libraries
 
-__all__ = ["Agreement", "LibraryInfo", "NoAgreement", "NotInPolicy", "library_info", "list_libraries", "onboard",
-           "record_agreement", "require_agreement"]  # fmt: skip
+__all__ = ["Agreement", "LibraryInfo", "NoAgreement", "NotInPolicy", "RecordedAgreement", "agreement_history",
+           "library_info", "list_libraries", "onboard", "record_agreement", "require_agreement"]  # fmt: skip
 
 
 class NoAgreement(Exception):
@@ -39,6 +47,18 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class RecordedAgreement:
+    """One agreement of a library's history: when it was recorded and by whom (None: before the history was kept)."""
+
+    signed_on: date
+    reference: str
+    recorded_at: datetime | None
+    recorded_by: str | None  # a user's id
+    recorded_by_role: str | None  # that user's role, or "cli"
+    current: bool
+
+
+@dataclass(frozen=True)
 class LibraryInfo:
     id: str
     name: str
@@ -47,7 +67,13 @@ class LibraryInfo:
     onboarded_at: datetime | None
 
 
-def onboard(engine: Engine, ruleset: Ruleset, library: str, agreement: Agreement | None = None) -> LibraryInfo:
+def onboard(
+    engine: Engine,
+    ruleset: Ruleset,
+    library: str,
+    agreement: Agreement | None = None,
+    actor: Mapping[str, Any] = CLI,
+) -> LibraryInfo:
     """Make `library` a tenant of this installation (again: a no-op), with its agreement when given."""
     if library not in ruleset.libraries:
         raise NotInPolicy(
@@ -68,21 +94,55 @@ def onboard(engine: Engine, ruleset: Ruleset, library: str, agreement: Agreement
                 update(libraries).where(libraries.c.id == library).values(onboarded_at=datetime.now(UTC))
             )
     if agreement is not None:
-        record_agreement(engine, library, agreement)
+        record_agreement(engine, library, agreement, actor)
     return library_info(engine, library)
 
 
-def record_agreement(engine: Engine, library: str, agreement: Agreement) -> LibraryInfo:
-    """Record (or replace) the library's data-processing agreement; from then on it takes personal data."""
+def record_agreement(engine: Engine, library: str, agreement: Agreement, actor: Mapping[str, Any] = CLI) -> LibraryInfo:
+    """Record (or replace, keeping the old one) the library's data-processing agreement; from then on it takes
+    personal data. The agreement in force recorded again changes nothing."""
+    reference = agreement.reference.strip()
     with engine.begin() as connection:
-        changed = connection.execute(
-            update(libraries)
-            .where(libraries.c.id == library)
-            .values(agreement_signed_on=agreement.signed_on, agreement_reference=agreement.reference.strip())
-        ).rowcount
-    if not changed:
-        raise SubjectNotFound(f"no library {library!r} in this installation")
+        row = connection.execute(
+            select(libraries.c.agreement_signed_on, libraries.c.agreement_reference).where(libraries.c.id == library)
+        ).first()
+        if row is None:
+            raise SubjectNotFound(f"no library {library!r} in this installation")
+        if (row.agreement_signed_on, row.agreement_reference) != (agreement.signed_on, reference):
+            connection.execute(
+                update(libraries)
+                .where(libraries.c.id == library)
+                .values(agreement_signed_on=agreement.signed_on, agreement_reference=reference)
+            )
+            time = now()
+            connection.execute(
+                agreements.insert().values(
+                    library=library, signed_on=agreement.signed_on, reference=reference,
+                    recorded_at=datetime.now(UTC), recorded_by=actor["id"], recorded_by_role=actor["role"] or actor["type"],
+                )
+            )  # fmt: skip
+            entry = agreement_entry(
+                str(uuid.uuid4()), library, signed_on=agreement.signed_on.isoformat(), reference=reference,
+                actor=actor, time=time,
+            )  # fmt: skip
+            append(connection, library, datetime.now(UTC).date(), [entry])
     return library_info(engine, library)
+
+
+def agreement_history(engine: Engine, library: str) -> list[RecordedAgreement]:
+    """Every agreement recorded for the library, newest first (the first is the one in force)."""
+    with engine.connect() as connection:
+        if connection.execute(select(libraries.c.id).where(libraries.c.id == library)).first() is None:
+            raise SubjectNotFound(f"no library {library!r} in this installation")
+        rows = connection.execute(
+            select(agreements).where(agreements.c.library == library).order_by(agreements.c.aid.desc())
+        ).all()
+    return [
+        RecordedAgreement(
+            row.signed_on, row.reference, _utc(row.recorded_at), row.recorded_by, row.recorded_by_role, number == 0
+        )
+        for number, row in enumerate(rows)
+    ]
 
 
 def require_agreement(connection: Connection, library_ids: Iterable[str]) -> None:
@@ -122,7 +182,10 @@ def list_libraries(engine: Engine) -> list[LibraryInfo]:
 
 def _info(row: Any) -> LibraryInfo:
     agreement = Agreement(row.agreement_signed_on, row.agreement_reference or "") if row.agreement_signed_on else None
-    onboarded = row.onboarded_at
-    if onboarded is not None and onboarded.tzinfo is None:  # SQLite gives UTC moments back without their zone
-        onboarded = onboarded.replace(tzinfo=UTC)
-    return LibraryInfo(row.id, row.name, row.time_zone, agreement, onboarded)
+    return LibraryInfo(row.id, row.name, row.time_zone, agreement, _utc(row.onboarded_at))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:  # SQLite gives UTC moments back without their zone
+        return moment.replace(tzinfo=UTC)
+    return moment

@@ -38,6 +38,7 @@ __all__ = [
     "LIVE_READER",
     "LIVE_READER_SQL",
     "LOG_TABLES",
+    "agreements",
     "camera_recordings",
     "decision_log",
     "erased_loans",
@@ -97,7 +98,23 @@ users = Table(  # who may call the service: a bearer token, stored only as its S
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    # who issued the token: a user's id and role, or role "cli" (the server's command line); None before 0006
+    Column("created_by", String(36)),
+    Column("created_by_role", String(20)),
     Index("ix_users_library", "library"),
+)
+
+agreements = Table(  # every data-processing agreement recorded for a library (GDPR Art. 28), replaced ones too
+    "agreements",
+    metadata,
+    Column("aid", Integer, primary_key=True, autoincrement=True),
+    Column("library", String(64), ForeignKey("libraries.id"), nullable=False),
+    Column("signed_on", Date, nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True)),  # None: recorded before the history was kept (0006)
+    Column("recorded_by", String(36)),  # a user's id, or None
+    Column("recorded_by_role", String(20)),  # that user's role, or "cli"; None before 0006
+    Index("ix_agreements_library", "library", "aid"),
 )
 
 subject_requests = Table(  # data-subject requests (GDPR Art. 17, 12(3)): received, due a month later, then done

@@ -6,20 +6,23 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, for_library, for_service
 from api.routes.common import PROBLEMS, workspace
 from api.schemas import DecisionPage, Verification
 from audit.entries import KINDS, now
 from audit.keys import public_key_pem, public_keys
-from audit.log import LogFilter, checkpoint, checkpoints, entries_text, prove, query_text
-from audit.verify import verify_log
+from audit.log import LogFilter, checkpoint, checkpoints, entries_text, latest_checkpoint, prove, query_text
+from audit.verify import LogVerdict, verify_log
+from retention.errors import InvalidRequest
 from rules.values import CalendarDate
 
 router = APIRouter(tags=["decision log"], responses=PROBLEMS)
 
 Short = Annotated[str | None, Query(max_length=200)]
+MAX_NOTES = 1 << 20  # a file of checkpoints a witness appended to nightly for years: ~300 bytes a note
 
 
 async def _filter(  # no I/O: on the event loop, not handed to a thread as a sync dependency is
@@ -78,14 +81,61 @@ def verification(
     library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))]
 ) -> Verification:
     """Recompute the library's tree: every entry, checkpoint signature and consistency, cached subtree, the head."""
-    verdicts = verify_log(workspace(request).engine, library=library)
+    return _verdict(library, verify_log(workspace(request).engine, library=library))
+
+
+_NOTES = {
+    "requestBody": {
+        "required": True,
+        "description": "One or more signed checkpoint notes of the library kept outside kodex "
+        "(GET …/audit/checkpoint), one after another.",
+        "content": {"text/plain": {"schema": {"type": "string", "maxLength": MAX_NOTES}}},
+    }
+}
+
+
+@router.post("/libraries/{library}/audit/verification", response_model=Verification, openapi_extra=_NOTES)
+async def verification_against_kept(
+    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))]
+) -> Verification:
+    """As GET, and prove the log consistent with the checkpoints you kept (a log rolled back fails: `ok` false).
+
+    Each note must be of this library's log and signed by the installation's key; `problems` says which is not.
+    """
+    body = await request.body()
+    if len(body) > MAX_NOTES:
+        raise InvalidRequest(f"send at most {MAX_NOTES} bytes of checkpoint notes")
+    kept = body.decode("utf-8", errors="replace")  # a byte that is not UTF-8 fails the note, named in `problems`
+    engine = workspace(request).engine
+    return _verdict(library, await run_in_threadpool(lambda: verify_log(engine, library=library, kept=kept)))
+
+
+def _verdict(library: str, verdicts: list[LogVerdict]) -> Verification:
     verdict = verdicts[0] if verdicts else None
     if verdict is None:
         return Verification(library=library, ok=True, entries=0, checkpoints=0, problems=[])
     return Verification(
         library=library, ok=verdict.ok, entries=verdict.entries, checkpoints=verdict.checkpoints,
-        problems=verdict.problems,
+        problems=verdict.problems, kept=verdict.kept,
     )  # fmt: skip
+
+
+@router.get(
+    "/libraries/{library}/audit/checkpoint",
+    response_class=Response,  # not PlainTextResponse: that would document the Problem answers as text/plain too
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "The newest checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint)",
+        }
+    },
+)
+def latest(library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))]) -> Response:
+    """The library's newest signed checkpoint as a signed note: keep it outside kodex, verify against it later."""
+    with workspace(request).engine.connect() as connection:
+        signed = latest_checkpoint(connection, library)
+        public = public_keys(connection)[signed.key_id]
+    return PlainTextResponse(signed.signed_note(public))
 
 
 @router.get("/libraries/{library}/audit/proofs/{entry_id}", response_model=dict[str, Any])

@@ -103,11 +103,12 @@ def access(
     library: str,
     reader_id: ReaderId,
     request: Request,
-    _: Annotated[Principal, Depends(for_library("readers.access_copy"))],
+    caller: Annotated[Principal, Depends(for_library("readers.access_copy"))],
 ) -> dict[str, Any]:
-    """Everything kodex holds about the reader, decrypted: the copy owed under GDPR Art. 15."""
+    """Everything kodex holds about the reader, decrypted: the copy owed under GDPR Art. 15. Each read is logged
+    (`access_copy_read`: who, the reader's pseudonym, when)."""
     work = workspace(request)
-    copy: dict[str, Any] = _plain(access_copy(work.engine, work.master, library, reader_id))
+    copy: dict[str, Any] = _plain(access_copy(work.engine, work.master, library, reader_id, caller.actor))
     return copy
 
 

@@ -32,6 +32,7 @@ from store.database import connect
 from store.schema import decision_log, log_checkpoints, runs
 from tests.audit.support import around_the_triggers
 from tests.conftest import AGREEMENT, ROOT, fresh_store, installation_env
+from tests.retention.support import clock_at
 
 runner = CliRunner()
 SAMPLE = ROOT / "samples" / "readers.jsonl"
@@ -69,14 +70,16 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     home = tmp_path_factory.mktemp("shared")
     with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
         installation_env(home, url, patch)
+        clock_at(patch, SECOND_NIGHT)
         engine = installed(url)
         yield engine
         engine.dispose()
 
 
 @pytest.fixture
-def store(kodex_env: dict[str, str]) -> Iterator[Engine]:
+def store(kodex_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     """An installation of the test's own, for the tests that change the log or its keys."""
+    clock_at(monkeypatch, SECOND_NIGHT)
     engine = installed(kodex_env["KODEX_DATABASE_URL"])
     yield engine
     engine.dispose()

@@ -16,7 +16,7 @@ import base64
 import copy
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -53,11 +53,12 @@ from audit.log import (
 )
 from audit.merkle import Frontier, MerkleTree, consistency_ranges, inclusion_ranges, leaf_hash, perfect_parts
 from audit.verify import LogVerdict, ProofInvalid, verify_log, verify_proof
+from retention.config import load_settings
 from retention.run import plan_decisions
-from retention.setup import Workspace
+from retention.setup import Workspace, initialise, open_workspace
 from rules.facts import PERSONAL_FACTS
 from rules.ruleset import Ruleset
-from store.schema import LOG_TABLES, decision_log, log_checkpoints, log_heads, log_keys, log_subtrees
+from store.schema import LOG_TABLES, decision_log, libraries, log_checkpoints, log_heads, log_keys, log_subtrees
 from tests.audit.support import around_the_triggers
 from tests.conftest import on_postgresql
 from tests.retention.support import SAMPLE, import_file, import_lines, reader, run, run_all
@@ -112,6 +113,21 @@ def append_run_summary(engine: Engine) -> None:
 def sign(work: Workspace) -> Checkpoint:
     with work.engine.begin() as connection:
         return checkpoint(connection, LIBRARY, work.master, now())
+
+
+@pytest.fixture
+def workspace(kodex_env: dict[str, str], ruleset: Ruleset) -> Iterator[Workspace]:
+    """An initialised installation whose libraries have agreements, and whose logs are empty: the agreements are
+    set in the store directly (recording one is itself a log entry), so these tests count entries from index 0."""
+    settings = load_settings()
+    initialise(settings, ruleset)
+    work = open_workspace(settings)
+    with work.engine.begin() as connection:
+        connection.execute(
+            update(libraries).values(agreement_signed_on=date(2026, 1, 5), agreement_reference="DPA-T-1")
+        )
+    yield work
+    work.engine.dispose()
 
 
 @pytest.fixture

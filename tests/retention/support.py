@@ -65,6 +65,16 @@ def recording(record_id: str, end: str, location: str | Path, **fields: Any) -> 
     }
 
 
+def clock_at(patch: Any, day: str | date) -> None:
+    """Make every library's today `day`, for tests of nights still to come.
+
+    A run that applies decisions decides for no later day than the library's tomorrow (retention.run), so a test
+    that runs a night after the real today sets the clock there first (through `patch`, a pytest MonkeyPatch).
+    """
+    today = day if isinstance(day, date) else date.fromisoformat(day)
+    patch.setattr("retention.run.library_today", lambda ruleset, library: today)
+
+
 def lines_of(records: Iterable[Mapping[str, Any] | str]) -> list[str]:
     return [(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records]
 

@@ -165,3 +165,29 @@ def test_upgrading_seals_a_camera_recordings_legal_hold_reason_kept_in_clear_bef
 
 def _json(value: object) -> object:
     return json.loads(value) if isinstance(value, str) else value
+
+
+def test_upgrading_to_0006_carries_each_librarys_agreement_into_its_history(database_url: str) -> None:
+    engine = connect(database_url)
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        connection.execute(
+            text(
+                "INSERT INTO libraries (id, name, time_zone, agreement_signed_on, agreement_reference) VALUES "
+                "('kntb', 'KNTB', 'Europe/Prague', :day, 'DPA-OLD-1'), ('svkpk', 'SVK', 'Europe/Prague', NULL, NULL)"
+            ),
+            {"day": date(2025, 3, 1)},
+        )
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT library, signed_on, reference, recorded_at FROM agreements")).all()
+    engine.dispose()
+    # carried over: the current agreement, with no recording time (it was recorded before the history was kept)
+    assert [(r.library, str(r.signed_on), r.reference, r.recorded_at) for r in rows] == [
+        ("kntb", "2025-03-01", "DPA-OLD-1", None)
+    ]

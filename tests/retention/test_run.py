@@ -63,7 +63,7 @@ def decisions_of(work: Workspace, pseudonym: str) -> list[tuple[str, str, str, s
     """(rule, action, outcome, as_of) of every decision about one subject, in order."""
     query = (
         select(decisions.c.rule, decisions.c.action, decisions.c.outcome, decisions.c.as_of)
-        .where(decisions.c.subject == pseudonym)
+        .where(decisions.c.subject == pseudonym, decisions.c.kind == "decision")  # not reads of its Art. 15 copy
         .order_by(decisions.c.seq)
     )
     with work.engine.connect() as connection:
