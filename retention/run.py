@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, select, union_all, update
@@ -99,8 +100,13 @@ def run_library(
     wait: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
+    recordings_folder: Path | None = None,
 ) -> LibraryRun:
-    """Run one library's job at `as_of`; `progress(done, total)` is told after each batch."""
+    """Run one library's job at `as_of`; `progress(done, total)` is told after each batch.
+
+    `recordings_folder`: where the library's camera recordings may lie (Settings.recordings); a purge deletes
+    files there only, and without it every purge fails (the rows stay).
+    """
     run_id = run_id or str(uuid.uuid4())
     compiled = ruleset.library(library)
     day = local_day(as_of, compiled.zone)
@@ -130,7 +136,7 @@ def run_library(
                     started_at=datetime.now(UTC),
                 )
             )
-        job = _Job(engine, ruleset, master, compiled.at(day), as_of, result, full, batch_size)
+        job = _Job(engine, ruleset, master, compiled.at(day), as_of, result, full, batch_size, recordings_folder)
         total = job.count_due()
         done = 0
         for batch in job.batches():
@@ -222,6 +228,7 @@ class _Job:
         result: LibraryRun,
         full: bool,
         batch_size: int,
+        recordings_folder: Path | None,
     ) -> None:
         self.engine, self.ruleset, self.master, self.snapshot = engine, ruleset, master, snapshot
         self.as_of, self.result, self.full, self.batch_size = as_of, result, full, batch_size
@@ -229,7 +236,7 @@ class _Job:
         self.day = snapshot.day
         self.changes = policy_changes(snapshot.library)
         self._sink: list[dict[str, Any]] = []  # a batch's log entries, appended together
-        self.loader = SubjectLoader(master, self.library)
+        self.loader = SubjectLoader(master, self.library, recordings_folder)
 
     # -- loading ---------------------------------------------------------------------------
 

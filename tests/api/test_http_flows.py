@@ -32,7 +32,7 @@ from rules.periods import Period, add_period
 from rules.ruleset import Ruleset
 from store.schema import camera_recordings, loans, readers, users
 from tests.conftest import POLICY
-from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person
+from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person, with_recordings
 
 PRAGUE = ZoneInfo("Europe/Prague")
 NIGHT = "2026-11-22"
@@ -107,17 +107,19 @@ class Api:
 
 
 @pytest.fixture
-def api(workspace: Workspace, ruleset: Ruleset) -> Iterator[Api]:
-    with TestClient(create_app(workspace, ruleset)) as client:
-        yield Api(client, workspace, ruleset)
+def api(workspace: Workspace, ruleset: Ruleset, tmp_path: Path) -> Iterator[Api]:
+    """The app over an installation whose recordings folders are tmp_path/cctv/<library>."""
+    work = with_recordings(workspace, tmp_path / "cctv")
+    with TestClient(create_app(work, ruleset)) as client:
+        yield Api(client, work, ruleset)
 
 
 @pytest.fixture
-def bare(kodex_env: dict[str, str], ruleset: Ruleset) -> Iterator[Api]:
+def bare(kodex_env: dict[str, str], ruleset: Ruleset, tmp_path: Path) -> Iterator[Api]:
     """An installation after `kodex init` only: no library has a data-processing agreement yet."""
     settings = load_settings()
     initialise(settings, ruleset)
-    work = open_workspace(settings)
+    work = with_recordings(open_workspace(settings), tmp_path / "cctv")
     with TestClient(create_app(work, ruleset)) as client:
         yield Api(client, work, ruleset)
     work.engine.dispose()
@@ -164,7 +166,7 @@ def test_no_personal_data_is_accepted_until_the_data_processing_agreement_is_rec
     bare.ok("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
     recording = {
         "id": "cam-1", "camera": "entrance", "start": "2026-11-20T10:00:00+01:00", "end": "2026-11-20T11:00:00+01:00",
-        "location": str(tmp_path / "cam-1.mp4"),
+        "location": str(bare.work.settings.recordings.folder("svkpk") / "cam-1.mp4"),
     }  # fmt: skip
     body, ndjson_type = ndjson([CURRENT]).encode(), {"Content-Type": "application/x-ndjson"}
 
@@ -421,7 +423,8 @@ def test_without_a_hold_the_lapsed_reader_is_anonymised_on_the_same_night(api: A
 
 
 def test_a_hold_on_a_camera_recording_keeps_it_past_its_7_day_purge(api: Api, tmp_path: Path) -> None:
-    files = {name: tmp_path / f"{name}.mp4" for name in ("cam-held", "cam-free")}
+    cctv = api.work.settings.recordings.folder("svkpk")
+    files = {name: cctv / f"{name}.mp4" for name in ("cam-held", "cam-free")}
     for name, path in files.items():
         path.write_bytes(b"video")
         api.ok("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json={
