@@ -190,6 +190,30 @@ def test_no_personal_data_is_accepted_until_the_data_processing_agreement_is_rec
     assert bare.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording).status_code == 201
 
 
+@pytest.mark.parametrize("location", ["master.key", "{folder}/../../home/master.key", "{home}/master.key"])
+def test_librarian_cannot_register_a_recording_outside_the_recordings_folder(api: Api, location: str) -> None:
+    home = api.work.settings.home
+    where = location.format(folder=api.work.settings.recordings.folder("svkpk"), home=home)
+    key = home / "master.key"
+    recording = {"id": "cam-1", "camera": "entrance", "start": "2026-11-10T10:00:00+01:00",
+                 "end": "2026-11-10T11:00:00+01:00", "location": where}  # fmt: skip
+
+    refused = api.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording)
+    pushed = api.call(
+        "POST", "/v1/libraries/svkpk/records", "librarian", content=ndjson([{"type": "camera_recording",
+        "library": "svkpk", **recording}]).encode(), headers={"Content-Type": "application/x-ndjson"},
+    )  # fmt: skip
+
+    for answer in (refused, pushed):
+        assert answer.status_code == 422
+        assert answer.json()["errors"] == [{"line": 1, "field": "location", "message": "outside the recordings folder"}]
+        assert where not in answer.text
+    with api.work.engine.connect() as connection:
+        assert connection.execute(select(camera_recordings.c.id)).all() == []
+    api.night(NIGHT)
+    assert key.exists()
+
+
 def test_an_exception_grant_is_refused_with_409_until_the_agreement_is_recorded(bare: Api) -> None:
     bare.ok("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
     grant = {
