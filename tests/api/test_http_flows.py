@@ -571,6 +571,33 @@ def test_an_exception_for_an_anonymised_reader_is_refused_with_a_problem_not_a_5
     assert refused.status_code in {404, 422}, refused.text
 
 
+def test_a_director_cannot_grant_an_exception_longer_than_the_librarys_maximum(api: Api) -> None:
+    api.load([LAPSED])
+
+    refused = api.call("POST", "/v1/libraries/svkpk/exceptions", "director", json={**GRANT, "until": "2027-11-02"})
+
+    assert refused.status_code == 422
+    (problem,) = refused.json()["errors"]
+    assert (problem["field"], problem["message"]) == (
+        "until", "an exception lasts at most 1 year from its first day "
+        "(GDPR čl. 5 odst. 1 písm. e); KŘ čl. 35 sets no longest period)",
+    )  # fmt: skip
+    assert api.ok("GET", "/v1/libraries/svkpk/exceptions", "dpo") == []
+
+
+def test_a_director_cannot_backdate_a_revocation_before_the_exceptions_first_day(api: Api) -> None:
+    api.load([LAPSED])
+    granted = api.ok("POST", "/v1/libraries/svkpk/exceptions", "director", json=GRANT)  # from 2026-11-01
+    revocation = f"/v1/libraries/svkpk/exceptions/{granted['id']}/revocation"
+
+    refused = api.call("POST", revocation, "director", json={"as_of": "2026-10-31"})
+
+    assert refused.status_code == 422
+    assert "before the exception's first day (2026-11-01)" in refused.json()["detail"]
+    assert api.log(kind="exception_revoked") == []
+    assert api.ok("POST", revocation, "director", json={"as_of": "2026-11-01"})["revoked_as_of"] == "2026-11-01"
+
+
 def test_the_dpo_lists_revoked_exceptions_too(api: Api) -> None:
     api.load([CURRENT])
     first = api.ok("POST", "/v1/libraries/svkpk/exceptions", "director", json={**GRANT, "subject": "SV-CURRENT"})
