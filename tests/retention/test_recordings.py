@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from retention.config import ConfigError, load_settings
 from retention.evaluation import InvalidRecords
 from retention.run import run_library
 from retention.setup import Workspace
@@ -187,3 +188,31 @@ def test_a_run_without_a_recordings_folder_purges_nothing(cctv: Workspace, rules
 
     assert result.counts == Counter({("purge", "failed"): 1})
     assert video.exists() and stored(cctv) == ["cam-1"]
+
+
+# -- the configuration ------------------------------------------------------------------------------------------------
+
+
+def test_each_library_has_its_own_folder_under_the_root_unless_the_config_names_one(tmp_path: Path) -> None:
+    config = tmp_path / "kodex.toml"
+    config.write_text('[recordings]\nroot = "/srv/cctv"\nlibraries = { svkpk = "/mnt/plzen" }\n', encoding="utf-8")
+
+    settings = load_settings({"KODEX_HOME": str(tmp_path), "KODEX_CONFIG": str(config)})
+    moved = load_settings({"KODEX_HOME": str(tmp_path), "KODEX_CONFIG": str(config), "KODEX_RECORDINGS_ROOT": "/x"})
+
+    assert [settings.recordings.folder(lib) for lib in ("svkpk", "kntb")] == [
+        Path("/mnt/plzen"),
+        Path("/srv/cctv/kntb"),
+    ]
+    assert [moved.recordings.folder(lib) for lib in ("svkpk", "kntb")] == [Path("/mnt/plzen"), Path("/x/kntb")]
+    assert load_settings({"KODEX_HOME": str(tmp_path / "bare")}).recordings.folder("svkpk") == Path("/var/cctv/svkpk")
+
+
+def test_a_recordings_folder_that_is_not_an_absolute_path_is_a_configuration_error(tmp_path: Path) -> None:
+    config = tmp_path / "kodex.toml"
+    config.write_text('[recordings]\nlibraries = { svkpk = "cctv" }\n', encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=r"recordings\.libraries\.svkpk: Value error, write an absolute path"):
+        load_settings({"KODEX_HOME": str(tmp_path), "KODEX_CONFIG": str(config)})
+    with pytest.raises(ConfigError, match="KODEX_RECORDINGS_ROOT"):
+        load_settings({"KODEX_HOME": str(tmp_path / "bare"), "KODEX_RECORDINGS_ROOT": "relative"})
