@@ -308,7 +308,14 @@ def import_command(
                 bar.update(task, description=f"{stage} (line {lines:,})")
 
             summary = import_records(
-                read, work.engine, ruleset, work.master, date.today(), skip_invalid=skip_invalid, progress=advance
+                read,
+                work.engine,
+                ruleset,
+                work.master,
+                date.today(),
+                skip_invalid=skip_invalid,
+                progress=advance,
+                recordings=settings.recordings,
             )
         for problem in summary.skipped:
             err.print(f"skipped {problem}", markup=False)
@@ -393,7 +400,7 @@ def run_command(
                         work.engine, ruleset, work.master, library_id,
                         moment if moment is not None else datetime.now(zone),
                         dry_run=dry_run, full=full, batch_size=settings.batch_size, wait=wait,
-                        progress=_advance(bar, task),
+                        progress=_advance(bar, task), recordings_folder=settings.recordings.folder(library_id),
                     )
                 )  # fmt: skip
         if output == "jsonl":

@@ -580,7 +580,10 @@ def _job(installation: Installation) -> Counter[str]:
     applied: Counter[str] = Counter()
     try:
         for library in ruleset.libraries:
-            result = run_library(work.engine, ruleset, work.master, library, AS_OF, full=True)
+            result = run_library(
+                work.engine, ruleset, work.master, library, AS_OF, full=True,
+                recordings_folder=settings.recordings.folder(library),
+            )  # fmt: skip
             applied.update({action: n for (action, outcome), n in result.counts.items() if outcome == "applied"})
     finally:
         work.engine.dispose()

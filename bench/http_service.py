@@ -268,7 +268,9 @@ def _build(directory: Path, url: str, args: argparse.Namespace) -> Installation:
         for library in ruleset.libraries:
             onboard(work.engine, ruleset, library, Agreement(date(2026, 1, 5), "DPA-BENCH-1"))
         lines = [json.dumps(r, ensure_ascii=False) for r in population(args.readers, seed=args.seed, as_of=AS_OF)]
-        summary = import_records(lambda: iter(lines), work.engine, ruleset, work.master, AS_OF)
+        summary = import_records(
+            lambda: iter(lines), work.engine, ruleset, work.master, AS_OF, recordings=settings.recordings
+        )
         imported = time.perf_counter() - started
         _progress(f"imported {sum(summary.added.values()):,} records in {imported:.1f} s")
         with work.engine.connect() as connection:

@@ -287,6 +287,7 @@ def _measure_here(kind: str, batch_size: int) -> None:
             result = run_library(
                 work.engine, ruleset, work.master, library, NIGHT if kind == "incremental" else AS_OF,
                 dry_run=kind == "dry", full=kind != "incremental", batch_size=batch_size,
+                recordings_folder=settings.recordings.folder(library),
             )  # fmt: skip
             reviewed += result.reviewed
             for (action, outcome), n in result.counts.items():  # what was (dry: would be) changed, and what failed

@@ -133,7 +133,8 @@ class Installation:
     def env(self) -> dict[str, str]:
         env = {name: value for name, value in os.environ.items() if not name.startswith("KODEX_")}
         env.update(
-            KODEX_HOME=str(self.home), KODEX_DATABASE_URL=self.database_url, KODEX_MASTER_KEY_FILE=str(self.key_file)
+            KODEX_HOME=str(self.home), KODEX_DATABASE_URL=self.database_url, KODEX_MASTER_KEY_FILE=str(self.key_file),
+            KODEX_RECORDINGS_ROOT=CCTV,  # the recordings lie in CCTV/<library>/…: purges are purges, not refusals
         )  # fmt: skip
         return env
 
@@ -580,7 +581,7 @@ def check(count: int, seed: int, cameras: Sequence[str] = CAMERAS, server_url: s
         work = open_workspace(settings)
         lines = [json.dumps(r, ensure_ascii=False) for chunk in records(count, seed, AS_OF, cameras) for r in chunk]
         started = time.perf_counter()
-        import_records(lambda: iter(lines), work.engine, ruleset, work.master, AS_OF)
+        import_records(lambda: iter(lines), work.engine, ruleset, work.master, AS_OF, recordings=settings.recordings)
         print(f"imported {len(lines):,} records through import_records in {time.perf_counter() - started:.1f} s")
         other = open_workspace(load_settings(written.env()))
         try:

@@ -66,9 +66,18 @@ def population(
             "camera": "entrance",
             "start": begin.isoformat(),
             "end": (begin + timedelta(hours=1)).isoformat(),
-            "location": f"/var/cctv/entrance/{begin:%Y%m%dT%H}.mp4",
+            "location": f"/var/cctv/svkpk/entrance/{begin:%Y%m%dT%H}.mp4",  # in SVK PK's default recordings folder
             "legal_hold": {"reason": "handed to the police", "until": None} if rng.random() < 0.01 else None,
         }
+
+
+def _category(library: str, drawn: str, personal: dict[str, Any]) -> str:
+    """The reader's category in the library's own list (policies.yaml): KNTB's are internal (the hospital's staff,
+    KNTB 4.2) and external; the other libraries name none, so the draw stands (drawn either way: a seed's other
+    records stay the same)."""
+    if library == "kntb":
+        return "internal" if personal.get("employer") else "external"
+    return drawn
 
 
 def _reader(rng: random.Random, number: int, as_of: date) -> dict[str, Any]:
@@ -108,7 +117,7 @@ def _reader(rng: random.Random, number: int, as_of: date) -> dict[str, Any]:
         "library": library,
         "id": f"{library[:2].upper()}-{number:07d}",
         "kind": "person" if rng.random() < 0.98 else "legal_entity",
-        "category": "child" if minor else rng.choice(("adult", "student", "senior")),
+        "category": _category(library, "child" if minor else rng.choice(("adult", "student", "senior")), personal),
         "birth_date": birth.isoformat(),
         "renewed_at": renewed.isoformat(),
         "last_activity_at": min(as_of, renewed + timedelta(days=rng.randint(0, 700))).isoformat(),

@@ -9,14 +9,15 @@ are never applied here: they are findings, stored for people to act on.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, String, bindparam, delete, func, literal_column, or_, select, update
 
+from retention.recordings import PurgeFailed, delete_recording
 from rules.actions import ACTIONS, Effect
 from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
 from store.codec import contract_json, split_reader
@@ -35,10 +36,6 @@ from store.schema import (
 from store.sql import one_of
 
 __all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "Writes", "strategy_for"]
-
-
-class PurgeFailed(Exception):
-    """A recording's file could not be deleted; its row stays and the purge is retried the next night."""
 
 
 @dataclass
@@ -62,6 +59,7 @@ class Loaded:
     overlaid: dict[str, Any] = field(default_factory=dict)  # record fields kodex laid over (their stored values)
     open_requests: frozenset[str] = frozenset()  # kinds of the reader's open data-subject requests
     decided_on: date | None = None  # the day a proposal's decision is applied for (in the library's zone)
+    folder: Path | None = None  # a recording's library's recordings folder: the only place its purge deletes
 
 
 class Writes:
@@ -256,23 +254,19 @@ class _Exclude:
 
 
 class _Purge:
-    """Delete the recording's file at its location, then its row (and remember it was purged)."""
+    """Delete the recording's file at its location inside the recordings folder, then its row (remembered purged).
+
+    A location outside the folder, or through a symbolic link, is never deleted: PurgeFailed (retention.recordings).
+    """
 
     def changes(self, subject: Loaded) -> bool:
         return True
 
     def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
         assert isinstance(subject.record, CameraRecording)
-        location = subject.record.location
-        try:
-            os.remove(location)
-        except FileNotFoundError:
-            pass  # already gone (e.g. deleted before a crash, then the run was repeated)
-        except OSError as error:
-            raise PurgeFailed(
-                f"the recording's file could not be deleted ({type(error).__name__}); "
-                "its row stays and the purge is retried the next night"
-            ) from None
+        if subject.folder is None:
+            raise PurgeFailed("no recordings folder is known for the recording's library; nothing was deleted")
+        delete_recording(subject.record.location, subject.folder)
         writes.add(_PURGE_ROW, b_pk=subject.pk)
         _forget_holds(writes, subject)
         writes.add(_REMEMBER_PURGED, b_library=subject.library, b_id=subject.id, b_at=datetime.now(UTC))

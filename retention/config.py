@@ -17,6 +17,12 @@ The config file, all keys optional:
     [schedule]
     time = "02:00"                 # each library's nightly run, in its own time zone
     libraries = { kntb = "03:30" } # per-library times
+    [recordings]
+    root = "/var/cctv"             # each library's camera recordings lie under root/<library id> ...
+    libraries = { svkpk = "/srv/cameras/plzen" }  # ... or under the folder named for it
+
+A recording's `location` must lie in its library's recordings folder (after resolving `..` and symbolic
+links); the nightly purge deletes nothing anywhere else (retention.recordings).
 """
 
 from __future__ import annotations
@@ -28,9 +34,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["BATCH_SIZE", "ConfigError", "Schedule", "Settings", "load_settings"]
+__all__ = ["BATCH_SIZE", "RECORDINGS_ROOT", "ConfigError", "Recordings", "Schedule", "Settings", "load_settings"]
 
 # Subjects decided and applied per transaction. Larger batches spend less per subject on queries and commits
 # (bench/README.md: 500 -> 2,000 cut a full sweep by a sixth); a batch is what a failure redoes one by one,
@@ -55,6 +61,31 @@ class Schedule(_Strict):
         return self.libraries.get(library, self.time)
 
 
+# Where camera recordings lie unless the config says otherwise: the folder the bundled samples name
+# (samples/readers.jsonl: /var/cctv/svkpk/entrance/…).
+RECORDINGS_ROOT = Path("/var/cctv")
+
+
+def _absolute(path: Path) -> Path:
+    if not path.is_absolute():
+        raise ValueError("write an absolute path")
+    return path
+
+
+Folder = Annotated[Path, AfterValidator(_absolute)]
+
+
+class Recordings(_Strict):
+    """Where each library's camera recordings may lie: the only place a purge deletes files."""
+
+    root: Folder = RECORDINGS_ROOT
+    libraries: dict[str, Folder] = {}
+
+    def folder(self, library: str) -> Path:
+        """The library's own folder if the config names one, else `root/<library id>` (no library shares one)."""
+        return self.libraries.get(library, self.root / library)
+
+
 class _File(_Strict):
     database_url: str | None = None
     master_key_file: Path | None = None
@@ -63,6 +94,7 @@ class _File(_Strict):
     max_request_mb: Annotated[int, Field(ge=1, le=4096)] | None = None
     web_threads: Annotated[int, Field(ge=1, le=256)] | None = None
     schedule: Schedule = Schedule()
+    recordings: Recordings = Recordings()
 
 
 class Settings(_Strict):
@@ -75,6 +107,7 @@ class Settings(_Strict):
     max_request_mb: int = 16  # the largest HTTP request body the service takes (an import is sent in parts)
     web_threads: int = 4  # requests one service process works on at once (the rest wait their turn, in order)
     schedule: Schedule
+    recordings: Recordings
 
     @property
     def embedded(self) -> bool:
@@ -101,6 +134,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             schedule = Schedule(**{**schedule.model_dump(), "time": env["KODEX_SCHEDULE_TIME"]})
         except ValidationError:
             raise ConfigError("KODEX_SCHEDULE_TIME: write a local time such as 02:00") from None
+    recordings = file.recordings
+    if env.get("KODEX_RECORDINGS_ROOT"):
+        try:
+            recordings = Recordings(**{**recordings.model_dump(), "root": env["KODEX_RECORDINGS_ROOT"]})
+        except ValidationError:
+            raise ConfigError("KODEX_RECORDINGS_ROOT: write the absolute path of the recordings folder") from None
     batch = file.batch_size or BATCH_SIZE
     if env.get("KODEX_BATCH_SIZE"):
         try:
@@ -122,6 +161,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_request_mb=file.max_request_mb or 16,
         web_threads=file.web_threads or 4,
         schedule=schedule,
+        recordings=recordings,
     )
 
 

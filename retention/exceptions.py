@@ -2,8 +2,12 @@
 
 An exception arrives with the records (`kodex import`), or a director grants
 it through the service (`grant_exception`), which imports it as one record:
-the same validation (the rule allows exceptions, the role is one the policy
-empowers, it ends), the same storage, and the grant logged naming the user. Revoking it here stops it applying from the revocation on: the
+the same validation (the rule allows exceptions — a rule about camera
+recordings allows none —, the role is one the policy empowers, it ends no later
+than the library's `exceptions.max_period` after its first day, a reader rule's
+exception names no camera recording), the same storage, and the grant logged
+naming the user. Revoking it here stops it applying from the revocation on (never
+before the exception's first day): the
 row is kept, marked revoked (so importing the same record again does not
 revive it; a changed record is a new grant), its subject is due for review at
 the next run, and the revocation is an entry in the decision log, signed
@@ -152,6 +156,12 @@ def revoke_exception(
             )
         if row.revoked_as_of is not None:
             raise SubjectNotFound(f"this exception of {library} was revoked already, as of {row.revoked_as_of}")
+        first = row._mapping["from"]
+        if as_of < first:  # backdated before the grant: it would undo what the exception lawfully held back
+            raise InvalidRequest(
+                f"a revocation cannot take effect before the exception's first day ({first}); "
+                "revoke it as of that day or later (as of that day, it never applies)"
+            )
         connection.execute(
             update(exceptions).where(exceptions.c.eid == row.eid).values(revoked_as_of=as_of.isoformat())
         )

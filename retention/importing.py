@@ -25,7 +25,9 @@ from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_, upd
 
 from audit.entries import exception_entry, now
 from audit.log import append, checkpoint
+from retention.config import Recordings
 from retention.evaluation import InvalidRecords
+from retention.import_checks import ImportChecks
 from retention.tenants import require_agreement
 from rules.decision import json_value
 from rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
@@ -64,25 +66,30 @@ def import_records(
     progress: Callable[[str, int], None] | None = None,
     actor: Mapping[str, Any] | None = None,
     only_library: str | None = None,
+    recordings: Recordings | None = None,
 ) -> ImportSummary:
     """Validate the whole file, then write it in one transaction; `progress(stage, lines)` after each chunk.
 
     Refused as a whole (NoAgreement) when a library in it has no data-processing agreement recorded.
     `only_library`: every record must be of this library (a line of another is invalid). `actor` is who the
-    decision log names as granting the file's exceptions (default: the import).
+    decision log names as granting the file's exceptions (default: the import). `recordings`: where each
+    library's camera recordings may lie (Settings.recordings); without it a camera recording is an invalid line.
     """
     summary = ImportSummary()
     seen: dict[tuple[str, str, str], int] = {}
     problems: list[RecordProblem] = []
     named: list[tuple[int, str]] = []
+    checks = ImportChecks(ruleset, recordings)
     for first, chunk in _chunks(read()):
-        problems.extend(read_records(chunk, ruleset, as_of, first_line=first, first_seen=seen)[1])
+        problems.extend(read_records(chunk, ruleset, as_of, first_line=first, first_seen=seen, check=checks)[1])
         for number, library in _libraries(chunk, first):
             if only_library is not None and library != only_library:
                 problems.append(RecordProblem(number, "library", f"this import takes records of {only_library} only"))
             named.append((number, library))
         if progress is not None:
             progress("checking", first + len(chunk) - 1)
+    with engine.connect() as connection:
+        problems.extend(checks.against_store(connection))
     problems.sort(key=lambda p: p.line)
     if problems and not skip_invalid:
         raise InvalidRecords(problems)

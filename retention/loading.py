@@ -18,6 +18,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -85,8 +86,9 @@ _HOLDS = select(legal_holds).where(
 
 
 class SubjectLoader:
-    def __init__(self, master: MasterKey, library: str) -> None:
-        self.master, self.library = master, library
+    def __init__(self, master: MasterKey, library: str, recordings_folder: Path | None = None) -> None:
+        """`recordings_folder`: where the library's recordings may lie (a purge deletes nothing without it)."""
+        self.master, self.library, self.folder = master, library, recordings_folder
 
     def readers(
         self,
@@ -158,6 +160,7 @@ class SubjectLoader:
                 Loaded(
                     "camera_recording", row.cid, row.library, row.id, row.pseudonym, record,
                     findings=standing.get(row.pseudonym, {}), grants=grants.get(row.id, []), failure=failure,
+                    folder=self.folder,
                 )
             )  # fmt: skip
         return loaded

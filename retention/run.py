@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, select, union_all, update
@@ -135,11 +136,14 @@ def run_library(
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
     started_by: Starter = CLI,
+    recordings_folder: Path | None = None,
 ) -> LibraryRun:
     """Run one library's job at `as_of`; `progress(done, total)` is told after each batch.
 
     Raises InvalidRequest, before anything is done, for a run that would apply decisions past the library's
-    tomorrow; any error after the run has begun marks it failed (and is raised again).
+    tomorrow; any error after the run has begun marks it failed (and is raised again). `recordings_folder`: where
+    the library's camera recordings may lie (Settings.recordings); a purge deletes files there only, and without
+    it every purge fails (the rows stay).
     """
     refuse_look_ahead(ruleset, library, as_of, dry_run=dry_run)
     run_id = run_id or str(uuid.uuid4())
@@ -172,7 +176,7 @@ def run_library(
                 )
             )
         try:
-            job = _Job(engine, ruleset, master, compiled.at(day), as_of, result, full, batch_size)
+            job = _Job(engine, ruleset, master, compiled.at(day), as_of, result, full, batch_size, recordings_folder)
             total = job.count_due()
             done = 0
             for batch in job.batches():
@@ -327,6 +331,7 @@ class _Job:
         result: LibraryRun,
         full: bool,
         batch_size: int,
+        recordings_folder: Path | None,
     ) -> None:
         self.engine, self.ruleset, self.master, self.snapshot = engine, ruleset, master, snapshot
         self.as_of, self.result, self.full, self.batch_size = as_of, result, full, batch_size
@@ -334,7 +339,7 @@ class _Job:
         self.day = snapshot.day
         self.changes = policy_changes(snapshot.library)
         self._sink: list[dict[str, Any]] = []  # a batch's log entries, appended together
-        self.loader = SubjectLoader(master, self.library)
+        self.loader = SubjectLoader(master, self.library, recordings_folder)
 
     # -- loading ---------------------------------------------------------------------------
 

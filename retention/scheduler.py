@@ -152,6 +152,7 @@ def nightly_job(
             result = run_library(
                 workspace.engine, ruleset, workspace.master, library, as_of,
                 batch_size=settings.batch_size, wait=patience, started_by=SCHEDULER,
+                recordings_folder=settings.recordings.folder(library),
             )  # fmt: skip
     except RunInProgress:
         log.warning("library %s: night %s: another run held the lock for %.0f s; not run now", library, night, patience)

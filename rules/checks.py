@@ -58,6 +58,15 @@ def example_record(library: str, rule: Rule, example: Example) -> str:
 
 
 def _check_library(library: Library, at: tuple[str | int, ...]) -> Iterator[Problem]:
+    for day, dated in library.exceptions.max_period.items():
+        where = (*at, "exceptions", "max_period", str(day), "value")
+        if not isinstance(dated.value, str):
+            yield (where, "write the longest an exception may last as a period, e.g. '1 year'")
+            continue
+        try:
+            Period.parse(dated.value)
+        except InvalidPeriod as error:
+            yield (where, str(error))
     params = dict(library.params)
     for name, values in library.params.items():
         yield from _check_param(name, values, (*at, "params", name))
@@ -110,12 +119,7 @@ def _check_rule(
         if rule.effect not in action.effects:
             allowed = ", ".join(sorted(e.value for e in action.effects))
             yield ((*where, "effect"), f"action {rule.action!r} may only be: {allowed}")
-    for role in rule.exception_by:
-        if role not in library.exceptions.roles:
-            yield (
-                (*where, "exception_by"),
-                f"role {role!r} is not empowered by the regulation ({library.exceptions.cite})",
-            )
+    yield from _check_exception_by(library, rule, (*where, "exception_by"))
     known = frozenset(_SUBJECT_FACTS[rule.subject]) | frozenset(params)
     for ci, text in enumerate(rule.conditions):
         yield from _check_expression(text, known, (*where, "when", ci))
@@ -129,6 +133,14 @@ def _check_rule(
             yield ((*where, "incidents", "within"), str(error))
     for ei, example in enumerate(rule.examples):
         yield from _check_example(library, rule, example, (*where, "examples", ei))
+
+
+def _check_exception_by(library: Library, rule: Rule, where: tuple[str | int, ...]) -> Iterator[Problem]:
+    if rule.subject == "camera_recording" and rule.exception_by:
+        yield (where, "a camera recording is kept longer only under a legal hold, never by an exception: write []")
+    for role in rule.exception_by:
+        if role not in library.exceptions.roles:
+            yield (where, f"role {role!r} is not empowered by the regulation ({library.exceptions.cite})")
 
 
 def _check_expression(text: str, known: frozenset[str], where: tuple[str | int, ...]) -> Iterator[Problem]:

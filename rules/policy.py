@@ -21,6 +21,7 @@ __all__ = [
     "INCIDENT_KINDS",
     "PERSONAL_KEYS",
     "ROLES",
+    "Categories",
     "DatedValue",
     "Example",
     "ExampleException",
@@ -85,11 +86,26 @@ class Regulation(_Strict):
 
 
 class ExceptionAuthority(_Strict):
-    """Who the regulation empowers to grant exceptions to its rules."""
+    """Who the regulation empowers to grant exceptions to its rules, and for how long one may last at most.
+
+    `max_period` is a dated period counted from an exception's first day (`from`): its `until` may be no later.
+    """
 
     roles: Annotated[list[Role], Field(min_length=1)]
     cite: Text
     quote: Quote
+    max_period: Annotated[dict[date, DatedValue], Field(min_length=1)]
+
+
+class Categories(_Strict):
+    """The reader categories the library uses; a record with any other is an invalid line.
+
+    `quote` is the regulation's text where it names them, null where it names none (then `cite` says whence).
+    """
+
+    values: Annotated[list[Identifier], Field(min_length=1)]
+    cite: Text
+    quote: Quote | None
 
 
 class Inventory(_Strict):
@@ -216,6 +232,7 @@ class Library(_Strict):
     time_zone: Text
     regulation: Regulation
     exceptions: ExceptionAuthority
+    categories: Categories
     inventory: Inventory
     params: Params = {}
     rules: Annotated[list[Rule], Field(min_length=1)]

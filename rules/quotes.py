@@ -27,6 +27,7 @@ def check_quotes(loaded: LoadedPolicy, seeds: Mapping[str, str]) -> list[PolicyP
             ((*at, "regulation", "quote"), library.regulation.quote),
             ((*at, "exceptions", "quote"), library.exceptions.quote),
             ((*at, "inventory", "quote"), library.inventory.quote),
+            ((*at, "categories", "quote"), library.categories.quote or []),
         ]
         quoted += [((*at, "rules", ri, "quote"), rule.quote) for ri, rule in enumerate(library.rules)]
         for loc, fragments in quoted:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
 from pydantic import ValidationError
 
 from rules.facts import local_day, local_time
+from rules.periods import Period, add_period
+from rules.policy import DatedValue
 from rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Loan, Reader
 from rules.ruleset import Ruleset
 
@@ -75,11 +77,14 @@ def read_records(
     *,
     first_line: int = 1,
     first_seen: dict[tuple[str, str, str], int] | None = None,
+    check: Callable[[int, AnyRecord], Iterable[RecordProblem]] | None = None,
 ) -> tuple[RecordSet, list[RecordProblem]]:
     """Valid records, and a problem for every invalid line (its records are left out).
 
     A long file may be read in chunks: pass each chunk's first line number and
     one `first_seen` mapping for all chunks, so a duplicate id is found across them.
+    `check(line, record)`: the caller's own checks of a valid record (their line is filled in), e.g.
+    where a recording's file lies, which needs the file system this package never touches.
     """
     records, problems = RecordSet(), list[RecordProblem]()
     first_seen = {} if first_seen is None else first_seen
@@ -92,6 +97,8 @@ def read_records(
             problems.extend(_structural(number, error))
             continue
         found = list(_semantic(record, ruleset, as_of))
+        if check is not None and not found:
+            found.extend(check(number, record))
         key = (record.type, record.library, record.id)
         if key in first_seen:
             found.append(
@@ -147,6 +154,9 @@ def _semantic(record: AnyRecord, ruleset: Ruleset, as_of: date) -> Iterator[Reco
         return
     zone = library.zone
     if isinstance(record, Reader):
+        categories = library.library.categories.values
+        if record.category is not None and record.category not in categories:
+            yield RecordProblem(0, "category", f"not a category of this library ({', '.join(categories)})")
         if record.birth_date is not None and record.birth_date > as_of:
             yield RecordProblem(0, "birth_date", "birth date is after as_of")
         start, end = local_day(record.renewed_at, zone), local_day(record.valid_until, zone)
@@ -167,9 +177,16 @@ def _exception_problems(grant: ExceptionGrant, ruleset: Ruleset) -> Iterator[Rec
     if not versions:
         yield RecordProblem(0, "rule", f"library {grant.library!r} has no rule with this id")
         return
-    allowed = set(versions[-1].rule.exception_by)
+    rule = versions[-1].rule
+    allowed = set(rule.exception_by)
     authority = library.library.exceptions
-    if not allowed:
+    limit = _in_force(authority.max_period, grant.from_)
+    longest = Period.parse(str(limit.value))
+    if grant.until > add_period(grant.from_, longest):
+        yield RecordProblem(0, "until", f"an exception lasts at most {longest} from its first day ({limit.cite})")
+    if rule.subject == "camera_recording":
+        yield RecordProblem(0, "rule", f"rule {grant.rule} is about camera recordings: keep one longer by a legal hold")
+    elif not allowed:
         yield RecordProblem(0, "rule", f"rule {grant.rule} allows no exceptions")
     elif grant.role not in allowed or grant.role not in authority.roles:
         yield RecordProblem(
@@ -177,3 +194,9 @@ def _exception_problems(grant: ExceptionGrant, ruleset: Ruleset) -> Iterator[Rec
             "role",
             f"role may not grant exceptions to {grant.rule}; empowered: {', '.join(sorted(allowed))} ({authority.cite})",
         )
+
+
+def _in_force(values: Mapping[date, DatedValue], day: date) -> DatedValue:
+    """The value in force on `day`; before the first date, the first value (an exception is never unlimited)."""
+    dates = [d for d in values if d <= day]
+    return values[max(dates) if dates else min(values)]

@@ -9,6 +9,7 @@ store that is missing or behind, saying which command fixes it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ __all__ = [
     "is_postgresql",
     "open_store",
     "reading",
+    "sqlite_file",
     "sync_libraries",
     "upgrade",
     "verify_master_key",
@@ -62,6 +64,7 @@ def connect(url: str) -> Engine:
             "or postgresql+psycopg://user@host:5432/db"
         ) from None
     if parsed.get_backend_name() == "sqlite":
+        _create_owner_only(parsed.database)
         engine = create_engine(parsed, connect_args={"timeout": 60}, hide_parameters=True, **_POOL)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -107,6 +110,37 @@ def reading(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         yield connection
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The SQLite database file a URL names (None for PostgreSQL, an in-memory database or no URL)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _create_owner_only(database: str | None) -> None:
+    """Create a missing SQLite file empty and 0600 before SQLite does (it would use 0644 less the umask).
+
+    SQLite gives the -wal and -shm files it creates the mode of the database file (os_unix.c, findCreateFileMode),
+    so they are owner-only too, whenever a later run creates them. A file already there is left as it is
+    (`kodex init` tightens it).
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process created it meanwhile
+    os.fchmod(descriptor, 0o600)
+    os.close(descriptor)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

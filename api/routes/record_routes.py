@@ -116,7 +116,7 @@ def _import(request: Request, library: str, lines: list[str], skip_invalid: bool
     work = workspace(request)
     return import_records(
         lambda: iter(lines), work.engine, ruleset(request), work.master, today(request, library),
-        skip_invalid=skip_invalid, only_library=library,
+        skip_invalid=skip_invalid, only_library=library, recordings=work.settings.recordings,
     )  # fmt: skip
 
 

@@ -121,6 +121,7 @@ def _run(
         run_library(
             work.engine, rules, work.master, library, as_of, dry_run=dry_run, full=full,
             batch_size=work.settings.batch_size, run_id=run_id, started_by=started_by,
+            recordings_folder=work.settings.recordings.folder(library),
         )  # fmt: skip
     except RunInProgress:
         log.warning("run %s of %s not started: another run is in progress", run_id, library)

@@ -217,9 +217,11 @@ def test_kodex_holds_set_keeps_a_reader_and_release_lets_the_next_run_anonymise(
 
 
 def test_kodex_holds_set_on_a_recording_keeps_it_past_its_7_days(
-    installed: dict[str, str], store: Workspace, tmp_path: Path
+    installed: dict[str, str], store: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    video = tmp_path / "cam-1.mp4"
+    monkeypatch.setenv("KODEX_RECORDINGS_ROOT", str(tmp_path / "cctv"))
+    video = tmp_path / "cctv" / "svkpk" / "cam-1.mp4"
+    video.parent.mkdir(parents=True)
     video.write_bytes(b"video")
     ok("import", records_file(tmp_path, [recording("cam-1", "2026-11-10T11:00:00+01:00", video)]))
 
@@ -296,6 +298,33 @@ def test_kodex_exceptions_revoke_by_a_role_without_authority_exits_10(
        "--from", "2026-11-01", "--until", "2027-03-31", "--granted-by", "D", "--id", "E-1")  # fmt: skip
 
     assert kodex("exceptions", "revoke", "E-1", "--library", "svkpk", "--role", "librarian").exit_code == 10
+    (listed,) = [json.loads(line) for line in ok("exceptions", "list", "--library", "svkpk").stdout.splitlines()]
+    assert listed["revoked_as_of"] is None
+
+
+def test_kodex_exceptions_grant_longer_than_the_librarys_maximum_exits_4_naming_the_limit(
+    installed: dict[str, str], tmp_path: Path
+) -> None:
+    ok("import", records_file(tmp_path, [LAPSED]))
+
+    refused = grant("--until", "2027-11-02")  # from 2026-11-01: a year and a day
+
+    assert refused.exit_code == 4, refused.output
+    assert "line 1: until: an exception lasts at most 1 year from its first day" in refused.stderr
+    assert ok("exceptions", "list", "--library", "svkpk").stdout == ""
+    assert grant("--until", "2027-11-01").exit_code == 0
+
+
+def test_kodex_exceptions_revoke_backdated_before_the_grant_exits_2_and_keeps_it(
+    installed: dict[str, str], tmp_path: Path
+) -> None:
+    ok("import", records_file(tmp_path, [LAPSED]))
+    assert grant("--id", "E-1").exit_code == 0  # from 2026-11-01
+
+    refused = kodex("exceptions", "revoke", "E-1", "--library", "svkpk", "--as-of", "2026-10-31")
+
+    assert refused.exit_code == 2, refused.output
+    assert "before the exception's first day (2026-11-01)" in refused.stderr
     (listed,) = [json.loads(line) for line in ok("exceptions", "list", "--library", "svkpk").stdout.splitlines()]
     assert listed["revoked_as_of"] is None
 

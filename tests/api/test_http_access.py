@@ -92,9 +92,14 @@ class Holdings:
 def stock(work: Workspace, ruleset: Ruleset, library: str) -> Holdings:
     """Import some of the library's sample records and run it: decisions, a proposal, checkpoints."""
     lines = sample_lines(library)
-    import_records(lambda: iter(lines), work.engine, ruleset, work.master, AS_OF, only_library=library)
+    recordings = work.settings.recordings
+    import_records(
+        lambda: iter(lines), work.engine, ruleset, work.master, AS_OF, only_library=library, recordings=recordings
+    )
     plan = run_library(work.engine, ruleset, work.master, library, AS_OF, dry_run=True)
-    nightly = run_library(work.engine, ruleset, work.master, library, AS_OF, wait=WAIT)
+    nightly = run_library(
+        work.engine, ruleset, work.master, library, AS_OF, wait=WAIT, recordings_folder=recordings.folder(library)
+    )
     entry = query(work.engine, LogFilter(library, kind="decision"), limit=1)[0][1]["id"]
     proposals = list_proposals(work.engine, library)
     assert len(proposals) == 1, "the stock should make one proposal"
@@ -259,7 +264,7 @@ ENDPOINTS: list[Endpoint] = [
              content_type="application/x-ndjson"),
     Endpoint("POST", "/v1/libraries/{library}/camera-recordings", "camera.register",
              body={"id": "entrance-20261122T04", "camera": "entrance", "start": "2026-11-22T04:00:00+01:00",
-                   "end": "2026-11-22T05:00:00+01:00", "location": "/var/cctv/entrance/20261122T04.mp4"},
+                   "end": "2026-11-22T05:00:00+01:00", "location": "/var/cctv/svkpk/entrance/20261122T04.mp4"},
              ok=frozenset({201})),
     Endpoint("GET", "/v1/libraries/{library}/readers/{reader_id}", "readers.read", values=reader_values),
     Endpoint("GET", "/v1/libraries/{library}/readers/{reader_id}/explanation", "readers.explain",

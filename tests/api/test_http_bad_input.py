@@ -251,7 +251,7 @@ def test_an_import_with_one_invalid_line_gets_422_naming_the_line_and_field_and_
     records[2]["birth_date"] = "17. 3. 1961"  # line 3
     recording = {"type": "camera_recording", "library": "svkpk", "id": "cam-all-1", "camera": "entrance",
                  "start": "2026-11-20T10:00:00+01:00", "end": "2026-11-20T11:00:00+01:00",
-                 "location": "/var/cctv/all-1.mp4", "legal_hold": None}  # fmt: skip
+                 "location": "/var/cctv/svkpk/all-1.mp4", "legal_hold": None}  # fmt: skip
 
     response = installation.client().post("/v1/libraries/svkpk/records", content=lines(*records, recording))
 

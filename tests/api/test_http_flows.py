@@ -32,7 +32,7 @@ from rules.periods import Period, add_period
 from rules.ruleset import Ruleset
 from store.schema import camera_recordings, loans, readers, runs, users
 from tests.conftest import POLICY
-from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person
+from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person, with_recordings
 
 PRAGUE = ZoneInfo("Europe/Prague")
 NIGHT = "2026-11-22"
@@ -107,17 +107,19 @@ class Api:
 
 
 @pytest.fixture
-def api(workspace: Workspace, ruleset: Ruleset) -> Iterator[Api]:
-    with TestClient(create_app(workspace, ruleset)) as client:
-        yield Api(client, workspace, ruleset)
+def api(workspace: Workspace, ruleset: Ruleset, tmp_path: Path) -> Iterator[Api]:
+    """The app over an installation whose recordings folders are tmp_path/cctv/<library>."""
+    work = with_recordings(workspace, tmp_path / "cctv")
+    with TestClient(create_app(work, ruleset)) as client:
+        yield Api(client, work, ruleset)
 
 
 @pytest.fixture
-def bare(kodex_env: dict[str, str], ruleset: Ruleset) -> Iterator[Api]:
+def bare(kodex_env: dict[str, str], ruleset: Ruleset, tmp_path: Path) -> Iterator[Api]:
     """An installation after `kodex init` only: no library has a data-processing agreement yet."""
     settings = load_settings()
     initialise(settings, ruleset)
-    work = open_workspace(settings)
+    work = with_recordings(open_workspace(settings), tmp_path / "cctv")
     with TestClient(create_app(work, ruleset)) as client:
         yield Api(client, work, ruleset)
     work.engine.dispose()
@@ -164,7 +166,7 @@ def test_no_personal_data_is_accepted_until_the_data_processing_agreement_is_rec
     bare.ok("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
     recording = {
         "id": "cam-1", "camera": "entrance", "start": "2026-11-20T10:00:00+01:00", "end": "2026-11-20T11:00:00+01:00",
-        "location": str(tmp_path / "cam-1.mp4"),
+        "location": str(bare.work.settings.recordings.folder("svkpk") / "cam-1.mp4"),
     }  # fmt: skip
     body, ndjson_type = ndjson([CURRENT]).encode(), {"Content-Type": "application/x-ndjson"}
 
@@ -186,6 +188,30 @@ def test_no_personal_data_is_accepted_until_the_data_processing_agreement_is_rec
         == 200
     )
     assert bare.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording).status_code == 201
+
+
+@pytest.mark.parametrize("location", ["master.key", "{folder}/../../home/master.key", "{home}/master.key"])
+def test_librarian_cannot_register_a_recording_outside_the_recordings_folder(api: Api, location: str) -> None:
+    home = api.work.settings.home
+    where = location.format(folder=api.work.settings.recordings.folder("svkpk"), home=home)
+    key = home / "master.key"
+    recording = {"id": "cam-1", "camera": "entrance", "start": "2026-11-10T10:00:00+01:00",
+                 "end": "2026-11-10T11:00:00+01:00", "location": where}  # fmt: skip
+
+    refused = api.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording)
+    pushed = api.call(
+        "POST", "/v1/libraries/svkpk/records", "librarian", content=ndjson([{"type": "camera_recording",
+        "library": "svkpk", **recording}]).encode(), headers={"Content-Type": "application/x-ndjson"},
+    )  # fmt: skip
+
+    for answer in (refused, pushed):
+        assert answer.status_code == 422
+        assert answer.json()["errors"] == [{"line": 1, "field": "location", "message": "outside the recordings folder"}]
+        assert where not in answer.text
+    with api.work.engine.connect() as connection:
+        assert connection.execute(select(camera_recordings.c.id)).all() == []
+    api.night(NIGHT)
+    assert key.exists()
 
 
 def test_an_exception_grant_is_refused_with_409_until_the_agreement_is_recorded(bare: Api) -> None:
@@ -421,7 +447,8 @@ def test_without_a_hold_the_lapsed_reader_is_anonymised_on_the_same_night(api: A
 
 
 def test_a_hold_on_a_camera_recording_keeps_it_past_its_7_day_purge(api: Api, tmp_path: Path) -> None:
-    files = {name: tmp_path / f"{name}.mp4" for name in ("cam-held", "cam-free")}
+    cctv = api.work.settings.recordings.folder("svkpk")
+    files = {name: cctv / f"{name}.mp4" for name in ("cam-held", "cam-free")}
     for name, path in files.items():
         path.write_bytes(b"video")
         api.ok("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json={
@@ -542,6 +569,33 @@ def test_an_exception_for_an_anonymised_reader_is_refused_with_a_problem_not_a_5
     refused = api.call("POST", "/v1/libraries/svkpk/exceptions", "director", json=GRANT)
 
     assert refused.status_code in {404, 422}, refused.text
+
+
+def test_a_director_cannot_grant_an_exception_longer_than_the_librarys_maximum(api: Api) -> None:
+    api.load([LAPSED])
+
+    refused = api.call("POST", "/v1/libraries/svkpk/exceptions", "director", json={**GRANT, "until": "2027-11-02"})
+
+    assert refused.status_code == 422
+    (problem,) = refused.json()["errors"]
+    assert (problem["field"], problem["message"]) == (
+        "until", "an exception lasts at most 1 year from its first day "
+        "(GDPR čl. 5 odst. 1 písm. e); KŘ čl. 35 sets no longest period)",
+    )  # fmt: skip
+    assert api.ok("GET", "/v1/libraries/svkpk/exceptions", "dpo") == []
+
+
+def test_a_director_cannot_backdate_a_revocation_before_the_exceptions_first_day(api: Api) -> None:
+    api.load([LAPSED])
+    granted = api.ok("POST", "/v1/libraries/svkpk/exceptions", "director", json=GRANT)  # from 2026-11-01
+    revocation = f"/v1/libraries/svkpk/exceptions/{granted['id']}/revocation"
+
+    refused = api.call("POST", revocation, "director", json={"as_of": "2026-10-31"})
+
+    assert refused.status_code == 422
+    assert "before the exception's first day (2026-11-01)" in refused.json()["detail"]
+    assert api.log(kind="exception_revoked") == []
+    assert api.ok("POST", revocation, "director", json={"as_of": "2026-11-01"})["revoked_as_of"] == "2026-11-01"
 
 
 def test_the_dpo_lists_revoked_exceptions_too(api: Api) -> None:

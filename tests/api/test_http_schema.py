@@ -166,10 +166,14 @@ def service(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> Itera
         work = open_workspace(found)
         onboard(work.engine, ruleset, LIBRARY, Agreement(date(2026, 1, 5), "DPA-T-1"))
         lines = _sample()
-        imported = import_records(lambda: iter(lines), work.engine, ruleset, work.master, date(2026, 11, 21))
+        imported = import_records(
+            lambda: iter(lines), work.engine, ruleset, work.master, date(2026, 11, 21), recordings=found.recordings
+        )
         assert (imported.added["reader"], imported.added["exception"]) == (READERS + 1, 1)
         night = datetime(2026, 11, 22, 2, 0, tzinfo=PRAGUE)
-        done = run_library(work.engine, ruleset, work.master, LIBRARY, night)
+        done = run_library(
+            work.engine, ruleset, work.master, LIBRARY, night, recordings_folder=found.recordings.folder(LIBRARY)
+        )
         dry = run_library(work.engine, ruleset, work.master, LIBRARY, night, dry_run=True)
         tokens = {
             role: add_user(work.engine, work.master, None if role == "operator" else LIBRARY, role, f"schema {role}")[1]
@@ -293,7 +297,7 @@ def test_a_candidate_policy_holding_a_character_yaml_forbids_is_invalid_not_a_50
 
 def _recording(**moments: str) -> dict[str, str]:
     return {"id": "cam-edge", "camera": "entrance", "start": "2026-11-20T10:00:00+01:00",
-            "end": "2026-11-20T11:00:00+01:00", "location": "/var/cctv/edge.mp4", **moments}  # fmt: skip
+            "end": "2026-11-20T11:00:00+01:00", "location": "/var/cctv/svkpk/edge.mp4", **moments}  # fmt: skip
 
 
 EDGES = {  # each a request the service answers 500 (an OverflowError) instead of 4xx

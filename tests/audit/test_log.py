@@ -1036,7 +1036,7 @@ def test_every_entry_a_run_logs_is_a_canonical_schema_1_entry_with_personal_fact
     foreigner = reader(
         "kntb",
         "KN-FOREIGN-1",
-        category="adult",
+        category="external",
         birth_date="1980-01-01",
         renewed_at="2026-06-01",
         last_activity_at="2026-11-01",
@@ -1082,7 +1082,7 @@ def test_a_decision_of_a_dry_run_becomes_an_entry_with_its_citizenship_withheld(
     foreigner = reader(
         "kntb",
         "KN-FOREIGN-2",
-        category="adult",
+        category="external",
         birth_date="1980-01-01",
         renewed_at="2026-06-01",
         last_activity_at="2026-11-01",

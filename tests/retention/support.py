@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, select
 
-from retention.config import load_settings
+from retention.config import Recordings, load_settings
 from retention.importing import ImportSummary, import_records
 from retention.run import LibraryRun, run_library
 from retention.setup import Workspace, initialise, open_workspace
@@ -93,7 +93,10 @@ def import_lines(
     skip_invalid: bool = False,
 ) -> ImportSummary:
     lines = lines_of(records)
-    return import_records(lambda: iter(lines), work.engine, ruleset, work.master, as_of, skip_invalid=skip_invalid)
+    return import_records(
+        lambda: iter(lines), work.engine, ruleset, work.master, as_of, skip_invalid=skip_invalid,
+        recordings=work.settings.recordings,
+    )  # fmt: skip
 
 
 def import_file(
@@ -103,7 +106,18 @@ def import_file(
         with path.open(encoding="utf-8") as handle:
             yield from handle
 
-    return import_records(read, work.engine, ruleset, work.master, as_of, skip_invalid=skip_invalid)
+    return import_records(
+        read, work.engine, ruleset, work.master, as_of, skip_invalid=skip_invalid, recordings=work.settings.recordings
+    )
+
+
+def with_recordings(work: Workspace, root: Path) -> Workspace:
+    """The workspace with its libraries' recordings folders under `root` (root/<library>), created; the
+    default folder, /var/cctv/<library> (the samples'), is not for tests to write in."""
+    settings = work.settings.model_copy(update={"recordings": Recordings(root=root)})
+    for library in ("svkpk", "kntb", "zdirec"):
+        settings.recordings.folder(library).mkdir(parents=True, exist_ok=True)
+    return Workspace(work.engine, work.master, settings)
 
 
 # -- running -------------------------------------------------------------------------------------
@@ -114,7 +128,10 @@ WAIT = 60.0
 
 
 def run(work: Workspace, ruleset: Ruleset, library: str, as_of: date | datetime = AS_OF, **options: Any) -> LibraryRun:
-    return run_library(work.engine, ruleset, work.master, library, as_of, wait=WAIT, **options)
+    folder = work.settings.recordings.folder(library)
+    return run_library(
+        work.engine, ruleset, work.master, library, as_of, wait=WAIT, recordings_folder=folder, **options
+    )
 
 
 def run_all(work: Workspace, ruleset: Ruleset, as_of: date = AS_OF, **options: Any) -> list[LibraryRun]:

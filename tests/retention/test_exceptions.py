@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from audit.verify import verify_log
-from retention.evaluation import SubjectNotFound
-from retention.exceptions import NotAuthorised, revoke_exception
+from retention.errors import InvalidRequest
+from retention.evaluation import InvalidRecords, SubjectNotFound
+from retention.exceptions import NotAuthorised, grant_exception, list_exceptions, revoke_exception
 from retention.setup import Workspace
 from rules.ruleset import Ruleset
 from store.schema import decision_log, exceptions, readers
-from tests.retention.support import AS_OF, import_lines, reader, run
+from tests.retention.support import AS_OF, import_lines, reader, recording, run, with_recordings
 
 RULE = "kntb.retention.unused_for_a_year"  # 4.4: exceptions by director or authorised_employee
 LAPSED = reader("kntb", "KN-7", renewed_at="2023-01-10", last_activity_at="2024-01-10", debt=0, active_loans=0)
@@ -127,3 +129,109 @@ def test_anonymising_a_reader_deletes_the_exceptions_about_them(workspace: Works
     assert state_of(workspace, "KN-7") == "anonymised"
     with workspace.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(exceptions)).scalar_one() == 0
+
+
+# -- the limits of an exception (issue 16) --------------------------------------------------------------------------
+
+SVKPK_DIRECTOR = {"type": "user", "id": "u-director-1", "role": "director", "name": "Mgr. Ivana Ředitelová"}
+SVKPK_RULE = "svkpk.retention.after_settlement"  # a reader rule; exception_by: director, authorised_employee
+CAMERA_RULE = "svkpk.camera.purge_after_7_days"
+
+
+def problems(refused: pytest.ExceptionInfo[InvalidRecords]) -> list[str]:
+    return [str(p) for p in refused.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("until", "accepted"),
+    [("2027-10-01", True), ("2027-10-02", False), ("2099-12-31", False)],
+    ids=["a year after its first day", "a day longer", "for ever"],
+)
+def test_an_exception_lasts_no_longer_than_the_librarys_maximum_exception_period_from_its_first_day(
+    workspace: Workspace, ruleset: Ruleset, until: str, accepted: bool
+) -> None:
+    grant = {**GRANT, "until": until}  # from 2026-10-01; KNTB's max_period: 1 year (GDPR Art. 5(1)(e))
+
+    if accepted:
+        assert import_lines(workspace, ruleset, [LAPSED, grant]).added["exception"] == 1
+        return
+    with pytest.raises(InvalidRecords) as refused:
+        import_lines(workspace, ruleset, [LAPSED, grant])
+    assert problems(refused) == [
+        "line 2: until: an exception lasts at most 1 year from its first day "
+        "(GDPR čl. 5 odst. 1 písm. e); KŘ 7 sets no longest period)"
+    ]
+    assert entries(workspace, "exception_granted") == []
+
+
+def test_a_director_granting_an_exception_longer_than_the_maximum_is_refused(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    import_lines(workspace, ruleset, [reader("svkpk", "SV-1", renewed_at="2023-01-01", debt=0, active_loans=0)])
+    grant = {"subject": "SV-1", "rule": SVKPK_RULE, "reason": "court case", "until": date(2027, 11, 23)}
+
+    with pytest.raises(InvalidRecords, match="line 1: until: an exception lasts at most 1 year"):
+        grant_exception(workspace.engine, ruleset, workspace.master, "svkpk", grant, SVKPK_DIRECTOR, AS_OF)
+
+    assert list_exceptions(workspace.engine, workspace.master, "svkpk") == []
+    granted = grant_exception(
+        workspace.engine, ruleset, workspace.master, "svkpk", {**grant, "until": date(2027, 11, 22)}, SVKPK_DIRECTOR,
+        AS_OF,
+    )  # fmt: skip
+    assert (granted["from"], granted["until"]) == (AS_OF, date(2027, 11, 22))
+
+
+def test_an_exception_to_the_camera_recording_rule_is_refused_a_legal_hold_keeps_a_recording(
+    workspace: Workspace, ruleset: Ruleset, tmp_path: Path
+) -> None:
+    work = with_recordings(workspace, tmp_path / "cctv")
+    video = work.settings.recordings.folder("svkpk") / "cam-1.mp4"
+    import_lines(work, ruleset, [recording("cam-1", "2026-11-10T11:00:00+01:00", video)])
+    grant = {"subject": "cam-1", "rule": CAMERA_RULE, "reason": "evidence", "until": date(2026, 12, 31)}
+
+    with pytest.raises(InvalidRecords) as refused:
+        grant_exception(work.engine, ruleset, work.master, "svkpk", grant, SVKPK_DIRECTOR, AS_OF)
+
+    assert problems(refused) == [
+        f"line 1: rule: rule {CAMERA_RULE} is about camera recordings: keep one longer by a legal hold"
+    ]
+    assert list_exceptions(work.engine, work.master, "svkpk") == []
+
+
+@pytest.mark.parametrize("where", ["in the store", "in the same file"])
+def test_an_exception_to_a_reader_rule_naming_a_camera_recording_is_refused(
+    workspace: Workspace, ruleset: Ruleset, tmp_path: Path, where: str
+) -> None:
+    work = with_recordings(workspace, tmp_path / "cctv")
+    camera = recording("cam-1", "2026-11-10T11:00:00+01:00", work.settings.recordings.folder("svkpk") / "cam-1.mp4")
+    grant = {
+        "type": "exception", "library": "svkpk", "id": "E-CAM", "subject": "cam-1", "rule": SVKPK_RULE,
+        "role": "director", "granted_by": "Mgr. Ivana Ředitelová", "reason": "keep it", "from": "2026-11-20",
+        "until": "2026-12-31",
+    }  # fmt: skip
+    if where == "in the store":
+        import_lines(work, ruleset, [camera])
+        records: list[dict[str, Any]] = [grant]
+    else:
+        records = [grant, camera]
+
+    with pytest.raises(InvalidRecords) as refused:
+        import_lines(work, ruleset, records)
+
+    assert problems(refused) == [f"line 1: subject: a camera recording; rule {SVKPK_RULE} is about readers"]
+    assert list_exceptions(work.engine, work.master, "svkpk") == []
+
+
+def test_a_revocation_cannot_be_backdated_before_the_exceptions_first_day(
+    workspace: Workspace, ruleset: Ruleset
+) -> None:
+    import_lines(workspace, ruleset, [LAPSED, GRANT])  # from 2026-10-01
+
+    with pytest.raises(InvalidRequest, match=r"before the exception's first day \(2026-10-01\)"):
+        revoke_exception(workspace.engine, workspace.master, "kntb", "E-KN-7", date(2026, 9, 30), DIRECTOR)
+
+    assert entries(workspace, "exception_revoked") == []
+    with workspace.engine.connect() as connection:
+        assert connection.execute(select(exceptions.c.revoked_as_of)).scalar_one() is None
+    revoke_exception(workspace.engine, workspace.master, "kntb", "E-KN-7", date(2026, 10, 1), DIRECTOR)
+    assert len(entries(workspace, "exception_revoked")) == 1

@@ -43,6 +43,7 @@ from tests.retention.support import (
     run,
     run_all,
     snapshot,
+    with_recordings,
 )
 
 NEXT_DAY = AS_OF + timedelta(days=1)
@@ -199,7 +200,9 @@ def test_an_erased_loan_history_does_not_come_back_with_the_next_import(workspac
 def test_purge_deletes_the_file_then_the_row_and_a_reimport_does_not_bring_it_back(
     workspace: Workspace, ruleset: Ruleset, tmp_path: Path
 ) -> None:
-    old, recent = tmp_path / "cam-old.mp4", tmp_path / "cam-recent.mp4"
+    workspace = with_recordings(workspace, tmp_path / "cctv")
+    cctv = workspace.settings.recordings.folder("svkpk")
+    old, recent = cctv / "cam-old.mp4", cctv / "cam-recent.mp4"
     old.write_bytes(b"video")
     recent.write_bytes(b"video")
     records = [
@@ -227,7 +230,9 @@ def test_purge_deletes_the_file_then_the_row_and_a_reimport_does_not_bring_it_ba
 def test_a_recording_file_that_cannot_be_deleted_is_a_failed_purge_retried_the_next_night(
     workspace: Workspace, ruleset: Ruleset, tmp_path: Path
 ) -> None:
-    stuck = tmp_path / "stuck.mp4"  # a directory that is not empty: os.remove fails, even for root
+    workspace = with_recordings(workspace, tmp_path / "cctv")
+    cctv = workspace.settings.recordings.folder("svkpk")
+    stuck = cctv / "stuck.mp4"  # a directory that is not empty: os.remove fails, even for root
     stuck.mkdir()
     (stuck / "segment-1").write_bytes(b"video")
     import_lines(workspace, ruleset, [recording("cam-stuck", "2026-11-10T11:00:00+01:00", stuck)])
@@ -245,7 +250,7 @@ def test_a_recording_file_that_cannot_be_deleted_is_a_failed_purge_retried_the_n
             connection.execute(select(decisions.c.entry).where(decisions.c.subject == pseudonym)).scalar_one()
         )
     assert decision["outcome"] == "failed" and "retried" in decision["details"]["error"]
-    assert str(tmp_path) not in json.dumps(decision)
+    assert str(cctv) not in json.dumps(decision)
 
     run(workspace, ruleset, "svkpk")  # the same night again: not due, nothing new
     assert decisions_of(workspace, pseudonym) == [("svkpk.camera.purge_after_7_days", "purge", "failed", "2026-11-22")]
@@ -269,7 +274,9 @@ def test_a_recording_file_that_cannot_be_deleted_is_a_failed_purge_retried_the_n
 def test_a_purge_that_succeeds_on_a_rerun_at_the_same_as_of_is_recorded(
     workspace: Workspace, ruleset: Ruleset, tmp_path: Path
 ) -> None:
-    stuck = tmp_path / "stuck.mp4"
+    workspace = with_recordings(workspace, tmp_path / "cctv")
+    cctv = workspace.settings.recordings.folder("svkpk")
+    stuck = cctv / "stuck.mp4"
     stuck.mkdir()
     (stuck / "segment-1").write_bytes(b"video")
     import_lines(workspace, ruleset, [recording("cam-stuck", "2026-11-10T11:00:00+01:00", stuck)])
@@ -285,9 +292,11 @@ def test_a_purge_that_succeeds_on_a_rerun_at_the_same_as_of_is_recorded(
 
 
 def test_a_recording_is_purged_by_the_first_nightly_run_after_its_seven_days(
-    workspace: Workspace, ruleset: Ruleset
+    workspace: Workspace, ruleset: Ruleset, tmp_path: Path
 ) -> None:
-    import_lines(workspace, ruleset, [recording("cam-1", "2026-11-16T05:00:00+01:00", "/nonexistent/cam-1.mp4")])
+    workspace = with_recordings(workspace, tmp_path / "cctv")
+    gone = workspace.settings.recordings.folder("svkpk") / "cam-1.mp4"  # no such file: the purge deletes the row
+    import_lines(workspace, ruleset, [recording("cam-1", "2026-11-16T05:00:00+01:00", gone)])
     prague = timezone(timedelta(hours=1))
     nights = [datetime(2026, 11, day, 2, 0, tzinfo=prague) for day in (22, 23, 24)]
 
@@ -300,7 +309,9 @@ def test_a_recording_is_purged_by_the_first_nightly_run_after_its_seven_days(
 def test_a_recordings_own_legal_hold_keeps_it_until_the_hold_ends(
     workspace: Workspace, ruleset: Ruleset, tmp_path: Path
 ) -> None:
-    held = tmp_path / "cam-held.mp4"
+    workspace = with_recordings(workspace, tmp_path / "cctv")
+    cctv = workspace.settings.recordings.folder("svkpk")
+    held = cctv / "cam-held.mp4"
     held.write_bytes(b"video")
     hold = {"reason": "handed to the police", "until": "2026-11-25"}
     import_lines(workspace, ruleset, [recording("cam-held", "2026-11-10T11:00:00+01:00", held, legal_hold=hold)])

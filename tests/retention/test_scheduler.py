@@ -49,7 +49,10 @@ def fixed(moment: datetime) -> Clock:
 def stocked(workspace: Workspace, ruleset: Ruleset) -> Workspace:
     """The workspace with some readers of every library (and an exception) imported."""
     lines = (ROOT / "samples" / "readers.jsonl").read_text(encoding="utf-8").splitlines()[:30]
-    summary = import_records(lambda: iter(lines), workspace.engine, ruleset, workspace.master, date(2026, 11, 21))
+    summary = import_records(
+        lambda: iter(lines), workspace.engine, ruleset, workspace.master, date(2026, 11, 21),
+        recordings=workspace.settings.recordings,
+    )  # fmt: skip
     assert summary.added["reader"] == sum('"type": "reader"' in line for line in lines) > 0
     return workspace
 

@@ -51,6 +51,7 @@ from tests.retention.support import (
     person,
     recording,
     run,
+    with_recordings,
 )
 
 NEXT_DAY = AS_OF + timedelta(days=1)
@@ -110,9 +111,10 @@ def test_a_library_the_policy_has_no_rules_for_cannot_be_onboarded(bare: Workspa
 def test_no_personal_data_is_imported_for_a_library_until_its_agreement_is_recorded(
     bare: Workspace, ruleset: Ruleset, tmp_path: Path
 ) -> None:
+    bare = with_recordings(bare, tmp_path / "cctv")
     info = onboard(bare.engine, ruleset, "svkpk")
     assert (info.agreement, info.onboarded_at is not None) == (None, True)
-    camera = recording("cam-1", "2026-11-20T11:00:00+01:00", tmp_path / "cam-1.mp4")
+    camera = recording("cam-1", "2026-11-20T11:00:00+01:00", bare.settings.recordings.folder("svkpk") / "cam-1.mp4")
 
     for records in ([CURRENT], [camera]):
         with pytest.raises(NoAgreement, match="svkpk"):
@@ -393,7 +395,9 @@ def test_a_hold_that_has_ended_keeps_nothing(workspace: Workspace, ruleset: Rule
 def test_a_hold_on_a_camera_recording_keeps_it_past_its_7_days_and_released_it_is_purged(
     workspace: Workspace, ruleset: Ruleset, tmp_path: Path
 ) -> None:
-    files = {name: tmp_path / f"{name}.mp4" for name in ("cam-held", "cam-free")}
+    workspace = with_recordings(workspace, tmp_path / "cctv")
+    cctv = workspace.settings.recordings.folder("svkpk")
+    files = {name: cctv / f"{name}.mp4" for name in ("cam-held", "cam-free")}
     for path in files.values():
         path.write_bytes(b"video")
     import_lines(workspace, ruleset, [recording(n, "2026-11-10T11:00:00+01:00", p) for n, p in files.items()])

@@ -92,10 +92,10 @@ EXCEPTION = {
     "rule": "svkpk.retention.after_settlement", "role": "director", "granted_by": "Mgr. Ludmila Ředitelová",
     "reason": "pending dispute", "from": "2026-11-01", "until": "2027-01-31",
 }  # fmt: skip
-CAMERA = recording("cam-20261110T10", "2026-11-10T11:00:00+01:00", "/var/cctv/entrance/20261110T10.mp4")
+CAMERA = recording("cam-20261110T10", "2026-11-10T11:00:00+01:00", "/var/cctv/svkpk/entrance/20261110T10.mp4")
 CAMERA_HOLD_REASON = "krádež, podezřelý Kamil Zloděj, č.j. KRPP-9988-2/TČ-2026"  # a hold's reason may name a person
 CAMERA_HELD = recording(
-    "cam-20261111T10", "2026-11-11T11:00:00+01:00", "/var/cctv/entrance/20261111T10.mp4",
+    "cam-20261111T10", "2026-11-11T11:00:00+01:00", "/var/cctv/svkpk/entrance/20261111T10.mp4",
     legal_hold={"reason": CAMERA_HOLD_REASON, "until": "2027-03-31"},
 )  # fmt: skip
 POPULATION: list[dict[str, Any]] = [ADULT, CHILD, HELD, *LOANS, *INCIDENTS, EXCEPTION, CAMERA, CAMERA_HELD]

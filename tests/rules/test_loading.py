@@ -256,6 +256,54 @@ def test_exception_by_both_roles_is_accepted_where_the_regulation_empowers_both(
     assert rule.exception_by == ["authorised_employee", "director"]
 
 
+def test_a_camera_recording_rule_that_allows_exceptions_is_rejected_a_legal_hold_keeps_a_recording():
+    camera = "svkpk.camera.purge_after_7_days"
+    line = "        exception_by: [director]"
+    text = edit_rule(camera, rule_block(BASE, camera).split("exception_by: ")[1].splitlines()[0], "[director]")
+    assert_problem_at(text, line, "exception_by", "exception_by", "legal hold", "write []", rule=camera)
+
+
+# ---------------------------------------------------------------- categories and the longest exception
+
+
+def test_a_library_without_its_categories_is_rejected():
+    block = "    categories:  # 4.2 names two: hospital staff (internal) and everyone else (external)\n"
+    start = BASE.index(block)
+    end = BASE.index("    inventory:", start)
+    problems = problems_of(BASE[:start] + BASE[end:])
+    assert any("libraries.1.categories" in p.message and "missing" in p.message.lower() for p in problems)
+
+
+def test_a_category_quote_that_is_not_verbatim_is_reported_at_its_line():
+    line = "        - Interní uživatelé (všichni),"
+    text = replace_once("        - Interní uživatelé (zaměstnanci nemocnice),", line)
+    problems = check_quotes(parse_policy(text, FILE), seeds())
+    assert [(p.line, p.message.split(":")[0]) for p in problems] == [
+        (line_of(text, line), "libraries.1.categories.quote.1")
+    ]
+
+
+def test_the_longest_exception_must_be_a_period():
+    old = '        2018-05-25: {value: 1 year, cite: "GDPR čl. 5 odst. 1 písm. e); KŘ 7 sets no longest period"}'
+    line = old.replace("1 year", "1 yaer")
+    problems = problems_of(replace_once(old, line))
+    assert [p.message for p in problems if p.line == line_of(replace_once(old, line), line)] == [
+        "libraries.1.exceptions.max_period.2018-05-25.value: '1 yaer' is not a period; "
+        "write e.g. '24 months', '1 year' or '7 days'"
+    ]
+
+
+def test_each_library_has_a_longest_exception_of_a_year_and_kntb_the_categories_its_regulation_names():
+    policy = load_policy(POLICY_PATH).policy
+    assert {lib.id: [v.value for v in lib.exceptions.max_period.values()] for lib in policy.libraries} == {
+        "zdirec": ["1 year"], "kntb": ["1 year"], "svkpk": ["1 year"]
+    }  # fmt: skip
+    assert {lib.id: lib.categories.values for lib in policy.libraries} == {
+        "zdirec": ["adult", "child", "senior", "student"], "kntb": ["internal", "external"],
+        "svkpk": ["adult", "child", "senior", "student"],
+    }  # fmt: skip
+
+
 # ---------------------------------------------------------------- rule ids and versions
 
 

@@ -328,3 +328,27 @@ def test_unknown_personal_key_is_reported_without_the_key_itself() -> None:
     _, problems = read(reader(personal={"Jan Novák": "x"}))
     assert [(p.line, p.field) for p in problems] == [(1, "personal")]
     assert "Novák" not in str(problems[0])
+
+
+# ---------------------------------------------------------------- categories (issue 16)
+
+
+@pytest.mark.parametrize(
+    ("library", "category", "accepted"),
+    [("kntb", "external", True), ("kntb", "adult", False), ("svkpk", "student", True), ("svkpk", "internal", False)],
+)
+def test_a_reader_category_must_be_one_the_librarys_policy_lists(library: str, category: str, accepted: bool):
+    records, problems = read(reader(library=library, category=category))
+
+    if accepted:
+        assert (len(records.readers), problems) == (1, [])
+        return
+    allowed = {"kntb": "internal, external", "svkpk": "adult, child, senior, student"}[library]
+    assert [str(p) for p in problems] == [f"line 1: category: not a category of this library ({allowed})"]
+
+
+def test_a_category_holding_free_text_about_a_person_is_refused_without_repeating_it():
+    _, problems = read(reader(category="Jana Nováková, nemocná"))
+
+    assert [(p.line, p.field) for p in problems] == [(1, "category")]
+    assert "Nováková" not in str(problems[0])
