@@ -56,7 +56,10 @@ class Auditor:
 def auditor(workspace: Workspace, ruleset: Ruleset, monkeypatch: pytest.MonkeyPatch) -> Iterator[Auditor]:
     clock_at(monkeypatch, date(2027, 3, 15))
     lines = SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)
-    import_records(lambda: iter(lines), workspace.engine, ruleset, workspace.master, date(2026, 11, 22))
+    import_records(
+        lambda: iter(lines), workspace.engine, ruleset, workspace.master, date(2026, 11, 22),
+        recordings=workspace.settings.recordings,
+    )  # fmt: skip
     _, token = add_user(workspace.engine, workspace.master, LIBRARY, "auditor", "Auditorka")
     with TestClient(create_app(workspace, ruleset)) as client:
         found = Auditor(client, workspace, ruleset, {"Authorization": f"Bearer {token}"})

@@ -59,7 +59,10 @@ def actor(user: User) -> dict[str, Any]:
 @pytest.fixture
 def site(workspace: Workspace, ruleset: Ruleset) -> Iterator[Site]:
     lines = [line for line in SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True) if READER in line]
-    import_records(lambda: iter(lines), workspace.engine, ruleset, workspace.master, date(2026, 11, 22))
+    import_records(
+        lambda: iter(lines), workspace.engine, ruleset, workspace.master, date(2026, 11, 22),
+        recordings=workspace.settings.recordings,
+    )  # fmt: skip
     with TestClient(create_app(workspace, ruleset)) as client:
         yield Site(client, workspace)
 
