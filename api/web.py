@@ -48,9 +48,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import failure_for, failure_types
+from api.door import Door
+from api.errors import failure_types
+from api.problems import answer, problem
 from api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
 from api.routes.common import aware, next_run
+from api.throttle import FailedTokens
 from retention.config import load_settings
 from retention.policy_source import load_ruleset
 from retention.setup import Workspace, open_workspace
@@ -94,8 +97,13 @@ def app_from_environment() -> FastAPI:
     return create_app(open_workspace(settings), load_ruleset(settings.policy))
 
 
-def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) -> FastAPI:
-    """The web app over an opened workspace; `scheduler` (APScheduler, optional) tells the next runs."""
+def create_app(
+    workspace: Workspace, ruleset: Ruleset, scheduler: Any = None, failed_tokens: FailedTokens | None = None
+) -> FastAPI:
+    """The web app over an opened workspace; `scheduler` (APScheduler, optional) tells the next runs.
+
+    `failed_tokens`: the buckets that slow an address sending unknown tokens (api.throttle; default: its limits).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -117,10 +125,14 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
         ),
     )
     app.state.workspace, app.state.ruleset, app.state.scheduler = workspace, ruleset, scheduler
-    for module in (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes):
+    modules = (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes)
+    for module in modules:
         app.include_router(module.router, prefix="/v1")
     _handle_errors(app)
     app.add_middleware(_RefuseNul)
+    app.add_middleware(
+        Door, failures=failed_tokens or FailedTokens(), routes=[route for m in modules for route in m.router.routes]
+    )
     app.add_middleware(_AccessLog)
     app.add_middleware(_BodyLimit, limit=workspace.settings.max_request_mb * 1024 * 1024)
 
@@ -147,11 +159,6 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
 # -- errors: one mapping (api.errors), bodies that never echo what was sent --------------------------------------
 
 
-def _problem(status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"title": title, "detail": detail, "errors": errors or []}, status, headers=headers)
-
-
 def _handle_errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -163,23 +170,19 @@ def _handle_errors(app: FastAPI) -> None:
                 loc, message = loc[:-1], "unknown field (the body's keys are listed in the OpenAPI schema)"
             errors.append({"field": ".".join(loc), "message": message})
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
-        return _problem(422, "invalid request", f"{first['field']}: {first['message']}", errors)
+        return problem(422, "invalid request", f"{first['field']}: {first['message']}", errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 400:  # FastAPI could not read the body (not UTF-8, say): a 422 like any bad body
-            return _problem(422, "invalid request", "body: could not be read; send JSON encoded in UTF-8")
-        title = {404: "not found", 413: "request too large"}.get(error.status_code, "http error")
-        return _problem(error.status_code, title, str(error.detail))
+            return problem(422, "invalid request", "body: could not be read; send JSON encoded in UTF-8")
+        title = {404: "not found", 405: "method not allowed", 413: "request too large"}.get(
+            error.status_code, "http error"
+        )
+        return problem(error.status_code, title, str(error.detail), headers=error.headers)  # 405: Allow (RFC 9110)
 
     async def domain(request: Request, error: Exception) -> JSONResponse:
-        failure = failure_for(error)
-        assert failure is not None
-        errors = [
-            {key: getattr(p, key) for key in ("line", "column", "field", "message") if hasattr(p, key)}
-            for p in getattr(error, "problems", [])
-        ]
-        return _problem(failure.http_status, failure.title, str(error).split("\n")[0], errors)
+        return answer(error)
 
     for kind in failure_types():
         app.add_exception_handler(kind, domain)
@@ -212,9 +215,9 @@ class _AccessLog:
             status = 413  # answered by _BodyLimit, outside
             raise
         except Exception as error:
-            failures.error("unexpected %s on %s %s", type(error).__name__, scope["method"], _template(scope))
+            failures.exception("unexpected %s on %s %s", type(error).__name__, scope["method"], _template(scope))
             if status == 500:  # nothing sent yet
-                await _problem(500, "internal error", "kodex failed to answer; the error is logged without its data")(
+                await problem(500, "internal error", "kodex failed to answer; the error is logged without its data")(
                     scope, receive, send
                 )
         finally:
@@ -238,10 +241,10 @@ class _RefuseNul:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "\x00" in scope["path"]:
-            await _problem(404, "not found", "the path holds the NUL character (U+0000)")(scope, receive, send)
+            await problem(404, "not found", "the path holds the NUL character (U+0000)")(scope, receive, send)
         elif scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
             detail = "a query parameter holds the NUL character (U+0000)"
-            await _problem(422, "invalid request", detail)(scope, receive, send)
+            await problem(422, "invalid request", detail)(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -281,8 +284,8 @@ class _BodyLimit:
             await self._refuse(send, error)
 
     async def _refuse(self, send: Send, error: _TooLarge | None = None) -> None:
-        problem = error or _TooLarge(self.limit)
-        response = _problem(413, "request too large", problem.detail)
+        too_large = error or _TooLarge(self.limit)
+        response = problem(413, "request too large", too_large.detail)
         await response({"type": "http"}, _nothing, send)
 
 

@@ -26,9 +26,13 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
 from rules.checks import check_policy
+from rules.nesting import MAX_POLICY_BYTES, yaml_too_deep
 from rules.policy import Policy
 
-__all__ = ["InvalidPolicy", "LoadedPolicy", "PolicyProblem", "load_policy", "parse_policy", "revision_of"]
+__all__ = [
+    "InvalidPolicy", "LoadedPolicy", "PolicyProblem", "PolicyTooDeep", "PolicyTooLarge", "load_policy", "parse_policy",
+    "revision_of",
+]  # fmt: skip
 
 Loc = Sequence[str | int]
 
@@ -52,6 +56,14 @@ class InvalidPolicy(Exception):
         self.problems = list(problems)
 
 
+class PolicyTooLarge(InvalidPolicy):
+    """The policy text is over rules.nesting.MAX_POLICY_BYTES: refused before it is parsed."""
+
+
+class PolicyTooDeep(InvalidPolicy):
+    """The policy nests deeper than rules.nesting.MAX_POLICY_DEPTH (or holds too many aliases): refused unparsed."""
+
+
 @dataclass(frozen=True)
 class LoadedPolicy:
     policy: Policy
@@ -69,6 +81,8 @@ def load_policy(path: Path | str) -> LoadedPolicy:
     """Read, validate and check a policy file; raise InvalidPolicy listing every problem."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_POLICY_BYTES:  # not read at all: parse_policy would refuse it
+            raise _too_large(str(path))
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidPolicy([PolicyProblem(str(path), 0, 0, f"cannot read policy: {error.strerror}")]) from None
@@ -76,6 +90,13 @@ def load_policy(path: Path | str) -> LoadedPolicy:
 
 
 def parse_policy(text: str, file: str = "<policy>") -> LoadedPolicy:
+    """Validate and check a policy's text; its size and nesting are measured before it is parsed."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise _too_large(file)
+    too_deep = yaml_too_deep(text)
+    if too_deep is not None:
+        raise PolicyTooDeep([PolicyProblem(file, 0, 0, too_deep)])
     tree = _parse_yaml(text, file)
     try:
         policy = Policy.model_validate(tree)
@@ -93,6 +114,11 @@ def revision_of(policy: Policy) -> str:
         policy.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _too_large(file: str) -> PolicyTooLarge:
+    limit = MAX_POLICY_BYTES // 1024
+    return PolicyTooLarge([PolicyProblem(file, 0, 0, f"the policy is over {limit} KiB; no policy needs that much")])
 
 
 def _parse_yaml(text: str, file: str) -> Any:
