@@ -39,7 +39,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import anyio.to_thread
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -48,9 +48,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.docs import install_docs
 from api.door import Door
 from api.errors import failure_types
+from api.headers import SecurityHeaders
+from api.heavy import HeavySlots
 from api.problems import answer, problem
+from api.query import only_declared_query
 from api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
 from api.routes.common import aware, next_run
 from api.throttle import FailedTokens
@@ -115,6 +119,9 @@ def create_app(
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs, with their scripts from kodex itself
+        redoc_url=None,
+        dependencies=[Depends(only_declared_query)],
         title="kodex",
         summary="Library regulations and GDPR retention as executable, cited rules.",
         version="1",
@@ -125,6 +132,7 @@ def create_app(
         ),
     )
     app.state.workspace, app.state.ruleset, app.state.scheduler = workspace, ruleset, scheduler
+    app.state.heavy = HeavySlots(workspace.settings.heavy_requests)
     modules = (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes)
     for module in modules:
         app.include_router(module.router, prefix="/v1")
@@ -135,6 +143,8 @@ def create_app(
     )
     app.add_middleware(_AccessLog)
     app.add_middleware(_BodyLimit, limit=workspace.settings.max_request_mb * 1024 * 1024)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer carries them, a 413 or a 500 too
+    install_docs(app)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health, "description": "database down"}})
     def health(response: Response) -> Health:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api.auth import Principal, for_library, for_service
+from api.heavy import HeavySlot
 from api.routes.common import PROBLEMS, workspace
 from api.schemas import DecisionPage, Verification
 from audit.entries import KINDS, now
@@ -66,7 +67,11 @@ async def decisions(  # on the event loop: a page is one indexed query (api/web.
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}, "description": "JSON Lines"}},
 )
 def export(
-    library: str, where: Filter, request: Request, _: Annotated[Principal, Depends(for_library("decisions.read"))]
+    library: str,
+    where: Filter,
+    request: Request,
+    _: Annotated[Principal, Depends(for_library("decisions.read"))],
+    slot: HeavySlot,
 ) -> StreamingResponse:
     """The selected entries as JSON Lines, exactly as hashed (leaf hash = SHA-256(0x00 || line)), streamed."""
     lines: Iterator[str] = (line + "\n" for line in entries_text(workspace(request).engine, where))
@@ -75,7 +80,7 @@ def export(
 
 @router.get("/libraries/{library}/audit/verification", response_model=Verification)
 def verification(
-    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))]
+    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))], slot: HeavySlot
 ) -> Verification:
     """Recompute the library's tree: every entry, checkpoint signature and consistency, cached subtree, the head."""
     verdicts = verify_log(workspace(request).engine, library=library)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, for_library, for_service
+from api.heavy import HeavySlot
 from api.routes.common import PROBLEMS, ruleset, workspace
 from api.schemas import LibraryPolicy, PolicyDiffOut, PolicyOut, PolicyValidation
 from retention.errors import InvalidRequest
@@ -49,7 +50,7 @@ def active(request: Request, _: Annotated[Principal, Depends(for_service("policy
 
 @router.post("/policy/validation", response_model=PolicyValidation, openapi_extra=_YAML)
 async def validate(
-    request: Request, _: Annotated[Principal, Depends(for_service("policy.validate"))]
+    request: Request, _: Annotated[Principal, Depends(for_service("policy.validate"))], slot: HeavySlot
 ) -> PolicyValidation:
     """Validate a candidate policy: structure and meaning (each problem with line and column), then its examples."""
     text = await _text(request)
@@ -71,6 +72,7 @@ async def diff(
     library: str,
     request: Request,
     _: Annotated[Principal, Depends(for_library("policy.diff"))],
+    slot: HeavySlot,
     as_of: Annotated[CalendarDay | None, Query(description="Day or moment (default: now).")] = None,
     limit: Annotated[int, Query(ge=0, le=10_000, description="Changes listed (all are counted).")] = 1000,
 ) -> PolicyDiffOut:

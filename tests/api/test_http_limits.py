@@ -13,8 +13,10 @@ request (health, a token check, a reader) answers meanwhile.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,6 +29,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli import app as cli
+from api.heavy import HeavySlots
+from api.routes import policy_routes
 from api.web import create_app
 from retention.config import load_settings
 from retention.setup import Workspace, initialise, open_workspace
@@ -44,6 +48,7 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
 )  # nine levels of nine aliases: 387 million strings once expanded
 HUGE = "# a comment\n" * (MAX_POLICY_BYTES // 12 + 1)
+YAML_TYPE = {"Content-Type": "application/yaml"}
 POLICY_PATHS = {"validation": "/v1/policy/validation", "diff": "/v1/libraries/svkpk/policy/diff"}
 
 
@@ -181,3 +186,69 @@ def test_kodex_import_of_a_line_nested_too_deeply_exits_4_naming_the_line(worksp
 )
 def test_a_lines_nesting_is_counted_without_parsing_it(line: str, too_deep: bool) -> None:
     assert json_too_deep(line) is too_deep
+
+
+# -- CPU-heavy requests take turns ----------------------------------------------------------------------------------
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for the app to reach a state (bounded, so a broken limiter fails the test instead of hanging it)."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never reached: {what}")
+
+
+def test_heavy_requests_beyond_the_slots_wait_their_turn_while_cheap_requests_answer(
+    installation: Installation, ruleset: Ruleset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(installation.work, ruleset)
+    slots: HeavySlots = app.state.heavy
+    assert slots.slots == load_settings().heavy_requests == 2
+    waiting_too = 4
+    inside, most, lock, release = 0, 0, threading.Lock(), threading.Event()
+
+    def standing_in_for_the_work(text: str) -> Ruleset:  # blocks a worker thread until the test releases it
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        try:
+            release.wait(60)
+        finally:
+            with lock:
+                inside -= 1
+        return ruleset
+
+    monkeypatch.setattr(policy_routes, "_compile", standing_in_for_the_work)
+    monkeypatch.setattr(policy_routes, "run_examples", lambda candidate: [])
+    dpo = {"Authorization": f"Bearer {installation.tokens['dpo']}"}
+
+    async def scenario() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            heavy = [
+                asyncio.create_task(
+                    client.post("/v1/policy/validation", content=b"kodex: 1\n", headers=dpo | YAML_TYPE)
+                )
+                for _ in range(slots.slots + waiting_too)
+            ]
+            await until(
+                lambda: inside == slots.slots and slots.limiter.statistics().tasks_waiting == waiting_too,
+                "two heavy requests at work and four waiting",
+            )
+            cheap = [
+                await client.get("/health"),
+                await client.get("/v1/policy", headers=dpo),  # a token check and a read, in a thread of the pool
+                await client.get("/v1/libraries/svkpk/readers/SV-NONE", headers=dpo),
+            ]
+            assert inside == slots.slots  # the heavy ones are still held while the cheap ones answered
+            release.set()
+            return list(await asyncio.gather(*heavy)), cheap
+
+    heavy, cheap = asyncio.run(scenario())
+    assert [r.status_code for r in cheap] == [200, 200, 404]
+    assert [r.status_code for r in heavy] == [200] * (slots.slots + waiting_too)
+    assert all(r.json()["valid"] for r in heavy)
+    assert most == slots.slots
