@@ -22,7 +22,7 @@ from api.problems import answer
 from api.throttle import FailedTokens, TooManyFailedTokens
 from retention.users import authenticate
 
-__all__ = ["Door"]
+__all__ = ["Door", "routes_at"]
 
 log = logging.getLogger("kodex.auth")
 
@@ -59,12 +59,16 @@ class Door:
 
     def _template(self, scope: Scope) -> str:
         """The route template the request would reach (never its path: path values may be card numbers)."""
-        unprefixed = {**scope, "path": scope["path"].removeprefix("/v1")}
-        for route in self.routes:
-            match, _ = route.matches(unprefixed)
-            if match is not Match.NONE:
-                return "/v1" + str(getattr(route, "path", ""))
-        return "(no route)"
+        found = routes_at(self.routes, scope)
+        return "/v1" + str(getattr(found[0], "path", "")) if found else "(no route)"
+
+
+def routes_at(routes: Sequence[BaseRoute], scope: Scope) -> list[BaseRoute]:
+    """The /v1 routes whose path template matches the request's path, whatever their method."""
+    # a scope of the path alone: once routed, the request's own scope names the route it reached, which the
+    # other routes' matching then defers to
+    bare = {"type": "http", "path": scope["path"].removeprefix("/v1"), "root_path": "", "method": scope["method"]}
+    return [route for route in routes if route.matches(bare)[0] is not Match.NONE]
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -16,7 +16,7 @@ from retention.evaluation import InvalidRecords, SubjectNotFound
 from retention.exceptions import NotAuthorised
 from retention.locking import RunInProgress
 from retention.tenants import NoAgreement, NotInPolicy
-from rules.loading import InvalidPolicy, PolicyTooDeep, PolicyTooLarge
+from rules.loading import InvalidPolicy, PolicyRefused, PolicyTooDeep, PolicyTooLarge
 from store.crypto import MasterKeyError
 from store.database import StoreNotReady
 
@@ -39,6 +39,7 @@ class Failure:
 _FAILURES: dict[type[Exception], Failure] = {  # a subclass before its base: the first match wins
     PolicyTooLarge: Failure(3, 413, "policy too large"),
     PolicyTooDeep: Failure(3, 422, "policy nested too deeply"),
+    PolicyRefused: Failure(3, 422, "not a policy"),
     InvalidPolicy: Failure(3, 422, "invalid policy"),
     InvalidRecords: Failure(4, 422, "invalid records"),
     ExamplesFailed: Failure(5, 422, "policy examples failed"),

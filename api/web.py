@@ -46,10 +46,11 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.docs import install_docs
-from api.door import Door
+from api.door import Door, routes_at
 from api.errors import failure_types
 from api.headers import SecurityHeaders
 from api.heavy import HeavySlots
@@ -136,7 +137,9 @@ def create_app(
     modules = (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes)
     for module in modules:
         app.include_router(module.router, prefix="/v1")
-    _handle_errors(app)
+    routes = [route for module in modules for route in module.router.routes]  # without the /v1 prefix
+    _handle_errors(app, routes)
+    _state_the_policy(app, ruleset)
     app.add_middleware(_RefuseNul)
     app.add_middleware(
         Door, failures=failed_tokens or FailedTokens(), routes=[route for m in modules for route in m.router.routes]
@@ -166,10 +169,25 @@ def create_app(
     return app
 
 
+def _state_the_policy(app: FastAPI, ruleset: Ruleset | None) -> None:
+    """The OpenAPI schema names the libraries the active policy has: the only ids a library can be onboarded with."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()  # FastAPI's, cached in app.openapi_schema, which this completes once
+            if ruleset is not None:
+                library_id = schema["components"]["schemas"]["LibraryIn"]["properties"]["id"]
+                library_id["enum"] = sorted(ruleset.libraries)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 # -- errors: one mapping (api.errors), bodies that never echo what was sent --------------------------------------
 
 
-def _handle_errors(app: FastAPI) -> None:
+def _handle_errors(app: FastAPI, routes: list[BaseRoute]) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = []
@@ -189,7 +207,14 @@ def _handle_errors(app: FastAPI) -> None:
         title = {404: "not found", 405: "method not allowed", 413: "request too large"}.get(
             error.status_code, "http error"
         )
-        return problem(error.status_code, title, str(error.detail), headers=error.headers)  # 405: Allow (RFC 9110)
+        headers = error.headers
+        if error.status_code == 405 and request.url.path.startswith("/v1/"):  # RFC 9110, 15.5.6: every method the
+            # path takes in Allow; FastAPI has a route per method, and names only the first one's
+            found = routes_at(routes, request.scope)
+            headers = {
+                "Allow": ", ".join(sorted({method for route in found for method in getattr(route, "methods", ())}))
+            }
+        return problem(error.status_code, title, str(error.detail), headers=headers)
 
     async def domain(request: Request, error: Exception) -> JSONResponse:
         return answer(error)

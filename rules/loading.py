@@ -30,8 +30,8 @@ from rules.nesting import MAX_POLICY_BYTES, yaml_too_deep
 from rules.policy import Policy
 
 __all__ = [
-    "InvalidPolicy", "LoadedPolicy", "PolicyProblem", "PolicyTooDeep", "PolicyTooLarge", "load_policy", "parse_policy",
-    "revision_of",
+    "InvalidPolicy", "LoadedPolicy", "NotAPolicyDocument", "PolicyProblem", "PolicyRefused", "PolicyTooDeep",
+    "PolicyTooLarge", "load_policy", "parse_policy", "revision_of",
 ]  # fmt: skip
 
 Loc = Sequence[str | int]
@@ -56,12 +56,20 @@ class InvalidPolicy(Exception):
         self.problems = list(problems)
 
 
-class PolicyTooLarge(InvalidPolicy):
+class PolicyRefused(InvalidPolicy):
+    """The text is not read as a policy at all (no line of it is a policy's problem): too large, too deep, not a map."""
+
+
+class PolicyTooLarge(PolicyRefused):
     """The policy text is over rules.nesting.MAX_POLICY_BYTES: refused before it is parsed."""
 
 
-class PolicyTooDeep(InvalidPolicy):
+class PolicyTooDeep(PolicyRefused):
     """The policy nests deeper than rules.nesting.MAX_POLICY_DEPTH (or holds too many aliases): refused unparsed."""
+
+
+class NotAPolicyDocument(PolicyRefused):
+    """The YAML document is not a mapping (a policy is `kodex: 1` and `libraries:`), e.g. a lone string."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,9 @@ def parse_policy(text: str, file: str = "<policy>") -> LoadedPolicy:
     if too_deep is not None:
         raise PolicyTooDeep([PolicyProblem(file, 0, 0, too_deep)])
     tree = _parse_yaml(text, file)
+    if not isinstance(tree, CommentedMap):
+        what = "the policy is a YAML mapping (kodex: 1, libraries: …); this document is not one"
+        raise NotAPolicyDocument([PolicyProblem(file, 1, 1, what)])
     try:
         policy = Policy.model_validate(tree)
     except ValidationError as error:

@@ -20,7 +20,8 @@ from rules.values import CalendarDate
 
 router = APIRouter(tags=["decision log"], responses=PROBLEMS)
 
-Short = Annotated[str | None, Query(max_length=200)]
+NO_NUL = r"^[^\x00]*$"  # as the schema states it; api.web refuses a NUL in a query before it gets here
+Short = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 
 async def _filter(  # no I/O: on the event loop, not handed to a thread as a sync dependency is
@@ -29,8 +30,8 @@ async def _filter(  # no I/O: on the event loop, not handed to a thread as a syn
     rule: Short = None,
     action: Short = None,
     outcome: Short = None,
-    subject: Annotated[str | None, Query(max_length=32, description="A subject's pseudonym.")] = None,
-    run: Annotated[str | None, Query(max_length=36, description="A run's id.")] = None,
+    subject: Annotated[str | None, Query(max_length=32, pattern=NO_NUL, description="A subject's pseudonym.")] = None,
+    run: Annotated[str | None, Query(max_length=36, pattern=NO_NUL, description="A run's id.")] = None,
     from_: Annotated[CalendarDate | None, Query(alias="from", description="First as_of day, inclusive.")] = None,
     to: Annotated[CalendarDate | None, Query(description="Last as_of day, inclusive.")] = None,
 ) -> LogFilter:

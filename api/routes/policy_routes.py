@@ -15,7 +15,7 @@ from api.schemas import LibraryPolicy, PolicyDiffOut, PolicyOut, PolicyValidatio
 from retention.errors import InvalidRequest
 from retention.policy_diff import policy_diff
 from rules.examples import run_examples
-from rules.loading import InvalidPolicy, PolicyTooDeep, PolicyTooLarge, parse_policy
+from rules.loading import InvalidPolicy, PolicyRefused, parse_policy
 from rules.ruleset import Ruleset
 from rules.values import CalendarDay
 
@@ -25,7 +25,7 @@ _YAML = {
     "requestBody": {
         "required": True,
         "description": "A candidate policy, as policies.yaml is written.",
-        "content": {"application/yaml": {"schema": {"type": "string"}}},
+        "content": {"application/yaml": {"schema": {"type": "object", "description": "policies.yaml's language"}}},
     }
 }
 
@@ -56,8 +56,8 @@ async def validate(
     text = await _text(request)
     try:
         candidate = await run_in_threadpool(_compile, text)
-    except (PolicyTooLarge, PolicyTooDeep):
-        raise  # refused unparsed: 413 or 422, not a policy's problems
+    except PolicyRefused:
+        raise  # not read as a policy at all (too large, too deep, not a mapping): 413 or 422, not valid: false
     except InvalidPolicy as invalid:
         problems = [{"line": p.line, "column": p.column, "message": p.message} for p in invalid.problems]
         return PolicyValidation(valid=False, revision=None, problems=problems, examples_failed=[])

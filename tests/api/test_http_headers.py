@@ -91,10 +91,16 @@ def test_an_answer_without_a_token_carries_them_too(dpo: TestClient) -> None:
     assert response.headers["content-security-policy"] == API_POLICY
 
 
-def test_a_405_names_the_methods_the_path_allows(dpo: TestClient) -> None:
-    response = dpo.request("TRACE", "/v1/libraries/svkpk/readers/SV-HDR-1")
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [("/v1/libraries/svkpk/readers/SV-HDR-1", "GET"), ("/v1/libraries/svkpk/users", "GET, POST"),
+     ("/v1/libraries/svkpk/readers/SV-HDR-1/legal-hold", "DELETE, PUT")],
+    ids=["one method", "two routes, one path", "a hold"],
+)  # fmt: skip
+def test_a_405_names_every_method_the_path_allows(dpo: TestClient, path: str, allowed: str) -> None:
+    response = dpo.request("TRACE", path)
     assert response.status_code == 405
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == allowed  # RFC 9110, 15.5.6
 
 
 def test_uvicorn_is_told_not_to_send_its_server_header() -> None:
