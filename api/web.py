@@ -22,7 +22,14 @@ three indexed queries in autocommit (store.database.reading), which cost less
 than handing them to a thread and back (with threads, their GIL hand-offs made
 most of the tail latency; bench/README.md). While such a query waits for
 PostgreSQL the worker waits with it, so they are kept to few round trips.
-Concurrency then comes from `kodex serve --workers`. After start-up the
+Concurrency then comes from `kodex serve --workers`. The CPU-heavy endpoints
+(policy validation and diff, imports, exports, verification) also hold one of
+`heavy_requests` slots until their answer is sent (api.heavy), so at most that
+many take the interpreter at once and the rest keep answering.
+
+In front of the app (outermost first): the security headers (api.headers), the
+body limit, the access log, the door that checks the token before anything
+reads the request (api.door, api.throttle), and the NUL check. After start-up the
 objects that live as long as the process (the policy, compiled rules,
 statements) are moved out of the collector's sight (gc.freeze), so a full
 collection does not rescan them in the middle of a request.
