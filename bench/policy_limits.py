@@ -14,6 +14,7 @@ import argparse
 import platform
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 from bench.timing import cpu_model, median_seconds
 from retention.policy_source import bundled_path
@@ -45,7 +46,7 @@ def main() -> None:
         "policy of aliases of aliases (387 million nodes expanded)": lambda: _refused(LAUGHS),
         f"policy over {MAX_POLICY_BYTES // 1024} KiB": lambda: _refused(HUGE),
         "import line 5,000 levels deep": lambda: _refused_line(line, ruleset),
-        "the three libraries' policy, parsed and checked (accepted)": lambda: load_policy(policy) and None,
+        "the three libraries' policy, parsed and checked (accepted)": lambda: _accepted(policy),
     }
     for name, work in cases.items():
         print(f"{name:62} {median_seconds(work, repeat) * 1000:8.1f} ms")
@@ -57,6 +58,10 @@ def _refused(text: str) -> None:
     except InvalidPolicy:
         return
     raise SystemExit("a policy that should be refused was accepted")
+
+
+def _accepted(policy: Path) -> None:
+    load_policy(policy)
 
 
 def _refused_line(line: str, ruleset: Ruleset) -> None:
