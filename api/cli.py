@@ -49,6 +49,7 @@ from rules.examples import run_examples
 from rules.loading import InvalidPolicy, load_policy
 from rules.quotes import check_quotes
 from rules.ruleset import Ruleset
+from rules.values import aware
 
 app = typer.Typer(
     help="kodex: library regulations and GDPR retention as executable, cited rules.",
@@ -235,13 +236,15 @@ def explain_command(
 
 def _as_of(text: str) -> date | datetime:
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
-        return datetime.fromisoformat(text)
+        moment = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(
             "write a day as YYYY-MM-DD or a moment as 2026-11-22T02:00:00+01:00", param_hint="--as-of"
         ) from None
+    try:
+        return aware(moment)  # a moment without offset would be read in whatever zone this machine is in
+    except ValueError as naive:
+        raise typer.BadParameter(str(naive), param_hint="--as-of") from None
 
 
 def _lines(file: str) -> Iterator[str]:
@@ -553,7 +556,7 @@ def serve_command(
     # imported here: the web stack takes a third of a second that every other command need not wait
     import uvicorn  # noqa: PLC0415
 
-    from api.serving import serve_workers  # noqa: PLC0415
+    from api.serving import UVICORN, serve_workers  # noqa: PLC0415
     from api.web import create_app  # noqa: PLC0415
     from retention.scheduler import build_scheduler  # noqa: PLC0415
 
@@ -569,7 +572,7 @@ def serve_command(
     try:
         # kodex logs each request itself (api.web: route template, status, time; never a path value or a token)
         if workers == 1:
-            uvicorn.run(create_app(work, ruleset, scheduler), host=host, port=port, log_level="info", access_log=False)
+            uvicorn.run(create_app(work, ruleset, scheduler), host=host, port=port, **UVICORN)  # type: ignore[arg-type]
         else:  # each worker opens the same installation and policy itself (api.web.app_from_environment)
             os.environ["KODEX_POLICY"] = str(policy_path(policy or work.settings.policy))
             _run(lambda: serve_workers(host, port, workers))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from api.auth import Denied, Unauthenticated
 from api.serving import PortInUse
+from api.throttle import TooManyFailedTokens
 from audit.keys import KeyFileError
 from audit.log import NotInLog
 from audit.verify import LogBroken, ProofInvalid
@@ -15,7 +16,7 @@ from retention.evaluation import InvalidRecords, SubjectNotFound
 from retention.exceptions import NotAuthorised
 from retention.locking import RunInProgress
 from retention.tenants import NoAgreement, NotInPolicy
-from rules.loading import InvalidPolicy
+from rules.loading import InvalidPolicy, PolicyRefused, PolicyTooDeep, PolicyTooLarge
 from store.crypto import MasterKeyError
 from store.database import StoreNotReady
 
@@ -35,7 +36,10 @@ class Failure:
     title: str
 
 
-_FAILURES: dict[type[Exception], Failure] = {
+_FAILURES: dict[type[Exception], Failure] = {  # a subclass before its base: the first match wins
+    PolicyTooLarge: Failure(3, 413, "policy too large"),
+    PolicyTooDeep: Failure(3, 422, "policy nested too deeply"),
+    PolicyRefused: Failure(3, 422, "not a policy"),
     InvalidPolicy: Failure(3, 422, "invalid policy"),
     InvalidRecords: Failure(4, 422, "invalid records"),
     ExamplesFailed: Failure(5, 422, "policy examples failed"),
@@ -54,6 +58,7 @@ _FAILURES: dict[type[Exception], Failure] = {
     InvalidRequest: Failure(2, 422, "request refused"),
     Unauthenticated: Failure(2, 401, "not authenticated"),
     Denied: Failure(10, 403, "forbidden"),
+    TooManyFailedTokens: Failure(2, 429, "too many failed tokens"),
     PortInUse: Failure(7, 500, "cannot listen"),
 }
 

@@ -17,8 +17,17 @@ __all__ = [
     "Verification",
 ]  # fmt: skip
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NoNul]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/]+$"), NoNul]
+# Each pattern states in the schema what the validators enforce together: no NUL, and for Text something left
+# after surrounding white space is stripped.
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), NoNul,
+    Field(json_schema_extra={"pattern": r"^[^\x00]*[^\s\x00][^\x00]*$"}),
+]  # fmt: skip
+Id = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s/]+$"), NoNul,
+    Field(json_schema_extra={"pattern": r"^[^\s/\x00]+$"}),
+]  # fmt: skip
+NO_NUL = {"pattern": r"^[^\x00]*$"}
 Role = Literal["operator", "library_admin", "dpo", "director", "auditor", "librarian", "scheduler"]
 Json = dict[str, Any]
 
@@ -193,7 +202,7 @@ class HoldOut(_Out):
 class ExceptionGrantIn(_In):
     id: Id | None = None
     subject: Id
-    rule: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    rule: Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul, Field(json_schema_extra=NO_NUL)]
     reason: Text
     from_: CalendarDate | None = Field(None, alias="from")
     until: CalendarDate

@@ -17,9 +17,13 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-__all__ = ["PortInUse", "serve_workers"]
+__all__ = ["UVICORN", "PortInUse", "serve_workers"]
 
 log = logging.getLogger("kodex.serve")
+
+# How uvicorn serves kodex, in one process or in N: kodex's own access log (api/web.py) instead of uvicorn's, which
+# would print paths (reader ids); and no `server` header naming the software and so its known flaws.
+UVICORN = {"log_level": "info", "access_log": False, "server_header": False}
 
 
 class PortInUse(Exception):
@@ -70,7 +74,7 @@ def _worker(host: str, port: int) -> None:  # pragma: no cover - runs in a spawn
     import uvicorn  # noqa: PLC0415
 
     listening = _listening_socket(host, port)
-    config = uvicorn.Config("api.web:app_from_environment", factory=True, log_level="info", access_log=False)
+    config = uvicorn.Config("api.web:app_from_environment", factory=True, **UVICORN)  # type: ignore[arg-type]
     uvicorn.Server(config).run(sockets=[listening])
 
 

@@ -22,7 +22,14 @@ three indexed queries in autocommit (store.database.reading), which cost less
 than handing them to a thread and back (with threads, their GIL hand-offs made
 most of the tail latency; bench/README.md). While such a query waits for
 PostgreSQL the worker waits with it, so they are kept to few round trips.
-Concurrency then comes from `kodex serve --workers`. After start-up the
+Concurrency then comes from `kodex serve --workers`. The CPU-heavy endpoints
+(policy validation and diff, imports, exports, verification) also hold one of
+`heavy_requests` slots until their answer is sent (api.heavy), so at most that
+many take the interpreter at once and the rest keep answering.
+
+In front of the app (outermost first): the security headers (api.headers), the
+body limit, the access log, the door that checks the token before anything
+reads the request (api.door, api.throttle), and the NUL check. After start-up the
 objects that live as long as the process (the policy, compiled rules,
 statements) are moved out of the collector's sight (gc.freeze), so a full
 collection does not rescan them in the middle of a request.
@@ -39,18 +46,26 @@ from datetime import datetime
 from typing import Any, Literal
 
 import anyio.to_thread
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import failure_for, failure_types
+from api.docs import install_docs
+from api.door import Door, routes_at
+from api.errors import failure_types
+from api.headers import SecurityHeaders
+from api.heavy import HeavySlots
+from api.problems import answer, problem
+from api.query import only_declared_query
 from api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
 from api.routes.common import aware, next_run
+from api.throttle import FailedTokens
 from retention.config import load_settings
 from retention.policy_source import load_ruleset
 from retention.setup import Workspace, open_workspace
@@ -94,8 +109,13 @@ def app_from_environment() -> FastAPI:
     return create_app(open_workspace(settings), load_ruleset(settings.policy))
 
 
-def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) -> FastAPI:
-    """The web app over an opened workspace; `scheduler` (APScheduler, optional) tells the next runs."""
+def create_app(
+    workspace: Workspace, ruleset: Ruleset, scheduler: Any = None, failed_tokens: FailedTokens | None = None
+) -> FastAPI:
+    """The web app over an opened workspace; `scheduler` (APScheduler, optional) tells the next runs.
+
+    `failed_tokens`: the buckets that slow an address sending unknown tokens (api.throttle; default: its limits).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +127,9 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs, with their scripts from kodex itself
+        redoc_url=None,
+        dependencies=[Depends(only_declared_query)],
         title="kodex",
         summary="Library regulations and GDPR retention as executable, cited rules.",
         version="1",
@@ -117,12 +140,21 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
         ),
     )
     app.state.workspace, app.state.ruleset, app.state.scheduler = workspace, ruleset, scheduler
-    for module in (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes):
+    app.state.heavy = HeavySlots(workspace.settings.heavy_requests)
+    modules = (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes)
+    for module in modules:
         app.include_router(module.router, prefix="/v1")
-    _handle_errors(app)
+    routes = [route for module in modules for route in module.router.routes]  # without the /v1 prefix
+    _handle_errors(app, routes)
+    _state_the_policy(app, ruleset)
     app.add_middleware(_RefuseNul)
+    app.add_middleware(
+        Door, failures=failed_tokens or FailedTokens(), routes=[route for m in modules for route in m.router.routes]
+    )
     app.add_middleware(_AccessLog)
     app.add_middleware(_BodyLimit, limit=workspace.settings.max_request_mb * 1024 * 1024)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer carries them, a 413 or a 500 too
+    install_docs(app)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health, "description": "database down"}})
     def health(response: Response) -> Health:
@@ -144,15 +176,25 @@ def create_app(workspace: Workspace, ruleset: Ruleset, scheduler: Any = None) ->
     return app
 
 
+def _state_the_policy(app: FastAPI, ruleset: Ruleset | None) -> None:
+    """The OpenAPI schema names the libraries the active policy has: the only ids a library can be onboarded with."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()  # FastAPI's, cached in app.openapi_schema, which this completes once
+            if ruleset is not None:
+                library_id = schema["components"]["schemas"]["LibraryIn"]["properties"]["id"]
+                library_id["enum"] = sorted(ruleset.libraries)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 # -- errors: one mapping (api.errors), bodies that never echo what was sent --------------------------------------
 
 
-def _problem(status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"title": title, "detail": detail, "errors": errors or []}, status, headers=headers)
-
-
-def _handle_errors(app: FastAPI) -> None:
+def _handle_errors(app: FastAPI, routes: list[BaseRoute]) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = []
@@ -163,23 +205,26 @@ def _handle_errors(app: FastAPI) -> None:
                 loc, message = loc[:-1], "unknown field (the body's keys are listed in the OpenAPI schema)"
             errors.append({"field": ".".join(loc), "message": message})
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
-        return _problem(422, "invalid request", f"{first['field']}: {first['message']}", errors)
+        return problem(422, "invalid request", f"{first['field']}: {first['message']}", errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 400:  # FastAPI could not read the body (not UTF-8, say): a 422 like any bad body
-            return _problem(422, "invalid request", "body: could not be read; send JSON encoded in UTF-8")
-        title = {404: "not found", 413: "request too large"}.get(error.status_code, "http error")
-        return _problem(error.status_code, title, str(error.detail))
+            return problem(422, "invalid request", "body: could not be read; send JSON encoded in UTF-8")
+        title = {404: "not found", 405: "method not allowed", 413: "request too large"}.get(
+            error.status_code, "http error"
+        )
+        headers = error.headers
+        if error.status_code == 405 and request.url.path.startswith("/v1/"):  # RFC 9110, 15.5.6: every method the
+            # path takes in Allow; FastAPI has a route per method, and names only the first one's
+            found = routes_at(routes, request.scope)
+            headers = {
+                "Allow": ", ".join(sorted({method for route in found for method in getattr(route, "methods", ())}))
+            }
+        return problem(error.status_code, title, str(error.detail), headers=headers)
 
     async def domain(request: Request, error: Exception) -> JSONResponse:
-        failure = failure_for(error)
-        assert failure is not None
-        errors = [
-            {key: getattr(p, key) for key in ("line", "column", "field", "message") if hasattr(p, key)}
-            for p in getattr(error, "problems", [])
-        ]
-        return _problem(failure.http_status, failure.title, str(error).split("\n")[0], errors)
+        return answer(error)
 
     for kind in failure_types():
         app.add_exception_handler(kind, domain)
@@ -212,9 +257,9 @@ class _AccessLog:
             status = 413  # answered by _BodyLimit, outside
             raise
         except Exception as error:
-            failures.error("unexpected %s on %s %s", type(error).__name__, scope["method"], _template(scope))
+            failures.exception("unexpected %s on %s %s", type(error).__name__, scope["method"], _template(scope))
             if status == 500:  # nothing sent yet
-                await _problem(500, "internal error", "kodex failed to answer; the error is logged without its data")(
+                await problem(500, "internal error", "kodex failed to answer; the error is logged without its data")(
                     scope, receive, send
                 )
         finally:
@@ -238,10 +283,10 @@ class _RefuseNul:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "\x00" in scope["path"]:
-            await _problem(404, "not found", "the path holds the NUL character (U+0000)")(scope, receive, send)
+            await problem(404, "not found", "the path holds the NUL character (U+0000)")(scope, receive, send)
         elif scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
             detail = "a query parameter holds the NUL character (U+0000)"
-            await _problem(422, "invalid request", detail)(scope, receive, send)
+            await problem(422, "invalid request", detail)(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -281,8 +326,8 @@ class _BodyLimit:
             await self._refuse(send, error)
 
     async def _refuse(self, send: Send, error: _TooLarge | None = None) -> None:
-        problem = error or _TooLarge(self.limit)
-        response = _problem(413, "request too large", problem.detail)
+        too_large = error or _TooLarge(self.limit)
+        response = problem(413, "request too large", too_large.detail)
         await response({"type": "http"}, _nothing, send)
 
 

@@ -93,6 +93,7 @@ class _File(_Strict):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] | None = None
     max_request_mb: Annotated[int, Field(ge=1, le=4096)] | None = None
     web_threads: Annotated[int, Field(ge=1, le=256)] | None = None
+    heavy_requests: Annotated[int, Field(ge=1, le=256)] | None = None
     schedule: Schedule = Schedule()
     recordings: Recordings = Recordings()
 
@@ -106,6 +107,7 @@ class Settings(_Strict):
     batch_size: int
     max_request_mb: int = 16  # the largest HTTP request body the service takes (an import is sent in parts)
     web_threads: int = 4  # requests one service process works on at once (the rest wait their turn, in order)
+    heavy_requests: int = 2  # of those, CPU-heavy ones at once (api/heavy.py): the rest keep threads to answer
     schedule: Schedule
     recordings: Recordings
 
@@ -160,6 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         batch_size=batch,
         max_request_mb=file.max_request_mb or 16,
         web_threads=file.web_threads or 4,
+        heavy_requests=file.heavy_requests or 2,
         schedule=schedule,
         recordings=recordings,
     )

@@ -30,6 +30,7 @@ from retention.evaluation import InvalidRecords
 from retention.import_checks import ImportChecks
 from retention.tenants import require_agreement
 from rules.decision import json_value
+from rules.nesting import json_too_deep
 from rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
 from rules.ruleset import Ruleset
 from rules.validation import RecordProblem, RecordSet, read_records
@@ -120,7 +121,7 @@ def _chunks(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
 def _libraries(chunk: list[str], first: int) -> Iterator[tuple[int, str]]:
     """(line, library) of each line in the chunk that names one."""
     for offset, line in enumerate(chunk):
-        if not line.strip():
+        if not line.strip() or json_too_deep(line):  # too deep to parse: reported by the validation already
             continue
         try:
             library = json.loads(line).get("library")

@@ -26,9 +26,13 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
 from rules.checks import check_policy
+from rules.nesting import MAX_POLICY_BYTES, yaml_too_deep
 from rules.policy import Policy
 
-__all__ = ["InvalidPolicy", "LoadedPolicy", "PolicyProblem", "load_policy", "parse_policy", "revision_of"]
+__all__ = [
+    "InvalidPolicy", "LoadedPolicy", "NotAPolicyDocument", "PolicyProblem", "PolicyRefused", "PolicyTooDeep",
+    "PolicyTooLarge", "load_policy", "parse_policy", "revision_of",
+]  # fmt: skip
 
 Loc = Sequence[str | int]
 
@@ -52,6 +56,22 @@ class InvalidPolicy(Exception):
         self.problems = list(problems)
 
 
+class PolicyRefused(InvalidPolicy):
+    """The text is not read as a policy at all (no line of it is a policy's problem): too large, too deep, not a map."""
+
+
+class PolicyTooLarge(PolicyRefused):
+    """The policy text is over rules.nesting.MAX_POLICY_BYTES: refused before it is parsed."""
+
+
+class PolicyTooDeep(PolicyRefused):
+    """The policy nests deeper than rules.nesting.MAX_POLICY_DEPTH (or holds too many aliases): refused unparsed."""
+
+
+class NotAPolicyDocument(PolicyRefused):
+    """The YAML document is not a mapping (a policy is `kodex: 1` and `libraries:`), e.g. a lone string."""
+
+
 @dataclass(frozen=True)
 class LoadedPolicy:
     policy: Policy
@@ -69,6 +89,8 @@ def load_policy(path: Path | str) -> LoadedPolicy:
     """Read, validate and check a policy file; raise InvalidPolicy listing every problem."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_POLICY_BYTES:  # not read at all: parse_policy would refuse it
+            raise _too_large(str(path))
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidPolicy([PolicyProblem(str(path), 0, 0, f"cannot read policy: {error.strerror}")]) from None
@@ -76,7 +98,17 @@ def load_policy(path: Path | str) -> LoadedPolicy:
 
 
 def parse_policy(text: str, file: str = "<policy>") -> LoadedPolicy:
+    """Validate and check a policy's text; its size and nesting are measured before it is parsed."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise _too_large(file)
+    too_deep = yaml_too_deep(text)
+    if too_deep is not None:
+        raise PolicyTooDeep([PolicyProblem(file, 0, 0, too_deep)])
     tree = _parse_yaml(text, file)
+    if not isinstance(tree, CommentedMap):
+        what = "the policy is a YAML mapping (kodex: 1, libraries: …); this document is not one"
+        raise NotAPolicyDocument([PolicyProblem(file, 1, 1, what)])
     try:
         policy = Policy.model_validate(tree)
     except ValidationError as error:
@@ -93,6 +125,11 @@ def revision_of(policy: Policy) -> str:
         policy.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _too_large(file: str) -> PolicyTooLarge:
+    limit = MAX_POLICY_BYTES // 1024
+    return PolicyTooLarge([PolicyProblem(file, 0, 0, f"the policy is over {limit} KiB; no policy needs that much")])
 
 
 def _parse_yaml(text: str, file: str) -> Any:

@@ -18,6 +18,7 @@ from datetime import date
 from pydantic import ValidationError
 
 from rules.facts import local_day, local_time
+from rules.nesting import json_too_deep
 from rules.periods import Period, add_period
 from rules.policy import DatedValue
 from rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Loan, Reader
@@ -90,6 +91,9 @@ def read_records(
     first_seen = {} if first_seen is None else first_seen
     for number, line in enumerate(lines, start=first_line):
         if not line.strip():
+            continue
+        if json_too_deep(line):  # refused unparsed: parsing it would recurse as deep as it nests
+            problems.append(RecordProblem(number, "", "nested too deeply"))
             continue
         try:
             record = RECORD.validate_json(line)

@@ -10,6 +10,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, for_library, for_service
+from api.heavy import HeavySlot
 from api.routes.common import PROBLEMS, workspace
 from api.schemas import DecisionPage, Verification
 from audit.entries import KINDS, now
@@ -21,7 +22,8 @@ from rules.values import CalendarDate
 
 router = APIRouter(tags=["decision log"], responses=PROBLEMS)
 
-Short = Annotated[str | None, Query(max_length=200)]
+NO_NUL = r"^[^\x00]*$"  # as the schema states it; api.web refuses a NUL in a query before it gets here
+Short = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 MAX_NOTES = 1 << 20  # a file of checkpoints a witness appended to nightly for years: ~300 bytes a note
 
 
@@ -31,8 +33,8 @@ async def _filter(  # no I/O: on the event loop, not handed to a thread as a syn
     rule: Short = None,
     action: Short = None,
     outcome: Short = None,
-    subject: Annotated[str | None, Query(max_length=32, description="A subject's pseudonym.")] = None,
-    run: Annotated[str | None, Query(max_length=36, description="A run's id.")] = None,
+    subject: Annotated[str | None, Query(max_length=32, pattern=NO_NUL, description="A subject's pseudonym.")] = None,
+    run: Annotated[str | None, Query(max_length=36, pattern=NO_NUL, description="A run's id.")] = None,
     from_: Annotated[CalendarDate | None, Query(alias="from", description="First as_of day, inclusive.")] = None,
     to: Annotated[CalendarDate | None, Query(description="Last as_of day, inclusive.")] = None,
 ) -> LogFilter:
@@ -69,7 +71,11 @@ async def decisions(  # on the event loop: a page is one indexed query (api/web.
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}, "description": "JSON Lines"}},
 )
 def export(
-    library: str, where: Filter, request: Request, _: Annotated[Principal, Depends(for_library("decisions.read"))]
+    library: str,
+    where: Filter,
+    request: Request,
+    _: Annotated[Principal, Depends(for_library("decisions.read"))],
+    slot: HeavySlot,
 ) -> StreamingResponse:
     """The selected entries as JSON Lines, exactly as hashed (leaf hash = SHA-256(0x00 || line)), streamed."""
     lines: Iterator[str] = (line + "\n" for line in entries_text(workspace(request).engine, where))
@@ -78,7 +84,7 @@ def export(
 
 @router.get("/libraries/{library}/audit/verification", response_model=Verification)
 def verification(
-    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))]
+    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))], slot: HeavySlot
 ) -> Verification:
     """Recompute the library's tree: every entry, checkpoint signature and consistency, cached subtree, the head."""
     return _verdict(library, verify_log(workspace(request).engine, library=library))
@@ -96,7 +102,7 @@ _NOTES = {
 
 @router.post("/libraries/{library}/audit/verification", response_model=Verification, openapi_extra=_NOTES)
 async def verification_against_kept(
-    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))]
+    library: str, request: Request, _: Annotated[Principal, Depends(for_library("audit.verify"))], slot: HeavySlot
 ) -> Verification:
     """As GET, and prove the log consistent with the checkpoints you kept (a log rolled back fails: `ok` false).
 

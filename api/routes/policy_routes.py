@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, for_library, for_service
+from api.heavy import HeavySlot
 from api.routes.common import PROBLEMS, ruleset, workspace
 from api.schemas import LibraryPolicy, PolicyDiffOut, PolicyOut, PolicyValidation
 from retention.errors import InvalidRequest
 from retention.policy_diff import policy_diff
 from rules.examples import run_examples
-from rules.loading import InvalidPolicy, parse_policy
+from rules.loading import InvalidPolicy, PolicyRefused, parse_policy
 from rules.ruleset import Ruleset
 from rules.values import CalendarDay
 
@@ -24,7 +25,7 @@ _YAML = {
     "requestBody": {
         "required": True,
         "description": "A candidate policy, as policies.yaml is written.",
-        "content": {"application/yaml": {"schema": {"type": "string"}}},
+        "content": {"application/yaml": {"schema": {"type": "object", "description": "policies.yaml's language"}}},
     }
 }
 
@@ -49,12 +50,14 @@ def active(request: Request, _: Annotated[Principal, Depends(for_service("policy
 
 @router.post("/policy/validation", response_model=PolicyValidation, openapi_extra=_YAML)
 async def validate(
-    request: Request, _: Annotated[Principal, Depends(for_service("policy.validate"))]
+    request: Request, _: Annotated[Principal, Depends(for_service("policy.validate"))], slot: HeavySlot
 ) -> PolicyValidation:
     """Validate a candidate policy: structure and meaning (each problem with line and column), then its examples."""
     text = await _text(request)
     try:
         candidate = await run_in_threadpool(_compile, text)
+    except PolicyRefused:
+        raise  # not read as a policy at all (too large, too deep, not a mapping): 413 or 422, not valid: false
     except InvalidPolicy as invalid:
         problems = [{"line": p.line, "column": p.column, "message": p.message} for p in invalid.problems]
         return PolicyValidation(valid=False, revision=None, problems=problems, examples_failed=[])
@@ -69,6 +72,7 @@ async def diff(
     library: str,
     request: Request,
     _: Annotated[Principal, Depends(for_library("policy.diff"))],
+    slot: HeavySlot,
     as_of: Annotated[CalendarDay | None, Query(description="Day or moment (default: now).")] = None,
     limit: Annotated[int, Query(ge=0, le=10_000, description="Changes listed (all are counted).")] = 1000,
 ) -> PolicyDiffOut:

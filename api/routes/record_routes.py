@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, for_library
+from api.heavy import HeavySlot
 from api.routes.common import PROBLEMS, ruleset, today, workspace
 from api.schemas import CameraRecordingIn, Explanation, ImportResult, ReaderOut
 from retention.access import access_copy
@@ -36,6 +37,7 @@ async def import_(
     library: str,
     request: Request,
     _: Annotated[Principal, Depends(for_library("records.import"))],
+    slot: HeavySlot,
     skip_invalid: Annotated[bool, Query(description="Import the valid lines, report each invalid one.")] = False,
 ) -> ImportResult:
     """Import records (upsert by id), validated as `kodex import` validates them; all or nothing."""

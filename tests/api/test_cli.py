@@ -178,3 +178,14 @@ def test_installed_kodex_command_reads_standard_input() -> None:
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     assert len(completed.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("command", ["evaluate", "run"])
+def test_an_as_of_moment_without_offset_is_refused_with_exit_2_saying_to_add_it(
+    command: str, kodex_env: dict[str, str]
+) -> None:
+    args = [command, "--as-of", "2026-11-22T02:00:00"] + ([str(SAMPLE)] if command == "evaluate" else [])
+    result = kodex(*args)
+    assert result.exit_code == 2, result.output
+    assert "needs its UTC offset" in result.output
+    assert "or give a day" in result.output

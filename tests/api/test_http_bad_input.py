@@ -568,6 +568,13 @@ def test_kodex_serve_refuses_a_body_over_the_limit_by_its_content_length_with_41
     assert f"over {LIMIT_MB} MiB" in response.json()["detail"]
 
 
+def test_kodex_serve_names_no_server_and_says_its_answers_are_not_to_be_stored(server: Server) -> None:
+    for _, response in server.exchange.bad:
+        assert "server" not in response.headers
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
 def test_kodex_serve_refuses_a_streamed_body_over_the_limit_with_413(server: Server) -> None:
     response = answer(server, "over the limit, streamed")
 

@@ -39,7 +39,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import CHECKS as REGISTERED
+from schemathesis.checks import load_all_checks, not_a_server_error
+from schemathesis.generation.meta import CoveragePhaseData
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -49,6 +51,7 @@ from sqlalchemy import select
 
 from api.auth import PERMISSIONS
 from api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
+from api.throttle import FailedTokens
 from api.web import create_app
 from retention.config import load_settings
 from retention.importing import import_records
@@ -57,6 +60,7 @@ from retention.run import run_library
 from retention.setup import Workspace, initialise, open_workspace
 from retention.tenants import Agreement, onboard
 from retention.users import ROLES, add_user
+from rules.loading import load_policy
 from rules.ruleset import Ruleset
 from store.schema import decision_log
 from tests.conftest import POLICY, ROOT, fresh_store, installation_env
@@ -87,9 +91,9 @@ def _json_lines(ctx: schemathesis.SerializationContext, value: Any) -> bytes | N
 
 
 def _placeholder_app() -> FastAPI:
-    """The app over no store: enough to serve its OpenAPI document, which names no stored value."""
+    """The app over no store: enough to serve its OpenAPI document, which names no stored value (only the policy's)."""
     nowhere = cast(Workspace, SimpleNamespace(settings=load_settings({"KODEX_HOME": "/nonexistent"})))
-    return create_app(nowhere, cast(Ruleset, None))
+    return create_app(nowhere, Ruleset(load_policy(POLICY)))
 
 
 SCHEMA_APP = _placeholder_app()
@@ -195,7 +199,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> Itera
             "user_id": spare,
         }
         known = {name: ids for name, ids in known.items() if ids}
-        yield Service(create_app(work, ruleset), tokens, known, lines)
+        # the checks send unknown tokens on purpose (ignored_auth), all from the one test client: without room for
+        # them the failed-token throttle (tests/api/test_http_door.py) would answer 429 where 401 is expected
+        app = create_app(work, ruleset, failed_tokens=FailedTokens(burst=1_000_000))
+        yield Service(app, tokens, known, lines)
         work.engine.dispose()
 
 
@@ -268,6 +275,81 @@ def test_every_operation_called_by_the_operator_gets_no_5xx_and_answers_as_docum
     case: schemathesis.Case, service: Service
 ) -> None:
     _call(service, case, "operator")
+
+
+# -- the server answers what it declares: every check schemathesis has, as a dpo, an auditor and the operator ----------
+#
+# Called as the issue's attacker called it: the role's token (given through schemathesis' auth, so it knows the
+# request is authenticated and sends no token, or a wrong one, only where it means to), svkpk in every path, and
+# the generated data as they are. Every check runs: besides the four above, schema-valid requests accepted and
+# schema-violating ones refused (so the schema must state every constraint the server enforces), an undeclared
+# method answered 405 with Allow, a request without the token or with a wrong one refused, response headers
+# conformance and the stateful ones (use after free, resource availability).
+
+load_all_checks()
+ALL_CHECKS = [check for check in REGISTERED.get_all() if not isinstance(check, type)]
+DECLARED = settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+declared = schemathesis.openapi.from_asgi(
+    "/openapi.json",
+    SCHEMA_APP,
+    config=schemathesis.Config.from_dict(
+        {
+            "seed": 20261204,
+            "parameters": {"path.library": LIBRARY},
+            "operations": [
+                {  # the one constraint JSON Schema cannot state: a candidate policy's meaning (known facts and
+                    # actions, citations, rule ids of its library…). A diff of a candidate that does not check is
+                    # refused 422 with its problems by line; POST /v1/policy/validation is where validity is asked.
+                    "include-method": "POST",
+                    "include-path": "/v1/libraries/{library}/policy/diff",
+                    "checks": {
+                        "positive_data_acceptance": {"expected-statuses": ["2xx", 401, 403, 404, 409, 422, 429]}
+                    },
+                }
+            ],
+        }
+    ),
+)
+CALLER: dict[str, str] = {}  # the token the running test calls with
+
+
+@declared.auth(refresh_interval=None)
+class _RoleToken:
+    def get(self, case: schemathesis.Case, ctx: Any) -> str:
+        return CALLER.get("token", "")  # read again for every call (refresh_interval=None)
+
+    def set(self, case: schemathesis.Case, data: str, ctx: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+def _declared(service: Service, case: schemathesis.Case, role: str) -> None:
+    CALLER["token"] = service.tokens[role]
+    coverage = getattr(case.meta.phase, "data", None) if case.meta else None
+    if isinstance(coverage, CoveragePhaseData) and coverage.parameter != "Authorization":
+        # the coverage phase's cases do not pass through the auth: each is given the token, but for the one that
+        # leaves the header out on purpose
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {CALLER['token']}"}
+    if case.media_type in TEXT_BODIES and isinstance(case.body, str):
+        case.body = case.body.encode("utf-8", errors="surrogatepass")
+    case.call_and_validate(app=service.app, checks=ALL_CHECKS)
+
+
+@DECLARED
+@declared.parametrize()
+def test_the_server_answers_a_dpo_what_its_schema_declares(case: schemathesis.Case, service: Service) -> None:
+    _declared(service, case, "dpo")
+
+
+@DECLARED
+@declared.parametrize()
+def test_the_server_answers_an_auditor_what_its_schema_declares(case: schemathesis.Case, service: Service) -> None:
+    _declared(service, case, "auditor")
+
+
+@DECLARED
+@declared.parametrize()
+def test_the_server_answers_the_operator_what_its_schema_declares(case: schemathesis.Case, service: Service) -> None:
+    _declared(service, case, "operator")
 
 
 # -- requests the fuzzing once found answered 500, each pinned ---------------------------------------------------------------
@@ -352,3 +434,45 @@ def test_decisions_after_a_position_past_32_bits_gets_no_5xx(service: Service) -
     )  # past a 32-bit integer
     assert response.status_code == 200, response.text
     assert response.json() == {"entries": [], "next_after": None}
+
+
+# -- what the schema now states, pinned: the days the issue found accepted or refused against the schema -------------
+
+STATED = {  # each answered 200 before (read as 1970, or as a moment in no zone at all)
+    "to=0 read as a day": ("dpo", "GET", "/v1/libraries/svkpk/decisions", {"to": "0"}, None, "write a day"),
+    "as_of=0.5 read as a moment": ("dpo", "GET", "/v1/libraries/svkpk/readers/{reader}/explanation",
+                                   {"as_of": "0.5"}, None, "write a day"),
+    "as_of without offset": ("dpo", "GET", "/v1/libraries/svkpk/readers/{reader}/explanation",
+                             {"as_of": "2026-11-22T02:00:00"}, None, "needs its UTC offset"),
+    "a run's as_of without offset": ("scheduler", "POST", "/v1/libraries/svkpk/runs", {},
+                                     {"as_of": "2026-11-22T02:00:00", "dry_run": True}, "needs its UTC offset"),
+    "a recording's start without offset": ("librarian", "POST", "/v1/libraries/svkpk/camera-recordings", {},
+                                           _recording(start="2026-11-20T10:00:00"), "needs its UTC offset"),
+    "a year before 1000": ("dpo", "POST", "/v1/libraries/svkpk/requests", {},
+                           {"reader": "{reader}", "kind": "erasure", "received_on": "0999-12-31"}, "between the years"),
+    "a query parameter the endpoint does not take": ("dpo", "GET", "/v1/libraries/svkpk/decisions",
+                                                     {"acton": "anonymise"}, None, "does not take"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("request_", list(STATED.values()), ids=list(STATED))
+def test_a_value_the_schema_refuses_is_refused_with_what_to_write(service: Service, request_: tuple[Any, ...]) -> None:
+    role, method, path, query, body, said = request_
+    reader = service.known["reader_id"][0]
+    path = path.replace("{reader}", reader)
+    if isinstance(body, dict):
+        body = {
+            key: value.replace("{reader}", reader) if isinstance(value, str) else value for key, value in body.items()
+        }
+    response = _client(service, role).request(method, path, params=query, json=body)
+    assert response.status_code == 422, response.text
+    assert said in response.json()["detail"]
+
+
+def test_the_schema_states_the_years_and_the_offset_it_takes() -> None:
+    components = SCHEMA_APP.openapi()["components"]["schemas"]
+    until = components["HoldIn"]["properties"]["until"]["anyOf"][0]
+    assert until == {"type": "string", "format": "date", "pattern": "^[1-8][0-9]{3}-"}
+    moment = components["CameraRecordingIn"]["properties"]["start"]
+    assert moment["format"] == "date-time"  # RFC 3339: a date-time has its offset
+    assert components["LibraryIn"]["properties"]["id"]["enum"] == ["kntb", "svkpk", "zdirec"]

@@ -99,6 +99,9 @@ def test_two_workers_share_the_port_each_takes_connections_and_sigterm_stops_the
     process = serve(env, port, tmp_path / "serve.log")
     try:
         wait_for_health(port, process)
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        assert "server" not in health.headers  # uvicorn's banner is off in each worker too (api.serving.UVICORN)
+        assert health.headers["cache-control"] == "no-store"
         pool = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
         assert [health_on(connection) for connection in pool] == [200] * CONNECTIONS
 
