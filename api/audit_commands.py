@@ -27,6 +27,7 @@ from audit.note import raw_key, verifier_key
 from audit.verify import LogBroken, verify_log, verify_proof
 from retention.config import load_settings
 from retention.setup import open_workspace
+from rules.nesting import json_too_deep
 from store.database import open_store
 from store.schema import libraries, log_heads
 
@@ -147,6 +148,11 @@ def prove_command(
     run_body(body)
 
 
+# A proof nests 6 levels (the proof, its entry, the entry's reasons, a reason, its values, a value's list); the
+# limit leaves room for entries of later schema versions and stops a crafted file before the JSON parser recurses.
+MAX_PROOF_DEPTH = 32
+
+
 @audit_app.command("verify-proof")
 def verify_proof_command(
     file: Annotated[Path, typer.Argument(help="A proof from `kodex audit prove` ('-' reads standard input).")],
@@ -159,6 +165,8 @@ def verify_proof_command(
     def body() -> None:
         keys = _trusted(public_key)
         text = sys.stdin.read() if str(file) == "-" else _read(file, "FILE")
+        if json_too_deep(text, MAX_PROOF_DEPTH):  # json.loads recurses per level: refuse before it does
+            raise typer.BadParameter(f"not a proof: nested more than {MAX_PROOF_DEPTH} levels deep", param_hint="FILE")
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:

@@ -109,6 +109,8 @@ async def verification_against_kept(
     Each note must be of this library's log and signed by the installation's key; `problems` says which is not.
     """
     body = await request.body()
+    if not body.strip():
+        raise InvalidRequest("send the checkpoint notes you kept (GET …/audit/checkpoint) as the body, text/plain")
     if len(body) > MAX_NOTES:
         raise InvalidRequest(f"send at most {MAX_NOTES} bytes of checkpoint notes")
     kept = body.decode("utf-8", errors="replace")  # a byte that is not UTF-8 fails the note, named in `problems`

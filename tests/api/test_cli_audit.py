@@ -236,6 +236,18 @@ def test_verify_proof_reads_the_proof_from_standard_input(shared: Engine, tmp_pa
     assert result.stdout.startswith("proof verifies: ")
 
 
+def test_verify_proof_refuses_a_deeply_nested_file_with_exit_2_before_parsing_it(
+    shared: Engine, tmp_path: Path
+) -> None:
+    crafted = "[" * 100_000 + "]" * 100_000  # json.loads would end in a RecursionError
+
+    result = runner.invoke(app, ["audit", "verify-proof", "-", "--public-key", str(keys_file(tmp_path))], input=crafted)
+
+    assert result.exit_code == 2, result.output
+    assert "nested more than 32 levels" in result.output
+    assert not isinstance(result.exception, RecursionError)
+
+
 def flip_last(text: str) -> str:
     return text[:-1] + ("x" if text[-1] != "x" else "y")
 

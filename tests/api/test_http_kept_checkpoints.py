@@ -100,3 +100,9 @@ def test_post_verification_with_anything_but_a_signed_note_of_this_library_is_no
         f"{LIBRARY}: the checkpoint you kept: the checkpoint is of the log 'kodex/kntb', not of 'kodex/{LIBRARY}': "
         "keep one file per library"
     ]
+
+
+def test_post_verification_without_a_body_is_refused_with_422_naming_what_to_send(auditor: Auditor) -> None:
+    answer = auditor.client.post(f"/v1/libraries/{LIBRARY}/audit/verification", headers=auditor.headers)
+    assert answer.status_code == 422
+    assert "send the checkpoint notes you kept" in answer.text
