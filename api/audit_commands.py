@@ -19,17 +19,17 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import Engine, select
 
-from api.console import err, out, run_body
-from audit.entries import KINDS, now
-from audit.keys import public_key_pem, public_keys, read_public_keys, rotate_signing_key
-from audit.log import LogFilter, checkpoint, entries_text, origin_of, prove, query
-from audit.note import raw_key, verifier_key
-from audit.verify import LogBroken, verify_log, verify_proof
-from retention.config import load_settings
-from retention.setup import open_workspace
-from rules.nesting import json_too_deep
-from store.database import open_store
-from store.schema import libraries, log_heads
+from kodex.api.console import err, out, run_body
+from kodex.audit.entries import KINDS, now
+from kodex.audit.keys import public_key_pem, public_keys, read_public_keys, rotate_signing_key
+from kodex.audit.log import LogFilter, checkpoint, entries_text, origin_of, prove, query
+from kodex.audit.note import raw_key, verifier_key
+from kodex.audit.verify import LogBroken, verify_log, verify_proof
+from kodex.rules.nesting import json_too_deep
+from kodex.services.config import load_settings
+from kodex.services.setup import open_workspace
+from kodex.store.database import open_store
+from kodex.store.schema import libraries, log_heads
 
 __all__ = ["audit_app", "decisions_command"]
 

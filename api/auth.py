@@ -16,8 +16,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from retention.evaluation import SubjectNotFound
-from retention.users import ROLES, User
+from kodex.services.evaluation import SubjectNotFound
+from kodex.services.users import ROLES, User
 
 __all__ = [
     "ISSUES",

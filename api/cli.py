@@ -23,10 +23,10 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from api.audit_commands import audit_app, decisions_command
-from api.console import err, out, run_body
-from api.errors import ExamplesFailed
-from api.service_commands import (
+from kodex.api.audit_commands import audit_app, decisions_command
+from kodex.api.console import err, out, run_body
+from kodex.api.errors import ExamplesFailed
+from kodex.api.service_commands import (
     holds_app,
     libraries_app,
     policy_diff_command,
@@ -35,21 +35,21 @@ from api.service_commands import (
     requests_app,
     users_app,
 )
-from retention.access import access_copy
-from retention.config import load_settings
-from retention.evaluation import evaluate, explain_reader, validate
-from retention.exceptions import exception_authority, revoke_exception
-from retention.importing import import_records
-from retention.inquiry import explain_stored
-from retention.policy_source import load_ruleset, policy_path
-from retention.run import plan_decisions, refuse_look_ahead, run_decisions, run_library
-from retention.setup import Workspace, initialise, open_workspace
-from retention.tenants import library_today
-from rules.examples import run_examples
-from rules.loading import InvalidPolicy, load_policy
-from rules.quotes import check_quotes
-from rules.ruleset import Ruleset
-from rules.values import aware
+from kodex.retention.run import plan_decisions, refuse_look_ahead, run_decisions, run_library
+from kodex.rules.examples import run_examples
+from kodex.rules.loading import InvalidPolicy, load_policy
+from kodex.rules.quotes import check_quotes
+from kodex.rules.ruleset import Ruleset
+from kodex.rules.values import aware
+from kodex.services.access_copy import access_copy
+from kodex.services.config import load_settings
+from kodex.services.evaluation import evaluate, explain_reader, validate
+from kodex.services.importing import import_records
+from kodex.services.inquiry import explain_stored
+from kodex.services.policy_source import load_ruleset, policy_path
+from kodex.services.rule_exceptions import exception_authority, revoke_exception
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.services.tenants import library_today
 
 app = typer.Typer(
     help="kodex: library regulations and GDPR retention as executable, cited rules.",
@@ -556,9 +556,9 @@ def serve_command(
     # imported here: the web stack takes a third of a second that every other command need not wait
     import uvicorn  # noqa: PLC0415
 
-    from api.serving import UVICORN, serve_workers  # noqa: PLC0415
-    from api.web import create_app  # noqa: PLC0415
-    from retention.scheduler import build_scheduler  # noqa: PLC0415
+    from kodex.api.serving import UVICORN, serve_workers  # noqa: PLC0415
+    from kodex.api.web import create_app  # noqa: PLC0415
+    from kodex.services.scheduler import build_scheduler  # noqa: PLC0415
 
     work, ruleset = _run(body)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

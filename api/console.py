@@ -9,7 +9,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from api.errors import failure_for
+from kodex.api.errors import failure_for
 
 __all__ = ["err", "out", "run_body"]
 

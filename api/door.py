@@ -17,10 +17,10 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import Principal, Unauthenticated
-from api.problems import answer
-from api.throttle import FailedTokens, TooManyFailedTokens
-from retention.users import authenticate
+from kodex.api.auth import Principal, Unauthenticated
+from kodex.api.problems import answer
+from kodex.api.throttle import FailedTokens, TooManyFailedTokens
+from kodex.services.users import authenticate
 
 __all__ = ["Door", "routes_at"]
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.auth import Denied, Unauthenticated
-from api.serving import PortInUse
-from api.throttle import TooManyFailedTokens
-from audit.keys import KeyFileError
-from audit.log import NotInLog
-from audit.verify import LogBroken, ProofInvalid
-from retention.config import ConfigError
-from retention.errors import InvalidRequest
-from retention.evaluation import InvalidRecords, SubjectNotFound
-from retention.exceptions import NotAuthorised
-from retention.locking import RunInProgress
-from retention.tenants import NoAgreement, NotInPolicy
-from rules.loading import InvalidPolicy, PolicyRefused, PolicyTooDeep, PolicyTooLarge
-from store.crypto import MasterKeyError
-from store.database import StoreNotReady
+from kodex.api.auth import Denied, Unauthenticated
+from kodex.api.serving import PortInUse
+from kodex.api.throttle import TooManyFailedTokens
+from kodex.audit.keys import KeyFileError
+from kodex.audit.log import NotInLog
+from kodex.audit.verify import LogBroken, ProofInvalid
+from kodex.retention.locking import RunInProgress
+from kodex.rules.loading import InvalidPolicy, PolicyRefused, PolicyTooDeep, PolicyTooLarge
+from kodex.services.config import ConfigError
+from kodex.services.errors import InvalidRequest
+from kodex.services.evaluation import InvalidRecords, SubjectNotFound
+from kodex.services.rule_exceptions import NotAuthorised
+from kodex.services.tenants import NoAgreement, NotInPolicy
+from kodex.store.crypto import MasterKeyError
+from kodex.store.database import StoreNotReady
 
 __all__ = ["EXIT_OK", "ExamplesFailed", "Failure", "failure_for", "failure_types"]
 

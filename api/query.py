@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 
-from retention.errors import InvalidRequest
+from kodex.services.errors import InvalidRequest
 
 __all__ = ["only_declared_query"]
 

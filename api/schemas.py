@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from rules.values import CalendarDate, CalendarDay, CalendarMoment, NoNul
+from kodex.rules.values import CalendarDate, CalendarDay, CalendarMoment, NoNul
 
 __all__ = [
     "AgreementIn", "AgreementOut", "CameraRecordingIn", "Created", "DecisionPage", "ExceptionGrantIn",

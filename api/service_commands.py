@@ -14,18 +14,25 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.console import out, run_body
-from retention.config import load_settings
-from retention.exceptions import grant_exception, list_exceptions
-from retention.holds import release_hold, set_hold
-from retention.policy_diff import policy_diff
-from retention.policy_source import load_ruleset, policy_path
-from retention.proposals import decide_proposal, list_proposals
-from retention.requests import KINDS, due_requests, file_request, outlook
-from retention.setup import Workspace, open_workspace
-from retention.tenants import Agreement, agreement_history, library_today, list_libraries, onboard, record_agreement
-from retention.users import ROLES, User, add_user, list_users, revoke_user
-from rules.ruleset import Ruleset
+from kodex.api.console import out, run_body
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.holds import release_hold, set_hold
+from kodex.services.policy_diff import policy_diff
+from kodex.services.policy_source import load_ruleset, policy_path
+from kodex.services.proposals import decide_proposal, list_proposals
+from kodex.services.requests import KINDS, due_requests, file_request, outlook
+from kodex.services.rule_exceptions import grant_exception, list_exceptions
+from kodex.services.setup import Workspace, open_workspace
+from kodex.services.tenants import (
+    Agreement,
+    agreement_history,
+    library_today,
+    list_libraries,
+    onboard,
+    record_agreement,
+)
+from kodex.services.users import ROLES, User, add_user, list_users, revoke_user
 
 __all__ = ["holds_app", "libraries_app", "proposals_app", "register_exception_commands", "requests_app", "users_app"]
 

@@ -74,7 +74,7 @@ def _worker(host: str, port: int) -> None:  # pragma: no cover - runs in a spawn
     import uvicorn  # noqa: PLC0415
 
     listening = _listening_socket(host, port)
-    config = uvicorn.Config("api.web:app_from_environment", factory=True, **UVICORN)  # type: ignore[arg-type]
+    config = uvicorn.Config("kodex.api.web:app_from_environment", factory=True, **UVICORN)  # type: ignore[arg-type]
     uvicorn.Server(config).run(sockets=[listening])
 
 

@@ -56,21 +56,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.docs import install_docs
-from api.door import Door, routes_at
-from api.errors import failure_types
-from api.headers import SecurityHeaders
-from api.heavy import HeavySlots
-from api.problems import answer, problem
-from api.query import only_declared_query
-from api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
-from api.routes.common import aware, next_run
-from api.throttle import FailedTokens
-from retention.config import load_settings
-from retention.policy_source import load_ruleset
-from retention.setup import Workspace, open_workspace
-from rules.ruleset import Ruleset
-from store.schema import runs
+from kodex.api.docs import install_docs
+from kodex.api.door import Door, routes_at
+from kodex.api.errors import failure_types
+from kodex.api.headers import SecurityHeaders
+from kodex.api.heavy import HeavySlots
+from kodex.api.problems import answer, problem
+from kodex.api.query import only_declared_query
+from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
+from kodex.api.routes.common import aware, next_run
+from kodex.api.throttle import FailedTokens
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.policy_source import load_ruleset
+from kodex.services.setup import Workspace, open_workspace
+from kodex.store.schema import runs
 
 __all__ = ["Health", "LastRun", "LibraryHealth", "app_from_environment", "create_app"]
 

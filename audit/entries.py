@@ -49,8 +49,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rules.facts import PERSONAL_FACTS
-from store.codec import canonical  # the bytes of an entry that are hashed
+from kodex.rules.facts import PERSONAL_FACTS
+from kodex.store.codec import canonical  # the bytes of an entry that are hashed
 
 __all__ = [
     "CLI",

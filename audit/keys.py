@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, select, update
 
-from store.crypto import MasterKey
-from store.schema import log_keys
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import log_keys
 
 __all__ = [
     "KeyFileError",

@@ -46,13 +46,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from audit.entries import canonical
-from audit.keys import SigningKey, checkpoint_note, signing_key
-from audit.merkle import Frontier, fold_parts, inclusion_ranges, leaf_hash, perfect_parts, root_hash
-from audit.note import raw_key, signed_note
-from store.crypto import MasterKey
-from store.database import reading
-from store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
+from kodex.audit.entries import canonical
+from kodex.audit.keys import SigningKey, checkpoint_note, signing_key
+from kodex.audit.merkle import Frontier, fold_parts, inclusion_ranges, leaf_hash, perfect_parts, root_hash
+from kodex.audit.note import raw_key, signed_note
+from kodex.store.crypto import MasterKey
+from kodex.store.database import reading
+from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
 
 __all__ = [
     "CACHED_HEIGHT",

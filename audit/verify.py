@@ -38,10 +38,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import Connection, Engine, select, union
 
-from audit.entries import LogEntry, canonical
-from audit.keys import checkpoint_note, public_keys, verify_signature
-from audit.log import CACHED_HEIGHT, PROOF_FORMAT, Checkpoint, checkpoints, head, origin_of
-from audit.merkle import (
+from kodex.audit.entries import LogEntry, canonical
+from kodex.audit.keys import checkpoint_note, public_keys, verify_signature
+from kodex.audit.log import CACHED_HEIGHT, PROOF_FORMAT, Checkpoint, checkpoints, head, origin_of
+from kodex.audit.merkle import (
     EMPTY_ROOT,
     Frontier,
     InvalidProofRequest,
@@ -53,8 +53,8 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from audit.note import InvalidNote, SavedCheckpoint, open_checkpoint, split_notes
-from store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
+from kodex.audit.note import InvalidNote, SavedCheckpoint, open_checkpoint, split_notes
+from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
 
 __all__ = ["LogBroken", "LogVerdict", "ProofInvalid", "verify_log", "verify_proof"]
 

@@ -35,16 +35,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, DateTime, Engine, bindparam, func, select, text, update
 
 from bench.population import AS_OF, Installation, build, clone, discard, scratch_database
-from retention.config import load_settings
-from retention.exceptions import revoke_exception
-from retention.holds import set_hold
-from retention.policy_source import load_ruleset
-from retention.requests import file_request
-from retention.run import run_library
-from retention.setup import open_workspace
-from rules.periods import Period, add_period, end_of_year
-from store.database import connect
-from store.schema import (
+from kodex.retention.run import run_library
+from kodex.rules.periods import Period, add_period, end_of_year
+from kodex.services.config import load_settings
+from kodex.services.holds import set_hold
+from kodex.services.policy_source import load_ruleset
+from kodex.services.requests import file_request
+from kodex.services.rule_exceptions import revoke_exception
+from kodex.services.setup import open_workspace
+from kodex.store.database import connect
+from kodex.store.schema import (
     camera_recordings,
     erased_loans,
     exceptions,

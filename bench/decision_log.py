@@ -55,19 +55,19 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from audit.entries import canonical, decision_entry, now
-from audit.keys import public_keys
-from audit.log import append, checkpoint, prove
-from audit.verify import verify_log, verify_proof
 from bench.synthetic import population
 from bench.timing import cpu_model
-from retention.policy_source import load_ruleset
-from rules.decision import build_decision
-from rules.evaluator import Status, evaluate_subject
-from rules.records import CameraRecording, Reader
-from rules.validation import read_records
-from store.crypto import MasterKey
-from store.database import connect, ensure_master_key, upgrade
+from kodex.audit.entries import canonical, decision_entry, now
+from kodex.audit.keys import public_keys
+from kodex.audit.log import append, checkpoint, prove
+from kodex.audit.verify import verify_log, verify_proof
+from kodex.rules.decision import build_decision
+from kodex.rules.evaluator import Status, evaluate_subject
+from kodex.rules.records import CameraRecording, Reader
+from kodex.rules.validation import read_records
+from kodex.services.policy_source import load_ruleset
+from kodex.store.crypto import MasterKey
+from kodex.store.database import connect, ensure_master_key, upgrade
 
 AS_OF = date(2026, 11, 22)
 SHARES = {"svkpk": 0.80, "kntb": 0.15, "zdirec": 0.05}  # one large library carries most of the log

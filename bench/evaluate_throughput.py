@@ -24,10 +24,10 @@ from pathlib import Path
 
 from bench.synthetic import population
 from bench.timing import median_seconds
-from retention.evaluation import evaluate
-from retention.policy_source import load_ruleset
-from rules.evaluator import evaluate_subject
-from rules.validation import read_records
+from kodex.rules.evaluator import evaluate_subject
+from kodex.rules.validation import read_records
+from kodex.services.evaluation import evaluate
+from kodex.services.policy_source import load_ruleset
 
 AS_OF = date(2026, 11, 22)
 

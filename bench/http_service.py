@@ -3,7 +3,7 @@
     python -m bench.http_service [--entries 1000000] [--database-url URL] [--requests 5000] [--concurrency 16]
                                  [--workers 1] [--rate 300] [--time-limit 120] [--keep DIR]
 
-Builds an installation as an operator would: `kodex init` (retention.setup.initialise),
+Builds an installation as an operator would: `kodex init` (services.setup.initialise),
 every library of the policy onboarded with a data-processing agreement, a seeded
 synthetic population imported (--readers, bench/synthetic.py: a third of them SVK PK's,
 so `explain` has real subjects), and the decision log filled to --entries entries the
@@ -25,7 +25,7 @@ passed on only when `kodex serve --help` offers it, and the output says so other
 waits for GET /health to answer 200, and drives it from this process with asyncio and
 a minimal HTTP/1.1 client on asyncio streams (--concurrency keep-alive connections; httpx cost more CPU per
 request than the server). Two workloads,
-each with a DPO or auditor token of SVK PK (retention.users.add_user):
+each with a DPO or auditor token of SVK PK (services.users.add_user):
 
 - explain: GET /v1/libraries/svkpk/readers/{id}/explanation?as_of=2026-11-22 over
   random SVK PK readers of the store;
@@ -79,20 +79,20 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, func, make_url, select, text
 
-from audit.entries import decision_entry, now
-from audit.log import append, checkpoint
 from bench.decision_log import CHECKPOINT_EVERY, PROGRESS_EVERY, _batches, _progress
 from bench.synthetic import population
 from bench.timing import cpu_model
-from retention.config import load_settings
-from retention.importing import import_records
-from retention.policy_source import load_ruleset
-from retention.setup import initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from retention.users import add_user
-from store.crypto import MasterKey
-from store.database import connect
-from store.schema import decision_log, metadata, readers
+from kodex.audit.entries import decision_entry, now
+from kodex.audit.log import append, checkpoint
+from kodex.services.config import load_settings
+from kodex.services.importing import import_records
+from kodex.services.policy_source import load_ruleset
+from kodex.services.setup import initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
+from kodex.services.users import add_user
+from kodex.store.crypto import MasterKey
+from kodex.store.database import connect
+from kodex.store.schema import decision_log, metadata, readers
 
 AS_OF = date(2026, 11, 22)
 LIBRARY = "svkpk"

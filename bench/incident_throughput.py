@@ -25,12 +25,12 @@ from typing import NamedTuple
 
 from bench.synthetic import population
 from bench.timing import median_seconds
-from retention.policy_source import load_ruleset
-from rules.evaluator import evaluate_subject
-from rules.incidents import count_matching
-from rules.records import ExceptionGrant, Incident, Reader
-from rules.ruleset import CompiledRule, LibraryAt
-from rules.validation import read_records
+from kodex.rules.evaluator import evaluate_subject
+from kodex.rules.incidents import count_matching
+from kodex.rules.records import ExceptionGrant, Incident, Reader
+from kodex.rules.ruleset import CompiledRule, LibraryAt
+from kodex.rules.validation import read_records
+from kodex.services.policy_source import load_ruleset
 
 AS_OF = date(2026, 11, 22)
 

@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import TypeVar
 
-from audit.merkle import (
+from bench.timing import cpu_model
+from kodex.audit.merkle import (
     MerkleTree,
     consistency_proof,
     inclusion_proof,
@@ -42,7 +43,6 @@ from audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from bench.timing import cpu_model
 
 _T = TypeVar("_T")
 LIBRARIES = ("zdirec", "kntb", "svkpk")

@@ -82,11 +82,11 @@ from bench.population import (
     drop_database,
 )
 from bench.timing import cpu_model
-from retention.config import BATCH_SIZE, load_settings
-from retention.policy_source import load_ruleset
-from retention.run import run_library
-from retention.setup import open_workspace
-from store.schema import camera_recordings, readers
+from kodex.retention.run import run_library
+from kodex.services.config import BATCH_SIZE, load_settings
+from kodex.services.policy_source import load_ruleset
+from kodex.services.setup import open_workspace
+from kodex.store.schema import camera_recordings, readers
 
 NIGHT = AS_OF + timedelta(days=1)
 KINDS = ("full", "incremental", "dry", "baseline")

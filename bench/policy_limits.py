@@ -17,11 +17,11 @@ from datetime import date
 from pathlib import Path
 
 from bench.timing import cpu_model, median_seconds
-from retention.policy_source import bundled_path
-from rules.loading import InvalidPolicy, load_policy, parse_policy
-from rules.nesting import MAX_POLICY_BYTES
-from rules.ruleset import Ruleset
-from rules.validation import read_records
+from kodex.rules.loading import InvalidPolicy, load_policy, parse_policy
+from kodex.rules.nesting import MAX_POLICY_BYTES
+from kodex.rules.ruleset import Ruleset
+from kodex.rules.validation import read_records
+from kodex.services.policy_source import bundled_path
 
 DEEP_FLOW = "a: " + "[" * 5000 + "]" * 5000 + "\n"
 DEEP_BLOCK = "a:\n" + "".join(" " * level + "- \n" for level in range(200)) + " " * 200 + "- x\n"

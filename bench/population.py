@@ -4,7 +4,7 @@
     python -m bench.population --check [--readers 2000] [--database-url URL]
 
 Builds an installation as an operator would (`kodex init`, i.e.
-retention.setup.initialise, in --home DIR: its master key and config; every
+services.setup.initialise, in --home DIR: its master key and config; every
 library of the policy onboarded with a data-processing agreement), then
 writes N readers into its store without going through `kodex import`, in
 chunks of 10,000 readers (never the whole population in memory): SQLite in
@@ -26,7 +26,7 @@ named under /nonexistent/kodex-bench/cctv: none exists, so a purge's file
 deletion finds nothing to delete. Records are deterministic for a seed; keys,
 nonces and pseudonyms are random, as an import makes them.
 
-The rows are those `kodex import` (retention.importing.import_records) writes
+The rows are those `kodex import` (services.importing.import_records) writes
 for the same records: every column, the record digest, the sealed personal
 data, pseudonyms, and a decision-log entry per exception granted, with a
 signed checkpoint at the end. --check proves it: it writes --readers readers
@@ -63,19 +63,19 @@ from pydantic import BaseModel
 from sqlalchemy import JSON, Connection, Engine, Table, Text, cast, create_engine, select, text
 from sqlalchemy.engine import make_url
 
-from audit.entries import exception_entry, now
-from audit.log import append, checkpoint
 from bench.synthetic import population as synthetic_population
-from retention.config import load_settings
-from retention.importing import exception_aad, hold_reason, import_records, seal_hold_reason
-from retention.policy_source import load_ruleset
-from retention.setup import initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
-from rules.ruleset import Ruleset
-from store.codec import canonical, new_pseudonym, reader_record, split_reader
-from store.crypto import MasterKey
-from store.schema import (
+from kodex.audit.entries import exception_entry, now
+from kodex.audit.log import append, checkpoint
+from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.importing import exception_aad, hold_reason, import_records, seal_hold_reason
+from kodex.services.policy_source import load_ruleset
+from kodex.services.setup import initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
+from kodex.store.codec import canonical, new_pseudonym, reader_record, split_reader
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import (
     camera_recordings,
     decision_log,
     erased_loans,
@@ -424,7 +424,7 @@ def write_population(
     return written
 
 
-COLUMNS = {  # what retention.importing writes for each record, in the order the sinks below take them
+COLUMNS = {  # what services.importing writes for each record, in the order the sinks below take them
     "readers": ("library", "id", "pseudonym", "state", "blocked", "facts", "wrapped_key", "sealed", "digest", "next_review"),
     "loans": ("library", "id", "reader", "item", "borrowed_at", "due_at", "returned_at", "ill", "digest"),
     "incidents": ("library", "id", "reader", "kind", "at", "pseudonym", "digest"),
@@ -443,7 +443,7 @@ class _Rows:
 
 
 def _rows(chunk: list[dict[str, Any]], master: MasterKey, known: set[str], as_of: date) -> _Rows:
-    """The rows `kodex import` would write for the chunk's records (retention.importing)."""
+    """The rows `kodex import` would write for the chunk's records (services.importing)."""
     tables: dict[str, list[Row]] = {name: [] for name in COLUMNS}
     grants: dict[str, list[dict[str, Any]]] = {}
     pseudonyms: dict[tuple[str, str], str] = {}
@@ -512,7 +512,7 @@ def _fields(model: type[BaseModel]) -> tuple[tuple[str, bool, Any], ...]:
 
 
 def _recording_hold(master: MasterKey, contract: Mapping[str, Any]) -> tuple[str, bytes | None]:
-    """A recording's own hold as retention.importing stores it: the day in clear (JSON text), the reason wrapped."""
+    """A recording's own hold as services.importing stores it: the day in clear (JSON text), the reason wrapped."""
     hold = contract["legal_hold"]
     if hold is None:
         return json.dumps(None), None
@@ -521,7 +521,7 @@ def _recording_hold(master: MasterKey, contract: Mapping[str, Any]) -> tuple[str
 
 
 def _wrapped(master: MasterKey, contract: Mapping[str, Any], field: str) -> bytes:
-    """An exception's grantor or reason, wrapped as retention.importing wraps it."""
+    """An exception's grantor or reason, wrapped as services.importing wraps it."""
     return master.wrap(contract[field].encode(), exception_aad(contract["library"], contract["id"], field))
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from rules.policy import INCIDENT_KINDS
+from kodex.rules.policy import INCIDENT_KINDS
 
 __all__ = ["population"]
 

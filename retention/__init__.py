@@ -1,1 +1,5 @@
-"""The service layer: one function per use case, called by the CLI, the API and the scheduler."""
+"""The nightly job: plan (evaluate the subjects due) and apply, in batches, one run per library at a time.
+
+run (the job), subjects (what a run sees of each subject), strategies (one per action, in one registry),
+review (each subject's next review date), locking, recordings (deleting a purged recording's file).
+"""

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.exc import IntegrityError
 
-from store.database import is_postgresql
-from store.schema import run_leases
+from kodex.store.database import is_postgresql
+from kodex.store.schema import run_leases
 
 __all__ = ["RunInProgress", "library_lock", "lock_held"]
 

@@ -1,6 +1,6 @@
 """Camera recordings' files: where they may lie, and deleting one there without following a symbolic link.
 
-A library's recordings lie in its recordings folder (`[recordings]` in the config, retention.config). An
+A library's recordings lie in its recordings folder (`[recordings]` in the config, services.config). An
 import or a registration names a file by its `location`; one that lies outside the folder once `..` and
 symbolic links are resolved is refused (`outside_folder`). The nightly purge deletes a file only inside the
 folder, whatever a stored row says (rows stored before the folder was enforced included): it opens the folder

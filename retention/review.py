@@ -23,13 +23,13 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from rules.evaluator import Outcome, Status
-from rules.expressions import Condition
-from rules.facts import local_day, local_time
-from rules.incidents import window_start
-from rules.periods import Period, add_period, age_on
-from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
-from rules.ruleset import CompiledLibrary, CompiledRule, LibraryAt
+from kodex.rules.evaluator import Outcome, Status
+from kodex.rules.expressions import Condition
+from kodex.rules.facts import local_day, local_time
+from kodex.rules.incidents import window_start
+from kodex.rules.periods import Period, add_period, age_on
+from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Reader
+from kodex.rules.ruleset import CompiledLibrary, CompiledRule, LibraryAt
 
 __all__ = ["NEVER", "next_review", "policy_changes"]
 

@@ -9,7 +9,7 @@ Per library, under its run lock (retention.locking):
 2. each subject is decided by the rules (trace on: the reasons give the
    deadlines that set its next review date);
 3. what the decisions call for is applied through the action registry
-   (retention.actions) — or, in a dry run, stored as the plan and changed
+   (retention.strategies) — or, in a dry run, stored as the plan and changed
    nowhere. A decision is recorded only when it changes something: an action
    applied, a finding or proposal opened, an action retained by an exception
    or legal hold that was not retained already, an error. So a second run at
@@ -43,22 +43,22 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, select, union_all, update
 
-from audit.entries import decision_entry, now, run_summary_entry
-from audit.log import append, checkpoint, run_entries
-from retention.actions import STRATEGIES, Loaded, PurgeFailed, Writes
-from retention.config import BATCH_SIZE
-from retention.errors import InvalidRequest
-from retention.loading import SubjectLoader
-from retention.locking import library_lock
-from retention.review import next_review, policy_changes
-from retention.tenants import library_today
-from rules.actions import RETAIN, Effect
-from rules.decision import build_decision
-from rules.evaluator import Outcome, Status, evaluate_subject
-from rules.facts import local_day
-from rules.ruleset import LibraryAt, Ruleset
-from store.crypto import MasterKey
-from store.schema import LIVE_READER, camera_recordings, findings, plan_items, readers, runs
+from kodex.audit.entries import decision_entry, now, run_summary_entry
+from kodex.audit.log import append, checkpoint, run_entries
+from kodex.retention.locking import library_lock
+from kodex.retention.review import next_review, policy_changes
+from kodex.retention.strategies import STRATEGIES, Loaded, PurgeFailed, Writes
+from kodex.retention.subjects import SubjectLoader
+from kodex.rules.actions import RETAIN, Effect
+from kodex.rules.decision import build_decision
+from kodex.rules.evaluator import Outcome, Status, evaluate_subject
+from kodex.rules.facts import local_day
+from kodex.rules.ruleset import LibraryAt, Ruleset
+from kodex.services.config import BATCH_SIZE
+from kodex.services.errors import InvalidRequest
+from kodex.services.tenants import library_today
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import LIVE_READER, camera_recordings, findings, plan_items, readers, runs
 
 __all__ = [
     "CLI",

@@ -18,12 +18,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rules.actions import ACTIONS, RETAIN
-from rules.expressions import InvalidExpression, parse
-from rules.facts import CAMERA_FACTS, READER_FACTS
-from rules.periods import InvalidPeriod, Period
-from rules.policy import DatedValue, Example, Library, Policy, Rule
-from rules.records import RECORD
+from kodex.rules.actions import ACTIONS, RETAIN
+from kodex.rules.expressions import InvalidExpression, parse
+from kodex.rules.facts import CAMERA_FACTS, READER_FACTS
+from kodex.rules.periods import InvalidPeriod, Period
+from kodex.rules.policy import DatedValue, Example, Library, Policy, Rule
+from kodex.rules.records import RECORD
 
 __all__ = ["NOTHING", "check_policy", "example_record"]
 

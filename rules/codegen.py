@@ -17,7 +17,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from rules.periods import Period, add_period, end_of_year
+from kodex.rules.periods import Period, add_period, end_of_year
 
 __all__ = ["FUNCTIONS", "compile_rule", "compile_rules", "compile_value"]
 

@@ -13,9 +13,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from rules.actions import RETAIN
-from rules.evaluator import Outcome, Status, subject_type_of
-from rules.records import CameraRecording, Reader
+from kodex.rules.actions import RETAIN
+from kodex.rules.evaluator import Outcome, Status, subject_type_of
+from kodex.rules.records import CameraRecording, Reader
 
 __all__ = ["build_decision", "calls_for_something", "json_value"]
 

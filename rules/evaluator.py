@@ -16,11 +16,11 @@ from enum import StrEnum
 from functools import cache
 from typing import Any, NamedTuple
 
-from rules.expressions import Condition
-from rules.facts import camera_facts, held_keys, local_time, reader_facts
-from rules.incidents import IncidentCount
-from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
-from rules.ruleset import CompiledRule, LibraryAt
+from kodex.rules.expressions import Condition
+from kodex.rules.facts import camera_facts, held_keys, local_time, reader_facts
+from kodex.rules.incidents import IncidentCount
+from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Reader
+from kodex.rules.ruleset import CompiledRule, LibraryAt
 
 __all__ = ["ConditionResult", "Outcome", "Status", "evaluate_subject", "pattern_text", "subject_type_of"]
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rules.actions import RETAIN
-from rules.checks import NOTHING, example_record
-from rules.evaluator import Outcome, Status, evaluate_subject
-from rules.facts import local_day
-from rules.policy import Example
-from rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Reader
-from rules.ruleset import CompiledLibrary, CompiledRule, Ruleset
+from kodex.rules.actions import RETAIN
+from kodex.rules.checks import NOTHING, example_record
+from kodex.rules.evaluator import Outcome, Status, evaluate_subject
+from kodex.rules.facts import local_day
+from kodex.rules.policy import Example
+from kodex.rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Reader
+from kodex.rules.ruleset import CompiledLibrary, CompiledRule, Ruleset
 
 __all__ = ["Coverage", "ExampleResult", "run_examples"]
 

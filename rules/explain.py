@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from rules.evaluator import ConditionResult, Outcome, Status
-from rules.facts import CAMERA_FACTS, READER_FACTS
-from rules.periods import Period
+from kodex.rules.evaluator import ConditionResult, Outcome, Status
+from kodex.rules.facts import CAMERA_FACTS, READER_FACTS
+from kodex.rules.periods import Period
 
 __all__ = ["explain", "human"]
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rules.codegen import compile_value
-from rules.periods import InvalidPeriod, Period
+from kodex.rules.codegen import compile_value
+from kodex.rules.periods import InvalidPeriod, Period
 
 __all__ = ["PERIOD_LITERAL", "Condition", "InvalidExpression", "compile_condition", "parse", "truth"]
 

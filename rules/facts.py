@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rules.periods import age_on
-from rules.records import CameraRecording, LegalHold, Reader
+from kodex.rules.periods import age_on
+from kodex.rules.records import CameraRecording, LegalHold, Reader
 
 __all__ = [
     "CAMERA_FACTS",

@@ -42,10 +42,10 @@ from zoneinfo import ZoneInfo
 
 from durable.engine import Host, MessageNotHandledException  # type: ignore[import-untyped]
 
-from rules.facts import local_day
-from rules.periods import Period, add_period
-from rules.policy import IncidentPattern
-from rules.records import Incident
+from kodex.rules.facts import local_day
+from kodex.rules.periods import Period, add_period
+from kodex.rules.policy import IncidentPattern
+from kodex.rules.records import Incident
 
 __all__ = ["IncidentCount", "IncidentRules", "count_matching", "pending", "window_start"]
 

@@ -25,9 +25,9 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
-from rules.checks import check_policy
-from rules.nesting import MAX_POLICY_BYTES, yaml_too_deep
-from rules.policy import Policy
+from kodex.rules.checks import check_policy
+from kodex.rules.nesting import MAX_POLICY_BYTES, yaml_too_deep
+from kodex.rules.policy import Policy
 
 __all__ = [
     "InvalidPolicy", "LoadedPolicy", "NotAPolicyDocument", "PolicyProblem", "PolicyRefused", "PolicyTooDeep",

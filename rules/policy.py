@@ -15,7 +15,7 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from rules.actions import Effect
+from kodex.rules.actions import Effect
 
 __all__ = [
     "INCIDENT_KINDS",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from rules.loading import LoadedPolicy, PolicyProblem
+from kodex.rules.loading import LoadedPolicy, PolicyProblem
 
 __all__ = ["check_quotes"]
 

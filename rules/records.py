@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, TypeAdapter
 
-from rules.policy import INCIDENT_KINDS, IncidentKind, PersonalKey
-from rules.values import NoNul, RecordDay
+from kodex.rules.policy import INCIDENT_KINDS, IncidentKind, PersonalKey
+from kodex.rules.values import NoNul, RecordDay
 
 __all__ = [
     "INCIDENT_KINDS",

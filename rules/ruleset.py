@@ -14,14 +14,14 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rules.actions import ACTIONS, Action
-from rules.codegen import Fires, compile_rule, compile_rules
-from rules.expressions import Condition, compile_condition
-from rules.facts import CAMERA_FACTS, READER_FACTS
-from rules.incidents import IncidentRules
-from rules.loading import LoadedPolicy
-from rules.periods import Period
-from rules.policy import DatedValue, IncidentPattern, Library, Rule
+from kodex.rules.actions import ACTIONS, Action
+from kodex.rules.codegen import Fires, compile_rule, compile_rules
+from kodex.rules.expressions import Condition, compile_condition
+from kodex.rules.facts import CAMERA_FACTS, READER_FACTS
+from kodex.rules.incidents import IncidentRules
+from kodex.rules.loading import LoadedPolicy
+from kodex.rules.periods import Period
+from kodex.rules.policy import DatedValue, IncidentPattern, Library, Rule
 
 __all__ = ["CompiledLibrary", "CompiledRule", "LibraryAt", "PolicyGap", "Ruleset", "param_value"]
 

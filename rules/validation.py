@@ -17,12 +17,12 @@ from datetime import date
 
 from pydantic import ValidationError
 
-from rules.facts import local_day, local_time
-from rules.nesting import json_too_deep
-from rules.periods import Period, add_period
-from rules.policy import DatedValue
-from rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Loan, Reader
-from rules.ruleset import Ruleset
+from kodex.rules.facts import local_day, local_time
+from kodex.rules.nesting import json_too_deep
+from kodex.rules.periods import Period, add_period
+from kodex.rules.policy import DatedValue
+from kodex.rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Loan, Reader
+from kodex.rules.ruleset import Ruleset
 
 __all__ = ["RecordProblem", "RecordSet", "read_records"]
 

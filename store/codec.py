@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rules.decision import json_value
-from store.crypto import MasterKey, new_data_key, seal, unseal
+from kodex.rules.decision import json_value
+from kodex.store.crypto import MasterKey, new_data_key, seal, unseal
 
 __all__ = [
     "SEALED_KEYS",

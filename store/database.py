@@ -25,8 +25,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 
-from store.crypto import MasterKey, MasterKeyError
-from store.schema import keyring, libraries
+from kodex.store.crypto import MasterKey, MasterKeyError
+from kodex.store.schema import keyring, libraries
 
 __all__ = [
     "StoreNotReady",

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from retention.config import load_settings
-from retention.setup import Workspace, initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from rules.loading import load_policy
-from rules.ruleset import Ruleset
+from kodex.rules.loading import load_policy
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = ROOT / "policies.yaml"

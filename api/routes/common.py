@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import Request
 
-from api.schemas import Problem
-from retention.scheduler import nightly_job_id
-from retention.setup import Workspace
-from retention.tenants import library_today
-from rules.ruleset import Ruleset
+from kodex.api.schemas import Problem
+from kodex.rules.ruleset import Ruleset
+from kodex.services.scheduler import nightly_job_id
+from kodex.services.setup import Workspace
+from kodex.services.tenants import library_today
 
 __all__ = ["PROBLEMS", "aware", "next_run", "next_run_of", "ruleset", "today", "workspace"]
 

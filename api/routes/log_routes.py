@@ -9,16 +9,16 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, for_library, for_service
-from api.heavy import HeavySlot
-from api.routes.common import PROBLEMS, workspace
-from api.schemas import DecisionPage, Verification
-from audit.entries import KINDS, now
-from audit.keys import public_key_pem, public_keys
-from audit.log import LogFilter, checkpoint, checkpoints, entries_text, latest_checkpoint, prove, query_text
-from audit.verify import LogVerdict, verify_log
-from retention.errors import InvalidRequest
-from rules.values import CalendarDate
+from kodex.api.auth import Principal, for_library, for_service
+from kodex.api.heavy import HeavySlot
+from kodex.api.routes.common import PROBLEMS, workspace
+from kodex.api.schemas import DecisionPage, Verification
+from kodex.audit.entries import KINDS, now
+from kodex.audit.keys import public_key_pem, public_keys
+from kodex.audit.log import LogFilter, checkpoint, checkpoints, entries_text, latest_checkpoint, prove, query_text
+from kodex.audit.verify import LogVerdict, verify_log
+from kodex.rules.values import CalendarDate
+from kodex.services.errors import InvalidRequest
 
 router = APIRouter(tags=["decision log"], responses=PROBLEMS)
 

@@ -8,16 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, for_library, for_service
-from api.heavy import HeavySlot
-from api.routes.common import PROBLEMS, ruleset, workspace
-from api.schemas import LibraryPolicy, PolicyDiffOut, PolicyOut, PolicyValidation
-from retention.errors import InvalidRequest
-from retention.policy_diff import policy_diff
-from rules.examples import run_examples
-from rules.loading import InvalidPolicy, PolicyRefused, parse_policy
-from rules.ruleset import Ruleset
-from rules.values import CalendarDay
+from kodex.api.auth import Principal, for_library, for_service
+from kodex.api.heavy import HeavySlot
+from kodex.api.routes.common import PROBLEMS, ruleset, workspace
+from kodex.api.schemas import LibraryPolicy, PolicyDiffOut, PolicyOut, PolicyValidation
+from kodex.rules.examples import run_examples
+from kodex.rules.loading import InvalidPolicy, PolicyRefused, parse_policy
+from kodex.rules.ruleset import Ruleset
+from kodex.rules.values import CalendarDay
+from kodex.services.errors import InvalidRequest
+from kodex.services.policy_diff import policy_diff
 
 router = APIRouter(tags=["policy"], responses=PROBLEMS)
 

@@ -9,15 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, for_library
-from api.heavy import HeavySlot
-from api.routes.common import PROBLEMS, ruleset, today, workspace
-from api.schemas import CameraRecordingIn, Explanation, ImportResult, ReaderOut
-from retention.access import access_copy
-from retention.errors import InvalidRequest
-from retention.importing import ImportSummary, import_records
-from retention.inquiry import explain_stored, reader_status
-from rules.values import CalendarDay
+from kodex.api.auth import Principal, for_library
+from kodex.api.heavy import HeavySlot
+from kodex.api.routes.common import PROBLEMS, ruleset, today, workspace
+from kodex.api.schemas import CameraRecordingIn, Explanation, ImportResult, ReaderOut
+from kodex.rules.values import CalendarDay
+from kodex.services.access_copy import access_copy
+from kodex.services.errors import InvalidRequest
+from kodex.services.importing import ImportSummary, import_records
+from kodex.services.inquiry import explain_stored, reader_status
 
 router = APIRouter(tags=["records"], responses=PROBLEMS)
 

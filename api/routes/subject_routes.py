@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from api.auth import Principal, for_library
-from api.routes.common import PROBLEMS, next_run_of, ruleset, today, workspace
-from api.schemas import (
+from kodex.api.auth import Principal, for_library
+from kodex.api.routes.common import PROBLEMS, next_run_of, ruleset, today, workspace
+from kodex.api.schemas import (
     ExceptionGrantIn,
     ExceptionOut,
     ExceptionRevokeIn,
@@ -22,11 +22,11 @@ from api.schemas import (
     RequestIn,
     RequestOut,
 )
-from retention.exceptions import exception_authority, grant_exception, list_exceptions, revoke_exception
-from retention.holds import release_hold, set_hold
-from retention.proposals import Proposal, decide_proposal, list_proposals
-from retention.requests import Request as SubjectRequest
-from retention.requests import due_requests, file_request, list_requests, outlook
+from kodex.services.holds import release_hold, set_hold
+from kodex.services.proposals import Proposal, decide_proposal, list_proposals
+from kodex.services.requests import Request as SubjectRequest
+from kodex.services.requests import due_requests, file_request, list_requests, outlook
+from kodex.services.rule_exceptions import exception_authority, grant_exception, list_exceptions, revoke_exception
 
 router = APIRouter(tags=["requests, holds, exceptions, proposals"], responses=PROBLEMS)
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 
-from api.auth import Principal, check_may_issue, for_library, for_service
-from api.routes.common import PROBLEMS, ruleset, workspace
-from api.schemas import (
+from kodex.api.auth import Principal, check_may_issue, for_library, for_service
+from kodex.api.routes.common import PROBLEMS, ruleset, workspace
+from kodex.api.schemas import (
     AgreementIn,
     AgreementOut,
     Created,
@@ -19,7 +19,7 @@ from api.schemas import (
     UserIn,
     UserOut,
 )
-from retention.tenants import (
+from kodex.services.tenants import (
     Agreement,
     LibraryInfo,
     agreement_history,
@@ -28,7 +28,7 @@ from retention.tenants import (
     onboard,
     record_agreement,
 )
-from retention.users import User, add_user, list_users, revoke_user
+from kodex.services.users import User, add_user, list_users, revoke_user
 
 router = APIRouter(tags=["libraries and users"], responses=PROBLEMS)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from kodex.api.cli import app
 from tests.conftest import POLICY, ROOT, SHARED
 
 runner = CliRunner()

@@ -26,10 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import ColumnElement, Engine, func, select, update
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from audit.merkle import verify_inclusion
-from store.database import connect
-from store.schema import decision_log, log_checkpoints, runs
+from kodex.api.cli import app
+from kodex.audit.merkle import verify_inclusion
+from kodex.store.database import connect
+from kodex.store.schema import decision_log, log_checkpoints, runs
 from tests.audit.support import around_the_triggers
 from tests.conftest import AGREEMENT, ROOT, fresh_store, installation_env
 from tests.retention.support import clock_at

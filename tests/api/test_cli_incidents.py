@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from api.cli import app
+from kodex.api.cli import app
 
 runner = CliRunner()
 AS_OF = "2026-11-22"

@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Engine, delete, select, update
 from typer.testing import Result
 
-from audit.log import append, checkpoint
-from audit.merkle import Frontier
-from retention.config import load_settings
-from retention.setup import open_workspace
-from store.schema import decision_log, log_checkpoints, log_heads, log_subtrees, metadata
+from kodex.audit.log import append, checkpoint
+from kodex.audit.merkle import Frontier
+from kodex.services.config import load_settings
+from kodex.services.setup import open_workspace
+from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_subtrees, metadata
 from tests.api.test_cli_audit import installed, keys_file, kodex, ok
 from tests.audit.support import around_the_triggers
 from tests.retention.support import clock_at

@@ -18,16 +18,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from api.web import create_app
-from audit.log import LogFilter, query
-from retention.config import load_settings
-from retention.inquiry import reader_status
-from retention.proposals import list_proposals
-from retention.setup import Workspace, open_workspace
-from retention.users import list_users
-from rules.ruleset import Ruleset
-from store.schema import runs
+from kodex.api.cli import app
+from kodex.api.web import create_app
+from kodex.audit.log import LogFilter, query
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.inquiry import reader_status
+from kodex.services.proposals import list_proposals
+from kodex.services.setup import Workspace, open_workspace
+from kodex.services.users import list_users
+from kodex.store.schema import runs
 from tests.conftest import AGREEMENT, POLICY
 from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, person, recording
 

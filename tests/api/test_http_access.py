@@ -30,20 +30,20 @@ import pytest
 from fastapi import FastAPI, routing
 from fastapi.testclient import TestClient
 
-from api.auth import PERMISSIONS
-from api.throttle import FailedTokens
-from api.web import create_app
-from audit.log import LogFilter, query
-from retention.config import load_settings
-from retention.exceptions import grant_exception
-from retention.holds import set_hold
-from retention.importing import import_records
-from retention.proposals import list_proposals
-from retention.run import run_library
-from retention.setup import Workspace, initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from retention.users import ROLES, add_user, revoke_user
-from rules.ruleset import Ruleset
+from kodex.api.auth import PERMISSIONS
+from kodex.api.throttle import FailedTokens
+from kodex.api.web import create_app
+from kodex.audit.log import LogFilter, query
+from kodex.retention.run import run_library
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.holds import set_hold
+from kodex.services.importing import import_records
+from kodex.services.proposals import list_proposals
+from kodex.services.rule_exceptions import grant_exception
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
+from kodex.services.users import ROLES, add_user, revoke_user
 from tests.conftest import POLICY, ROOT, fresh_store, installation_env
 
 HOME, OTHER = "svkpk", "kntb"  # the library the tokens act for, and another one's

@@ -30,13 +30,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.web import create_app
-from retention.config import load_settings
-from retention.setup import Workspace, initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from retention.users import add_user
-from rules.ruleset import Ruleset
-from store.schema import camera_recordings, readers
+from kodex.api.web import create_app
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
+from kodex.services.users import add_user
+from kodex.store.schema import camera_recordings, readers
 from tests.audit.test_no_personal_data import leaks
 from tests.conftest import fresh_store, installation_env
 

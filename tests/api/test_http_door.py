@@ -20,14 +20,14 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
-from api.throttle import FAILED_TOKEN_INTERVAL, FAILED_TOKENS_BURST, FailedTokens
-from api.web import create_app
-from retention.config import load_settings
-from retention.setup import Workspace, initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from retention.users import add_user
-from rules.ruleset import Ruleset
+from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
+from kodex.api.throttle import FAILED_TOKEN_INTERVAL, FAILED_TOKENS_BURST, FailedTokens
+from kodex.api.web import create_app
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
+from kodex.services.users import add_user
 from tests.conftest import fresh_store, installation_env
 
 ATTACKER, OFFICE = ("192.0.2.66", 40000), ("198.51.100.7", 40000)

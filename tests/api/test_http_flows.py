@@ -23,14 +23,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from api.cli import app as cli
-from api.web import create_app
-from retention.config import load_settings
-from retention.setup import Workspace, initialise, open_workspace
-from retention.users import add_user
-from rules.periods import Period, add_period
-from rules.ruleset import Ruleset
-from store.schema import camera_recordings, loans, readers, runs, users
+from kodex.api.cli import app as cli
+from kodex.api.web import create_app
+from kodex.rules.periods import Period, add_period
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.services.users import add_user
+from kodex.store.schema import camera_recordings, loans, readers, runs, users
 from tests.conftest import POLICY
 from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person, with_recordings
 
@@ -777,7 +777,7 @@ def test_a_run_started_over_http_that_fails_is_marked_failed_with_the_error_type
     def broken(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError(secret)  # a message that may hold personal data
 
-    monkeypatch.setattr("retention.run._Job.count_due", broken)
+    monkeypatch.setattr("kodex.retention.run._Job.count_due", broken)
     started = api.ok("POST", "/v1/libraries/svkpk/runs", "scheduler", json={"as_of": NIGHT})
     failed = api.ok("GET", f"/v1/libraries/svkpk/runs/{started['id']}", "scheduler")
 

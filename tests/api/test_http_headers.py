@@ -18,14 +18,14 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from api.headers import API_POLICY, DOCS_POLICY
-from api.serving import UVICORN
-from api.web import create_app
-from retention.config import load_settings
-from retention.setup import initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from retention.users import add_user
-from rules.ruleset import Ruleset
+from kodex.api.headers import API_POLICY, DOCS_POLICY
+from kodex.api.serving import UVICORN
+from kodex.api.web import create_app
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.setup import initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
+from kodex.services.users import add_user
 from tests.conftest import fresh_store, installation_env
 
 READER = {"type": "reader", "library": "svkpk", "id": "SV-HDR-1", "kind": "person", "birth_date": "1990-05-05",

@@ -10,12 +10,12 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from api.web import create_app
-from retention.importing import import_records
-from retention.run import run_library
-from retention.setup import Workspace
-from retention.users import add_user
-from rules.ruleset import Ruleset
+from kodex.api.web import create_app
+from kodex.retention.run import run_library
+from kodex.rules.ruleset import Ruleset
+from kodex.services.importing import import_records
+from kodex.services.setup import Workspace
+from kodex.services.users import add_user
 from tests.api.test_cli_kept_checkpoints import backup, restore
 from tests.conftest import ROOT
 from tests.retention.support import clock_at

@@ -28,17 +28,17 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.cli import app as cli
-from api.heavy import HeavySlots
-from api.routes import policy_routes
-from api.web import create_app
-from retention.config import load_settings
-from retention.setup import Workspace, initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from retention.users import add_user
-from rules import loading
-from rules.nesting import MAX_POLICY_ALIASES, MAX_POLICY_BYTES, MAX_POLICY_DEPTH, MAX_RECORD_DEPTH, json_too_deep
-from rules.ruleset import Ruleset
+from kodex.api.cli import app as cli
+from kodex.api.heavy import HeavySlots
+from kodex.api.routes import policy_routes
+from kodex.api.web import create_app
+from kodex.rules import loading
+from kodex.rules.nesting import MAX_POLICY_ALIASES, MAX_POLICY_BYTES, MAX_POLICY_DEPTH, MAX_RECORD_DEPTH, json_too_deep
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
+from kodex.services.users import add_user
 from tests.conftest import POLICY, fresh_store, installation_env
 
 DEEP_FLOW = "a: " + "[" * 5000 + "]" * 5000 + "\n"  # the attack: 5,000 levels in 10 KB

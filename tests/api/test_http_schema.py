@@ -49,20 +49,20 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import select
 
-from api.auth import PERMISSIONS
-from api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
-from api.throttle import FailedTokens
-from api.web import create_app
-from retention.config import load_settings
-from retention.importing import import_records
-from retention.proposals import list_proposals
-from retention.run import run_library
-from retention.setup import Workspace, initialise, open_workspace
-from retention.tenants import Agreement, onboard
-from retention.users import ROLES, add_user
-from rules.loading import load_policy
-from rules.ruleset import Ruleset
-from store.schema import decision_log
+from kodex.api.auth import PERMISSIONS
+from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
+from kodex.api.throttle import FailedTokens
+from kodex.api.web import create_app
+from kodex.retention.run import run_library
+from kodex.rules.loading import load_policy
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.importing import import_records
+from kodex.services.proposals import list_proposals
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.services.tenants import Agreement, onboard
+from kodex.services.users import ROLES, add_user
+from kodex.store.schema import decision_log
 from tests.conftest import POLICY, ROOT, fresh_store, installation_env
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -19,13 +19,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from api.cli import app as cli
-from api.web import create_app
-from retention.importing import import_records
-from retention.setup import Workspace
-from retention.users import User, add_user
-from rules.ruleset import Ruleset
-from store.schema import decision_log, readers
+from kodex.api.cli import app as cli
+from kodex.api.web import create_app
+from kodex.rules.ruleset import Ruleset
+from kodex.services.importing import import_records
+from kodex.services.setup import Workspace
+from kodex.services.users import User, add_user
+from kodex.store.schema import decision_log, readers
 from tests.conftest import ROOT
 
 LIBRARY = "svkpk"

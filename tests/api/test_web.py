@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
-from api.cli import app
-from api.web import create_app
-from retention.scheduler import build_scheduler, nightly_job
-from retention.setup import Workspace
-from rules.ruleset import Ruleset
+from kodex.api.cli import app
+from kodex.api.web import create_app
+from kodex.rules.ruleset import Ruleset
+from kodex.services.scheduler import build_scheduler, nightly_job
+from kodex.services.setup import Workspace
 
 LIBRARIES = {"zdirec", "kntb", "svkpk"}
 PRAGUE = ZoneInfo("Europe/Prague")

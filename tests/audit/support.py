@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, text
 
-from store.database import is_postgresql
-from store.schema import LOG_TABLES
+from kodex.store.database import is_postgresql
+from kodex.store.schema import LOG_TABLES
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Connection, Engine, Table, delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from audit.entries import (
+from kodex.audit.entries import (
     WITHHELD,
     LogEntry,
     canonical,
@@ -36,8 +36,8 @@ from audit.entries import (
     proposal_entry,
     run_summary_entry,
 )
-from audit.keys import key_id, public_key_pem, public_keys, read_public_keys, rotate_signing_key
-from audit.log import (
+from kodex.audit.keys import key_id, public_key_pem, public_keys, read_public_keys, rotate_signing_key
+from kodex.audit.log import (
     CACHED_HEIGHT,
     DAY_BY_DAY_LIMIT,
     Checkpoint,
@@ -51,14 +51,14 @@ from audit.log import (
     query,
     subtree_root,
 )
-from audit.merkle import Frontier, MerkleTree, consistency_ranges, inclusion_ranges, leaf_hash, perfect_parts
-from audit.verify import LogVerdict, ProofInvalid, verify_log, verify_proof
-from retention.config import load_settings
-from retention.run import plan_decisions
-from retention.setup import Workspace, initialise, open_workspace
-from rules.facts import PERSONAL_FACTS
-from rules.ruleset import Ruleset
-from store.schema import LOG_TABLES, decision_log, libraries, log_checkpoints, log_heads, log_keys, log_subtrees
+from kodex.audit.merkle import Frontier, MerkleTree, consistency_ranges, inclusion_ranges, leaf_hash, perfect_parts
+from kodex.audit.verify import LogVerdict, ProofInvalid, verify_log, verify_proof
+from kodex.retention.run import plan_decisions
+from kodex.rules.facts import PERSONAL_FACTS
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import load_settings
+from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.store.schema import LOG_TABLES, decision_log, libraries, log_checkpoints, log_heads, log_keys, log_subtrees
 from tests.audit.support import around_the_triggers
 from tests.conftest import on_postgresql
 from tests.retention.support import SAMPLE, import_file, import_lines, reader, run, run_all

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from audit.merkle import (
+from kodex.audit.merkle import (
     EMPTY_ROOT,
     InvalidProofRequest,
     MerkleTree,

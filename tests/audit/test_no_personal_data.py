@@ -27,10 +27,10 @@ import pytest
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
-from api.cli import app
-from audit.entries import WITHHELD
-from store.database import connect
-from store.schema import decision_log, log_checkpoints, log_heads, log_keys, log_subtrees, users
+from kodex.api.cli import app
+from kodex.audit.entries import WITHHELD
+from kodex.store.database import connect
+from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_keys, log_subtrees, users
 from tests.conftest import AGREEMENT, fresh_store, installation_env
 from tests.retention.support import clock_at
 

@@ -13,9 +13,9 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.keys import checkpoint_note, key_id
-from audit.merkle import EMPTY_ROOT
-from audit.note import (
+from kodex.audit.keys import checkpoint_note, key_id
+from kodex.audit.merkle import EMPTY_ROOT
+from kodex.audit.note import (
     InvalidNote,
     key_hash,
     open_checkpoint,

@@ -7,9 +7,9 @@ from datetime import date
 
 from sqlalchemy import select
 
-from retention.setup import Workspace
-from rules.ruleset import Ruleset
-from store.schema import decision_log, incidents, readers
+from kodex.rules.ruleset import Ruleset
+from kodex.services.setup import Workspace
+from kodex.store.schema import decision_log, incidents, readers
 from tests.retention.support import import_lines, incident, reader, run
 
 # a reader excluded-worthy (two losses, KNTB 6.1) who is also due for anonymisation a year later (4.4)

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, select
 
-from retention.config import Recordings, load_settings
-from retention.importing import ImportSummary, import_records
-from retention.run import LibraryRun, run_library
-from retention.setup import Workspace, initialise, open_workspace
-from rules.ruleset import Ruleset
+from kodex.retention.run import LibraryRun, run_library
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import Recordings, load_settings
+from kodex.services.importing import ImportSummary, import_records
+from kodex.services.setup import Workspace, initialise, open_workspace
 from tests.conftest import ROOT, agree_all, fresh_store
 
 AS_OF = date(2026, 11, 22)
@@ -72,7 +72,7 @@ def clock_at(patch: Any, day: str | date) -> None:
     that runs a night after the real today sets the clock there first (through `patch`, a pytest MonkeyPatch).
     """
     today = day if isinstance(day, date) else date.fromisoformat(day)
-    patch.setattr("retention.run.library_today", lambda ruleset, library: today)
+    patch.setattr("kodex.retention.run.library_today", lambda ruleset, library: today)
 
 
 def lines_of(records: Iterable[Mapping[str, Any] | str]) -> list[str]:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from retention.locking import library_lock
-from retention.setup import Workspace
-from rules.ruleset import Ruleset
-from store.schema import decision_log as decisions
-from store.schema import plan_items, runs
+from kodex.retention.locking import library_lock
+from kodex.rules.ruleset import Ruleset
+from kodex.services.setup import Workspace
+from kodex.store.schema import decision_log as decisions
+from kodex.store.schema import plan_items, runs
 from tests.conftest import ROOT, on_postgresql
 from tests.retention.support import (
     SAMPLE,

@@ -16,10 +16,19 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from retention.setup import Workspace
-from rules.ruleset import Ruleset
-from store.schema import camera_recordings, exceptions, findings, incidents, loans, purged_recordings, readers, runs
-from store.schema import decision_log as decisions
+from kodex.rules.ruleset import Ruleset
+from kodex.services.setup import Workspace
+from kodex.store.schema import (
+    camera_recordings,
+    exceptions,
+    findings,
+    incidents,
+    loans,
+    purged_recordings,
+    readers,
+    runs,
+)
+from kodex.store.schema import decision_log as decisions
 from tests.conftest import ROOT, on_postgresql
 from tests.retention.support import (
     another_store,

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from audit.verify import verify_log
-from retention.errors import InvalidRequest
-from retention.evaluation import InvalidRecords, SubjectNotFound
-from retention.exceptions import NotAuthorised, grant_exception, list_exceptions, revoke_exception
-from retention.setup import Workspace
-from rules.ruleset import Ruleset
-from store.schema import decision_log, exceptions, readers
+from kodex.audit.verify import verify_log
+from kodex.rules.ruleset import Ruleset
+from kodex.services.errors import InvalidRequest
+from kodex.services.evaluation import InvalidRecords, SubjectNotFound
+from kodex.services.rule_exceptions import NotAuthorised, grant_exception, list_exceptions, revoke_exception
+from kodex.services.setup import Workspace
+from kodex.store.schema import decision_log, exceptions, readers
 from tests.retention.support import AS_OF, import_lines, reader, recording, run, with_recordings
 
 RULE = "kntb.retention.unused_for_a_year"  # 4.4: exceptions by director or authorised_employee

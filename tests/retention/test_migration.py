@@ -12,9 +12,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from audit.verify import verify_log
-from store.crypto import MasterKey
-from store.database import _MIGRATIONS, connect, upgrade
+from kodex.audit.verify import verify_log
+from kodex.store.crypto import MasterKey
+from kodex.store.database import _MIGRATIONS, connect, upgrade
 
 OLD_DECISION = {
     "library": "kntb",

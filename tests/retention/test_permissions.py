@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from retention.config import Settings, load_settings
-from retention.setup import initialise
-from rules.ruleset import Ruleset
-from store.database import connect
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import Settings, load_settings
+from kodex.services.setup import initialise
+from kodex.store.database import connect
 from tests.conftest import installation_env
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from retention.config import ConfigError, load_settings
-from retention.evaluation import InvalidRecords
-from retention.run import run_library
-from retention.setup import Workspace
-from rules.ruleset import Ruleset
-from store.schema import camera_recordings, decision_log
+from kodex.retention.run import run_library
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import ConfigError, load_settings
+from kodex.services.evaluation import InvalidRecords
+from kodex.services.setup import Workspace
+from kodex.store.schema import camera_recordings, decision_log
 from tests.retention.support import AS_OF, WAIT, import_lines, recording, run, with_recordings
 
 ENDED = "2026-11-10T11:00:00+01:00"  # its 7 days are over at the run of 22 November

@@ -22,13 +22,22 @@ from sqlalchemy import create_engine, func, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql
 
-import retention.actions
-import retention.run
-from retention.access import access_copy
-from retention.setup import Workspace
-from rules.ruleset import Ruleset
-from store.schema import camera_recordings, findings, loans, metadata, plan_items, purged_recordings, readers, runs
-from store.schema import decision_log as decisions
+import kodex.retention.run
+import kodex.retention.strategies
+from kodex.rules.ruleset import Ruleset
+from kodex.services.access_copy import access_copy
+from kodex.services.setup import Workspace
+from kodex.store.schema import (
+    camera_recordings,
+    findings,
+    loans,
+    metadata,
+    plan_items,
+    purged_recordings,
+    readers,
+    runs,
+)
+from kodex.store.schema import decision_log as decisions
 from tests.conftest import on_postgresql
 from tests.retention.support import (
     AS_OF,
@@ -545,7 +554,7 @@ def test_a_subject_whose_action_fails_is_recorded_as_an_error_and_the_batch_goes
         workspace, ruleset,
         [reader("svkpk", f"SV-{n}", **erasing) for n in (1, 2, 3)] + [loan("svkpk", "L-2", "SV-2", returned_at="2026-02-01")],
     )  # fmt: skip
-    strategy = retention.actions.STRATEGIES["anonymise"]
+    strategy = kodex.retention.strategies.STRATEGIES["anonymise"]
     original = strategy.apply
 
     def failing(connection: Any, subject: Any, master: Any) -> None:
@@ -687,7 +696,7 @@ def test_a_run_with_no_failing_subject_applies_each_batch_in_one_transaction(
     import_file(workspace, ruleset, SAMPLE)
     alone: list[str] = []
     monkeypatch.setattr(
-        retention.run._Job, "_apply_alone", lambda self, subject, *rest: alone.append(subject.subject_type)
+        kodex.retention.run._Job, "_apply_alone", lambda self, subject, *rest: alone.append(subject.subject_type)
     )
 
     results = run_all(workspace, ruleset, batch_size=50)
@@ -703,7 +712,7 @@ def test_a_run_with_no_failing_subject_applies_each_batch_in_one_transaction(
 def _night_job(full: bool = False) -> Any:
     """A job's due-subject queries for SVK PK on 2026-11-23, without a store behind them."""
     job = SimpleNamespace(library="svkpk", full=full, day=date(2026, 11, 23), batch_size=2000)
-    job._due = lambda table: retention.run._Job._due(job, table)  # type: ignore[arg-type]
+    job._due = lambda table: kodex.retention.run._Job._due(job, table)  # type: ignore[arg-type]
     return job
 
 
@@ -715,7 +724,7 @@ def test_a_nights_due_readers_are_read_from_the_review_index_of_live_readers_on_
     assert str(index.dialect_options["sqlite"]["where"]) == "state != 'anonymised'"
     job = _night_job()
     statements = [select(func.count()).select_from(readers).where(condition) for condition, _ in job._due(readers)]
-    statements.append(retention.run._Job._next_batch(job, readers, readers.c.rid, 0))
+    statements.append(kodex.retention.run._Job._next_batch(job, readers, readers.c.rid, 0))
     with engine.connect() as connection:
         for statement in statements:  # with its values bound as the job binds them: SQLite plans with parameters
             compiled = statement.compile(engine)

@@ -12,11 +12,12 @@ import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED  # type: ignore[import-untyped]
 from sqlalchemy import select
 
-from retention.config import Schedule
-from retention.importing import import_records
-from retention.locking import library_lock
-from retention.run import run_library
-from retention.scheduler import (
+from kodex.retention.locking import library_lock
+from kodex.retention.run import run_library
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import Schedule
+from kodex.services.importing import import_records
+from kodex.services.scheduler import (
     Clock,
     build_scheduler,
     catch_up,
@@ -26,9 +27,8 @@ from retention.scheduler import (
     run_latest_night,
     scheduled_night,
 )
-from retention.setup import Workspace, open_workspace
-from rules.ruleset import Ruleset
-from store.schema import runs
+from kodex.services.setup import Workspace, open_workspace
+from kodex.store.schema import runs
 from tests.conftest import ROOT
 
 PRAGUE = ZoneInfo("Europe/Prague")

@@ -18,19 +18,19 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.dialects import postgresql
 from typer.testing import CliRunner
 
-import store.database
-from api.cli import app
-from retention.access import access_copy
-from retention.actions import _RETURNED
-from retention.config import load_settings
-from retention.evaluation import InvalidRecords
-from retention.loading import _FINDINGS, _GRANTS, _HOLDS, _INCIDENTS
-from retention.setup import Workspace, open_workspace
-from rules.ruleset import Ruleset
-from store.codec import canonical, reader_aad, reader_record
-from store.crypto import MasterKey, MasterKeyError
-from store.database import StoreNotReady, connect
-from store.schema import incidents, loans, metadata, readers
+import kodex.store.database
+from kodex.api.cli import app
+from kodex.retention.strategies import _RETURNED
+from kodex.retention.subjects import _FINDINGS, _GRANTS, _HOLDS, _INCIDENTS
+from kodex.rules.ruleset import Ruleset
+from kodex.services.access_copy import access_copy
+from kodex.services.config import load_settings
+from kodex.services.evaluation import InvalidRecords
+from kodex.services.setup import Workspace, open_workspace
+from kodex.store.codec import canonical, reader_aad, reader_record
+from kodex.store.crypto import MasterKey, MasterKeyError
+from kodex.store.database import StoreNotReady, connect
+from kodex.store.schema import incidents, loans, metadata, readers
 from tests.conftest import on_postgresql
 from tests.retention.support import (
     all_values,
@@ -464,7 +464,7 @@ def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced_unseen(
     with admin.begin() as connection:  # the server ends the pooled connection's backend (as a restart would)
         connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     admin.dispose()
-    monkeypatch.setattr(store.database, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr(kodex.store.database, "IDLE_PING_SECONDS", 0.0)
     with engine.connect() as connection:  # idle long enough: pinged, found dead, replaced; the caller sees nothing
         assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
     assert pings == [1]

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from rules.decision import build_decision
-from rules.evaluator import Outcome, Status, evaluate_subject
-from rules.loading import load_policy
-from rules.records import RECORD, CameraRecording, ExceptionGrant, Reader
-from rules.ruleset import Ruleset
+from kodex.rules.decision import build_decision
+from kodex.rules.evaluator import Outcome, Status, evaluate_subject
+from kodex.rules.loading import load_policy
+from kodex.rules.records import RECORD, CameraRecording, ExceptionGrant, Reader
+from kodex.rules.ruleset import Ruleset
 from tests.conftest import POLICY
 
 AS_OF = date(2026, 11, 22)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from rules.codegen import compile_rule
-from rules.expressions import InvalidExpression, compile_condition, parse
+from kodex.rules.codegen import compile_rule
+from kodex.rules.expressions import InvalidExpression, compile_condition, parse
 
 KNOWN = frozenset({"a", "b", "day", "states", "period"})
 

@@ -28,13 +28,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retention.evaluation import evaluate
-from rules.incidents import IncidentCount, IncidentRules, count_matching, pending, window_start
-from rules.loading import load_policy
-from rules.policy import INCIDENT_KINDS, IncidentPattern, Rule
-from rules.records import Incident
-from rules.ruleset import Ruleset
-from rules.validation import RecordSet, read_records
+from kodex.rules.incidents import IncidentCount, IncidentRules, count_matching, pending, window_start
+from kodex.rules.loading import load_policy
+from kodex.rules.policy import INCIDENT_KINDS, IncidentPattern, Rule
+from kodex.rules.records import Incident
+from kodex.rules.ruleset import Ruleset
+from kodex.rules.validation import RecordSet, read_records
+from kodex.services.evaluation import evaluate
 from tests.conftest import POLICY, ROOT
 
 AS_OF = date(2026, 11, 22)
@@ -473,9 +473,9 @@ time.sleep(0.3)  # durable-rules' host arms its timers at 0.1 s and re-arms them
 print(" ".join(sorted(type(t).__name__ for t in threading.enumerate() if t is not threading.main_thread())))
 """
 FIRST_USE = """
-from rules.incidents import IncidentRules
-from rules.policy import IncidentPattern
-from rules.records import Incident
+from kodex.rules.incidents import IncidentRules
+from kodex.rules.policy import IncidentPattern
+from kodex.rules.records import Incident
 rules = IncidentRules("fresh", "timers", {"lost": IncidentPattern(kinds=["card_lost"], at_least=1)})
 lost = Incident(type="incident", library="t", id="I-1", reader="R-1", kind="card_lost", at=date(2026, 1, 1))
 assert rules.evaluate(["lost"], [lost], date(2026, 2, 1), ZoneInfo("Europe/Prague"))["lost"].holds

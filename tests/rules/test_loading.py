@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from rules.loading import InvalidPolicy, PolicyProblem, load_policy, parse_policy
-from rules.periods import Period
-from rules.quotes import check_quotes
-from rules.ruleset import Ruleset
+from kodex.rules.loading import InvalidPolicy, PolicyProblem, load_policy, parse_policy
+from kodex.rules.periods import Period
+from kodex.rules.quotes import check_quotes
+from kodex.rules.ruleset import Ruleset
 
 POLICY_PATH = Path(__file__).resolve().parents[2] / "policies.yaml"
 SEEDS_DIR = Path(__file__).resolve().parents[3] / "shared" / "seeds"

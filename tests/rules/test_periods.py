@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from rules.periods import InvalidPeriod, Period, add_period, age_on, end_of_year
+from kodex.rules.periods import InvalidPeriod, Period, add_period, age_on, end_of_year
 
 ONE_DAY = timedelta(days=1)
 PRAGUE = ZoneInfo("Europe/Prague")

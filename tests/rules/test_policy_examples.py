@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from rules.examples import run_examples
-from rules.loading import load_policy
-from rules.ruleset import Ruleset
+from kodex.rules.examples import run_examples
+from kodex.rules.loading import load_policy
+from kodex.rules.ruleset import Ruleset
 from tests.conftest import POLICY
 
 _RULESET = Ruleset(load_policy(POLICY))

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from rules.loading import load_policy
-from rules.ruleset import Ruleset
-from rules.validation import RecordProblem, RecordSet, read_records
+from kodex.rules.loading import load_policy
+from kodex.rules.ruleset import Ruleset
+from kodex.rules.validation import RecordProblem, RecordSet, read_records
 
 POLICY_PATH = Path(__file__).resolve().parents[2] / "policies.yaml"
 AS_OF = date(2026, 11, 22)

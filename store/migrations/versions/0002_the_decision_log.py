@@ -14,8 +14,8 @@ from datetime import date
 import sqlalchemy as sa
 from alembic import op
 
-from audit.entries import decision_entry  # the log's own rules for entries and hashing, so the two agree
-from audit.log import append
+from kodex.audit.entries import decision_entry  # the log's own rules for entries and hashing, so the two agree
+from kodex.audit.log import append
 
 LOG_TABLES = ("decision_log", "log_subtrees", "log_checkpoints")
 

@@ -1,7 +1,7 @@
 """Legal holds the dpo sets in kodex: data that must not be erased (e.g. handed to police, čl. 9 odst. 6 SVK PK).
 
 A hold kept here stands beside any hold the library's records carry and
-outlasts every import; the longer of the two applies (retention.loading).
+outlasts every import; the longer of the two applies (retention.subjects).
 Its reason is wrapped by the master key. Setting or releasing a hold makes
 the subject due for review at the next run.
 """
@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, Engine, Table, delete, select, update
 
-from retention.evaluation import SubjectNotFound
-from retention.loading import hold_aad
-from store.crypto import MasterKey
-from store.schema import camera_recordings, legal_holds, readers
+from kodex.retention.subjects import hold_aad
+from kodex.services.evaluation import SubjectNotFound
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import camera_recordings, legal_holds, readers
 
 __all__ = ["Hold", "release_hold", "set_hold"]
 

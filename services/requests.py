@@ -3,7 +3,7 @@
 A request sets what the reader asked for; the rules decide what happens. It
 is stored with the day it was received and the day it is due (received +
 the library's `request_response_period`, a dated value in policies.yaml),
-and laid over the reader's record at every run (retention.loading) until the
+and laid over the reader's record at every run (retention.subjects) until the
 action it asks for is applied; then it is done. The answer to a new request
 says what the rules decide about it today, and when the nightly run will act.
 """
@@ -17,14 +17,14 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from retention.errors import InvalidRequest
-from retention.evaluation import SubjectNotFound
-from retention.loading import REQUEST_FIELDS, load_reader
-from rules.evaluator import Status, evaluate_subject
-from rules.periods import Period, add_period
-from rules.ruleset import Ruleset
-from store.crypto import MasterKey
-from store.schema import readers, subject_requests
+from kodex.retention.subjects import REQUEST_FIELDS, load_reader
+from kodex.rules.evaluator import Status, evaluate_subject
+from kodex.rules.periods import Period, add_period
+from kodex.rules.ruleset import Ruleset
+from kodex.services.errors import InvalidRequest
+from kodex.services.evaluation import SubjectNotFound
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import readers, subject_requests
 
 __all__ = ["KINDS", "Forecast", "Request", "due_requests", "file_request", "list_requests", "outlook"]
 

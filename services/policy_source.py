@@ -6,18 +6,18 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from rules.loading import load_policy
-from rules.ruleset import Ruleset
+from kodex.rules.loading import load_policy
+from kodex.rules.ruleset import Ruleset
 
 __all__ = ["bundled_path", "load_ruleset", "policy_path"]
 
 
 def bundled_path(name: str) -> Path:
-    """A file shipped with kodex: beside the packages in a checkout, inside `rules/` in a wheel."""
+    """A file shipped with kodex: beside the packages in a checkout, inside the `kodex` package in a wheel."""
     checkout = Path(__file__).resolve().parent.parent / name
     if checkout.exists():
         return checkout
-    return Path(str(resources.files("rules") / name))
+    return Path(str(resources.files("kodex") / name))
 
 
 def policy_path(explicit: Path | None = None) -> Path:

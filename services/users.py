@@ -28,13 +28,13 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from audit.entries import CLI, now, user_entry
-from audit.log import append
-from retention.errors import InvalidRequest
-from retention.evaluation import SubjectNotFound
-from store.crypto import MasterKey
-from store.database import reading
-from store.schema import libraries, users
+from kodex.audit.entries import CLI, now, user_entry
+from kodex.audit.log import append
+from kodex.services.errors import InvalidRequest
+from kodex.services.evaluation import SubjectNotFound
+from kodex.store.crypto import MasterKey
+from kodex.store.database import reading
+from kodex.store.schema import libraries, users
 
 __all__ = ["FLAGGED_ROLES", "ROLES", "Role", "User", "add_user", "authenticate", "list_users", "revoke_user"]
 

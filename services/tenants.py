@@ -22,11 +22,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from audit.entries import CLI, agreement_entry, now
-from audit.log import append
-from retention.evaluation import SubjectNotFound
-from rules.ruleset import Ruleset
-from store.schema import agreements, libraries
+from kodex.audit.entries import CLI, agreement_entry, now
+from kodex.audit.log import append
+from kodex.rules.ruleset import Ruleset
+from kodex.services.evaluation import SubjectNotFound
+from kodex.store.schema import agreements, libraries
 
 __all__ = ["Agreement", "LibraryInfo", "NoAgreement", "NotInPolicy", "RecordedAgreement", "agreement_history",
            "library_info", "list_libraries", "onboard", "record_agreement", "require_agreement"]  # fmt: skip

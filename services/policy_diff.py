@@ -17,15 +17,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select
 
-from retention.actions import Loaded
-from retention.config import BATCH_SIZE
-from retention.loading import SubjectLoader
-from retention.tenants import NotInPolicy
-from rules.evaluator import Status, evaluate_subject
-from rules.facts import local_day
-from rules.ruleset import LibraryAt, Ruleset
-from store.crypto import MasterKey
-from store.schema import camera_recordings, readers
+from kodex.retention.strategies import Loaded
+from kodex.retention.subjects import SubjectLoader
+from kodex.rules.evaluator import Status, evaluate_subject
+from kodex.rules.facts import local_day
+from kodex.rules.ruleset import LibraryAt, Ruleset
+from kodex.services.config import BATCH_SIZE
+from kodex.services.tenants import NotInPolicy
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import camera_recordings, readers
 
 __all__ = ["Change", "PolicyDiff", "policy_diff"]
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from rules.decision import build_decision, calls_for_something
-from rules.evaluator import evaluate_subject
-from rules.explain import explain
-from rules.facts import local_day
-from rules.records import CameraRecording, Reader
-from rules.ruleset import Ruleset
-from rules.validation import RecordProblem, RecordSet, read_records
+from kodex.rules.decision import build_decision, calls_for_something
+from kodex.rules.evaluator import evaluate_subject
+from kodex.rules.explain import explain
+from kodex.rules.facts import local_day
+from kodex.rules.records import CameraRecording, Reader
+from kodex.rules.ruleset import Ruleset
+from kodex.rules.validation import RecordProblem, RecordSet, read_records
 
 __all__ = ["InvalidRecords", "SubjectNotFound", "Validated", "evaluate", "explain_reader", "validate"]
 

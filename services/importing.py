@@ -23,20 +23,20 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_, update
 
-from audit.entries import exception_entry, now
-from audit.log import append, checkpoint
-from retention.config import Recordings
-from retention.evaluation import InvalidRecords
-from retention.import_checks import ImportChecks
-from retention.tenants import require_agreement
-from rules.decision import json_value
-from rules.nesting import json_too_deep
-from rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
-from rules.ruleset import Ruleset
-from rules.validation import RecordProblem, RecordSet, read_records
-from store.codec import canonical, contract_json, new_pseudonym, split_reader
-from store.crypto import MasterKey
-from store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
+from kodex.audit.entries import exception_entry, now
+from kodex.audit.log import append, checkpoint
+from kodex.rules.decision import json_value
+from kodex.rules.nesting import json_too_deep
+from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
+from kodex.rules.ruleset import Ruleset
+from kodex.rules.validation import RecordProblem, RecordSet, read_records
+from kodex.services.config import Recordings
+from kodex.services.evaluation import InvalidRecords
+from kodex.services.import_checks import ImportChecks
+from kodex.services.tenants import require_agreement
+from kodex.store.codec import canonical, contract_json, new_pseudonym, split_reader
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
 
 __all__ = [
     "ImportSummary", "exception_aad", "exception_text", "hold_reason", "import_records", "recording_hold_aad",

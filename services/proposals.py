@@ -3,7 +3,7 @@
 A nightly run opens a proposal as a finding; it is never carried out there.
 The rule's deciding role (`decided_by`, e.g. director) accepts or rejects it
 with a reason: the decision is an entry in the decision log, the accepted
-action is carried out through the action registry (retention.actions) in the
+action is carried out through the action registry (retention.strategies) in the
 same transaction, and a decided proposal is not proposed again.
 """
 
@@ -17,16 +17,16 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from audit.entries import now, proposal_entry
-from audit.log import append, checkpoint
-from retention.actions import STRATEGIES, Writes
-from retention.errors import InvalidRequest
-from retention.evaluation import SubjectNotFound
-from retention.exceptions import NotAuthorised
-from retention.loading import SubjectLoader
-from rules.ruleset import Ruleset
-from store.crypto import MasterKey
-from store.schema import findings, readers
+from kodex.audit.entries import now, proposal_entry
+from kodex.audit.log import append, checkpoint
+from kodex.retention.strategies import STRATEGIES, Writes
+from kodex.retention.subjects import SubjectLoader
+from kodex.rules.ruleset import Ruleset
+from kodex.services.errors import InvalidRequest
+from kodex.services.evaluation import SubjectNotFound
+from kodex.services.rule_exceptions import NotAuthorised
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import findings, readers
 
 __all__ = ["Proposal", "decide_proposal", "list_proposals"]
 

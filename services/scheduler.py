@@ -42,11 +42,11 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 from sqlalchemy import Engine, exists, select
 
-from retention.locking import RunInProgress, library_lock
-from retention.run import SCHEDULER, LibraryRun, run_library
-from retention.setup import Workspace
-from rules.ruleset import Ruleset
-from store.schema import runs
+from kodex.retention.locking import RunInProgress, library_lock
+from kodex.retention.run import SCHEDULER, LibraryRun, run_library
+from kodex.rules.ruleset import Ruleset
+from kodex.services.setup import Workspace
+from kodex.store.schema import runs
 
 __all__ = [
     "Clock",

@@ -24,15 +24,15 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from audit.entries import exception_entry, now
-from audit.log import append, checkpoint
-from retention.errors import InvalidRequest
-from retention.evaluation import SubjectNotFound
-from retention.importing import exception_text, import_records
-from retention.tenants import require_agreement
-from rules.ruleset import Ruleset
-from store.crypto import MasterKey
-from store.schema import camera_recordings, exceptions, readers
+from kodex.audit.entries import exception_entry, now
+from kodex.audit.log import append, checkpoint
+from kodex.rules.ruleset import Ruleset
+from kodex.services.errors import InvalidRequest
+from kodex.services.evaluation import SubjectNotFound
+from kodex.services.importing import exception_text, import_records
+from kodex.services.tenants import require_agreement
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import camera_recordings, exceptions, readers
 
 __all__ = ["NotAuthorised", "exception_authority", "grant_exception", "list_exceptions", "revoke_exception"]
 

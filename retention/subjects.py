@@ -25,15 +25,15 @@ from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
 from sqlalchemy import BindParameter, Connection, Engine, and_, bindparam, exists, func, select
 
-from retention.actions import Loaded, returned_loan_counts
-from retention.evaluation import SubjectNotFound
-from retention.importing import exception_text, hold_reason
-from rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
-from store.codec import reader_record
-from store.crypto import MasterKey
-from store.database import reading
-from store.schema import exceptions, findings, incidents, legal_holds, loans, readers, subject_requests
-from store.sql import one_of
+from kodex.retention.strategies import Loaded, returned_loan_counts
+from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
+from kodex.services.evaluation import SubjectNotFound
+from kodex.services.importing import exception_text, hold_reason
+from kodex.store.codec import reader_record
+from kodex.store.crypto import MasterKey
+from kodex.store.database import reading
+from kodex.store.schema import exceptions, findings, incidents, legal_holds, loans, readers, subject_requests
+from kodex.store.sql import one_of
 
 __all__ = ["REQUEST_FIELDS", "SubjectLoader", "hold_aad", "load_reader"]
 

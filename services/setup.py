@@ -14,10 +14,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from retention.config import BATCH_SIZE, Settings
-from rules.ruleset import Ruleset
-from store.crypto import MasterKey
-from store.database import (
+from kodex.rules.ruleset import Ruleset
+from kodex.services.config import BATCH_SIZE, Settings
+from kodex.store.crypto import MasterKey
+from kodex.store.database import (
     connect,
     ensure_master_key,
     open_store,

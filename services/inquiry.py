@@ -1,6 +1,6 @@
 """Questions about one stored reader: where it stands, and why (explained in plain words).
 
-Both read the reader as a nightly run would (retention.loading: the record
+Both read the reader as a nightly run would (retention.subjects: the record
 decrypted, with its exceptions, incidents, requests and holds) and change
 nothing. The status carries no personal data; the explanation names the
 facts the rules compared.
@@ -14,15 +14,15 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from retention.evaluation import SubjectNotFound
-from retention.loading import load_reader
-from rules.decision import build_decision
-from rules.evaluator import evaluate_subject
-from rules.explain import explain
-from rules.facts import local_day
-from rules.ruleset import Ruleset
-from store.crypto import MasterKey
-from store.schema import findings, legal_holds, readers, subject_requests
+from kodex.retention.subjects import load_reader
+from kodex.rules.decision import build_decision
+from kodex.rules.evaluator import evaluate_subject
+from kodex.rules.explain import explain
+from kodex.rules.facts import local_day
+from kodex.rules.ruleset import Ruleset
+from kodex.services.evaluation import SubjectNotFound
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import findings, legal_holds, readers, subject_requests
 
 __all__ = ["Explanation", "ReaderStatus", "explain_stored", "reader_status"]
 

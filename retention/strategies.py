@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, String, bindparam, delete, func, literal_column, or_, select, update
 
-from retention.recordings import PurgeFailed, delete_recording
-from rules.actions import ACTIONS, Effect
-from rules.records import CameraRecording, ExceptionGrant, Incident, Reader
-from store.codec import contract_json, split_reader
-from store.crypto import MasterKey
-from store.schema import (
+from kodex.retention.recordings import PurgeFailed, delete_recording
+from kodex.rules.actions import ACTIONS, Effect
+from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Reader
+from kodex.store.codec import contract_json, split_reader
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import (
     camera_recordings,
     erased_loans,
     exceptions,
@@ -33,7 +33,7 @@ from store.schema import (
     readers,
     subject_requests,
 )
-from store.sql import one_of
+from kodex.store.sql import one_of
 
 __all__ = ["STRATEGIES", "Loaded", "PurgeFailed", "Strategy", "Writes", "strategy_for"]
 

@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from audit.entries import CLI, access_copy_entry, now
-from audit.log import append
-from retention.evaluation import SubjectNotFound
-from retention.importing import exception_text
-from rules.decision import json_value
-from store.codec import reader_record
-from store.crypto import MasterKey
-from store.schema import decision_log, exceptions, findings, incidents, loans, readers
+from kodex.audit.entries import CLI, access_copy_entry, now
+from kodex.audit.log import append
+from kodex.rules.decision import json_value
+from kodex.services.evaluation import SubjectNotFound
+from kodex.services.importing import exception_text
+from kodex.store.codec import reader_record
+from kodex.store.crypto import MasterKey
+from kodex.store.schema import decision_log, exceptions, findings, incidents, loans, readers
 
 __all__ = ["access_copy"]
 
