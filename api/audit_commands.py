@@ -24,9 +24,10 @@ from kodex.audit.entries import KINDS, now
 from kodex.audit.keys import public_key_pem, public_keys, read_public_keys, rotate_signing_key
 from kodex.audit.log import LogFilter, checkpoint, entries_text, origin_of, prove, query
 from kodex.audit.note import raw_key, verifier_key
-from kodex.audit.verify import LogBroken, verify_log, verify_proof
+from kodex.audit.verify import verify_log, verify_proof
+from kodex.config import load_settings
+from kodex.errors import LogBroken
 from kodex.rules.nesting import json_too_deep
-from kodex.services.config import load_settings
 from kodex.services.setup import open_workspace
 from kodex.store.database import open_store
 from kodex.store.schema import libraries, log_heads

@@ -16,15 +16,13 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from kodex.services.evaluation import SubjectNotFound
+from kodex.errors import Denied, SubjectNotFound, Unauthenticated
 from kodex.services.users import ROLES, User
 
 __all__ = [
     "ISSUES",
     "PERMISSIONS",
-    "Denied",
     "Principal",
-    "Unauthenticated",
     "check_may_issue",
     "for_library",
     "for_service",
@@ -76,14 +74,6 @@ ISSUES: dict[str, frozenset[str]] = {
     "operator": _LIBRARY_ROLES,
     "library_admin": frozenset({"dpo", "director", "auditor", "librarian", "scheduler"}),
 }
-
-
-class Unauthenticated(Exception):
-    """No bearer token, or one kodex does not know (or has revoked)."""
-
-
-class Denied(Exception):
-    """The token's role may not do this, or not in this library."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from rich.table import Table
 
 from kodex.api.audit_commands import audit_app, decisions_command
 from kodex.api.console import err, out, run_body
-from kodex.api.errors import ExamplesFailed
 from kodex.api.service_commands import (
     holds_app,
     libraries_app,
@@ -35,21 +34,22 @@ from kodex.api.service_commands import (
     requests_app,
     users_app,
 )
+from kodex.clock import library_today
+from kodex.config import load_settings
+from kodex.errors import ExamplesFailed, InvalidPolicy
 from kodex.retention.run import plan_decisions, refuse_look_ahead, run_decisions, run_library
 from kodex.rules.examples import run_examples
-from kodex.rules.loading import InvalidPolicy, load_policy
+from kodex.rules.loading import load_policy
 from kodex.rules.quotes import check_quotes
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.values import aware
 from kodex.services.access_copy import access_copy
-from kodex.services.config import load_settings
 from kodex.services.evaluation import evaluate, explain_reader, validate
 from kodex.services.importing import import_records
 from kodex.services.inquiry import explain_stored
 from kodex.services.policy_source import load_ruleset, policy_path
 from kodex.services.rule_exceptions import exception_authority, revoke_exception
 from kodex.services.setup import Workspace, initialise, open_workspace
-from kodex.services.tenants import library_today
 
 app = typer.Typer(
     help="kodex: library regulations and GDPR retention as executable, cited rules.",

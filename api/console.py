@@ -9,7 +9,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 
-from kodex.api.errors import failure_for
+from kodex.errors import failure_for
 
 __all__ = ["err", "out", "run_body"]
 

@@ -17,9 +17,10 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kodex.api.auth import Principal, Unauthenticated
+from kodex.api.auth import Principal
 from kodex.api.problems import answer
-from kodex.api.throttle import FailedTokens, TooManyFailedTokens
+from kodex.api.throttle import FailedTokens
+from kodex.errors import TooManyFailedTokens, Unauthenticated
 from kodex.services.users import authenticate
 
 __all__ = ["Door", "routes_at"]

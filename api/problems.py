@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from kodex.api.errors import failure_for
+from kodex.errors import failure_for
 
 __all__ = ["answer", "problem"]
 

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 
-from kodex.services.errors import InvalidRequest
+from kodex.errors import InvalidRequest
 
 __all__ = ["only_declared_query"]
 

@@ -15,8 +15,9 @@ import typer
 from rich.table import Table
 
 from kodex.api.console import out, run_body
+from kodex.clock import library_today
+from kodex.config import load_settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.holds import release_hold, set_hold
 from kodex.services.policy_diff import policy_diff
 from kodex.services.policy_source import load_ruleset, policy_path
@@ -27,7 +28,6 @@ from kodex.services.setup import Workspace, open_workspace
 from kodex.services.tenants import (
     Agreement,
     agreement_history,
-    library_today,
     list_libraries,
     onboard,
     record_agreement,

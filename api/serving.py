@@ -17,17 +17,15 @@ import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-__all__ = ["UVICORN", "PortInUse", "serve_workers"]
+from kodex.errors import PortInUse
+
+__all__ = ["UVICORN", "serve_workers"]
 
 log = logging.getLogger("kodex.serve")
 
 # How uvicorn serves kodex, in one process or in N: kodex's own access log (api/web.py) instead of uvicorn's, which
 # would print paths (reader ids); and no `server` header naming the software and so its known flaws.
 UVICORN = {"log_level": "info", "access_log": False, "server_header": False}
-
-
-class PortInUse(Exception):
-    """The address cannot be listened on (another program holds it, or it is not this machine's)."""
 
 
 def serve_workers(host: str, port: int, workers: int) -> None:

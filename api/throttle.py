@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["FAILED_TOKENS_BURST", "FAILED_TOKEN_INTERVAL", "TRACKED_ADDRESSES", "FailedTokens", "TooManyFailedTokens"]
+__all__ = ["FAILED_TOKENS_BURST", "FAILED_TOKEN_INTERVAL", "TRACKED_ADDRESSES", "FailedTokens"]
 
 FAILED_TOKENS_BURST = 10  # a person who mistypes, or a system with a stale token, fails a few times, not ten
 FAILED_TOKEN_INTERVAL = 6.0  # seconds: ten guesses a minute at most, where a token has 256 bits
@@ -70,11 +70,3 @@ class FailedTokens:
         if bucket.tokens >= self.burst:  # full again: nothing to remember
             del self._buckets[address]
         return bucket
-
-
-class TooManyFailedTokens(Exception):
-    """The client address sent too many unknown or revoked tokens; it waits `retry_after` seconds."""
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many unknown tokens from this address; try again in {retry_after} s")
-        self.retry_after = retry_after

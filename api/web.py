@@ -58,7 +58,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kodex.api.docs import install_docs
 from kodex.api.door import Door, routes_at
-from kodex.api.errors import failure_types
 from kodex.api.headers import SecurityHeaders
 from kodex.api.heavy import HeavySlots
 from kodex.api.problems import answer, problem
@@ -66,8 +65,9 @@ from kodex.api.query import only_declared_query
 from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
 from kodex.api.routes.common import aware, next_run
 from kodex.api.throttle import FailedTokens
+from kodex.config import load_settings
+from kodex.errors import failure_types
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.policy_source import load_ruleset
 from kodex.services.setup import Workspace, open_workspace
 from kodex.store.schema import runs

@@ -26,11 +26,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, select, update
 
+from kodex.errors import KeyFileError
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import log_keys
 
 __all__ = [
-    "KeyFileError",
     "SigningKey",
     "checkpoint_note",
     "key_id",
@@ -43,10 +43,6 @@ __all__ = [
 ]
 
 _PEM = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.S)
-
-
-class KeyFileError(ValueError):
-    """A public-key file holds no Ed25519 public key in PEM form; the message says what was found."""
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from kodex.audit.entries import canonical
 from kodex.audit.keys import SigningKey, checkpoint_note, signing_key
 from kodex.audit.merkle import Frontier, fold_parts, inclusion_ranges, leaf_hash, perfect_parts, root_hash
 from kodex.audit.note import raw_key, signed_note
+from kodex.errors import NotInLog
 from kodex.store.crypto import MasterKey
 from kodex.store.database import reading
 from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
@@ -60,7 +61,6 @@ __all__ = [
     "PROOF_FORMAT",
     "Checkpoint",
     "LogFilter",
-    "NotInLog",
     "append",
     "checkpoint",
     "entries_text",
@@ -75,10 +75,6 @@ __all__ = [
 
 CACHED_HEIGHT = 4  # perfect subtrees of 16 leaves and more are kept: a proof reads at most ~30 leaf hashes
 PROOF_FORMAT = "kodex-inclusion-proof/1"
-
-
-class NotInLog(LookupError):
-    """No entry with that id, or no signed checkpoint covers it yet; the message says which and what to run."""
 
 
 @dataclass(frozen=True)

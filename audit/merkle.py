@@ -47,11 +47,12 @@ from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 from typing import TypeGuard
 
+from kodex.errors import InvalidProofRequest
+
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
     "Frontier",
-    "InvalidProofRequest",
     "MerkleTree",
     "consistency_proof",
     "consistency_ranges",
@@ -72,10 +73,6 @@ _MAX_SIZE = 1 << 64  # sizes and indexes are uint64 in the RFC
 _MAX_PATH = 66  # longer than any proof in a tree of fewer than 2^64 leaves
 _LEAF = hashlib.sha256(b"\x00")  # copied for every hash: the prefix is hashed once
 _NODE = hashlib.sha256(b"\x01")
-
-
-class InvalidProofRequest(ValueError):
-    """A proof or root was asked of leaves or sizes the tree does not have."""
 
 
 def leaf_hash(data: bytes) -> bytes:

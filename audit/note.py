@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from kodex.errors import InvalidNote
+
 __all__ = [
     "ED25519",
-    "InvalidNote",
     "SavedCheckpoint",
     "key_hash",
     "open_checkpoint",
@@ -45,10 +46,6 @@ MAX_NOTE = 64 * 1024  # a checkpoint note is a few hundred bytes
 _DASH = "\u2014 "  # em dash, space: a signature line's start
 _SIGNATURE = re.compile(r"\u2014 (?P<name>[^\s+]+) (?P<blob>[A-Za-z0-9+/=]+)\n")
 _SIZE = re.compile(r"0|[1-9][0-9]{0,19}")  # decimal, no leading zeroes
-
-
-class InvalidNote(ValueError):
-    """A saved checkpoint is not a c2sp.org/tlog-checkpoint signed note of this log, or its signature fails."""
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,6 @@ from kodex.audit.log import CACHED_HEIGHT, PROOF_FORMAT, Checkpoint, checkpoints
 from kodex.audit.merkle import (
     EMPTY_ROOT,
     Frontier,
-    InvalidProofRequest,
     consistency_ranges,
     fold_parts,
     leaf_hash,
@@ -53,10 +52,11 @@ from kodex.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from kodex.audit.note import InvalidNote, SavedCheckpoint, open_checkpoint, split_notes
+from kodex.audit.note import SavedCheckpoint, open_checkpoint, split_notes
+from kodex.errors import InvalidNote, InvalidProofRequest, ProofInvalid
 from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_subtrees
 
-__all__ = ["LogBroken", "LogVerdict", "ProofInvalid", "verify_log", "verify_proof"]
+__all__ = ["LogVerdict", "verify_log", "verify_proof"]
 
 _KEYS = frozenset(LogEntry.model_fields)
 _COLUMNS = (
@@ -69,14 +69,6 @@ _COLUMNS = (
     ("action", "action"),
     ("outcome", "outcome"),
 )
-
-
-class LogBroken(Exception):
-    """`verify_log` found the log changed; the message lists what it found, first problem of each library."""
-
-
-class ProofInvalid(Exception):
-    """A proof does not prove what it claims; the message says which check failed."""
 
 
 @dataclass

@@ -35,9 +35,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, DateTime, Engine, bindparam, func, select, text, update
 
 from bench.population import AS_OF, Installation, build, clone, discard, scratch_database
+from kodex.config import load_settings
 from kodex.retention.run import run_library
 from kodex.rules.periods import Period, add_period, end_of_year
-from kodex.services.config import load_settings
 from kodex.services.holds import set_hold
 from kodex.services.policy_source import load_ruleset
 from kodex.services.requests import file_request

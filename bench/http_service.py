@@ -84,7 +84,7 @@ from bench.synthetic import population
 from bench.timing import cpu_model
 from kodex.audit.entries import decision_entry, now
 from kodex.audit.log import append, checkpoint
-from kodex.services.config import load_settings
+from kodex.config import load_settings
 from kodex.services.importing import import_records
 from kodex.services.policy_source import load_ruleset
 from kodex.services.setup import initialise, open_workspace

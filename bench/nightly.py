@@ -82,8 +82,8 @@ from bench.population import (
     drop_database,
 )
 from bench.timing import cpu_model
+from kodex.config import BATCH_SIZE, load_settings
 from kodex.retention.run import run_library
-from kodex.services.config import BATCH_SIZE, load_settings
 from kodex.services.policy_source import load_ruleset
 from kodex.services.setup import open_workspace
 from kodex.store.schema import camera_recordings, readers

@@ -17,7 +17,8 @@ from datetime import date
 from pathlib import Path
 
 from bench.timing import cpu_model, median_seconds
-from kodex.rules.loading import InvalidPolicy, load_policy, parse_policy
+from kodex.errors import InvalidPolicy
+from kodex.rules.loading import load_policy, parse_policy
 from kodex.rules.nesting import MAX_POLICY_BYTES
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.validation import read_records

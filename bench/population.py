@@ -66,14 +66,22 @@ from sqlalchemy.engine import make_url
 from bench.synthetic import population as synthetic_population
 from kodex.audit.entries import exception_entry, now
 from kodex.audit.log import append, checkpoint
+from kodex.config import load_settings
 from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
-from kodex.services.importing import exception_aad, hold_reason, import_records, seal_hold_reason
+from kodex.services.importing import import_records
 from kodex.services.policy_source import load_ruleset
 from kodex.services.setup import initialise, open_workspace
 from kodex.services.tenants import Agreement, onboard
-from kodex.store.codec import canonical, new_pseudonym, reader_record, split_reader
+from kodex.store.codec import (
+    canonical,
+    exception_aad,
+    hold_reason,
+    new_pseudonym,
+    reader_record,
+    seal_hold_reason,
+    split_reader,
+)
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import (
     camera_recordings,

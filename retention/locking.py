@@ -19,14 +19,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.exc import IntegrityError
 
+from kodex.errors import RunInProgress
 from kodex.store.database import is_postgresql
 from kodex.store.schema import run_leases
 
-__all__ = ["RunInProgress", "library_lock", "lock_held"]
-
-
-class RunInProgress(Exception):
-    """Another run holds this library's lock."""
+__all__ = ["library_lock", "lock_held"]
 
 
 HOLDER = f"{socket.gethostname()}:{os.getpid()}"

@@ -1,6 +1,6 @@
 """Camera recordings' files: where they may lie, and deleting one there without following a symbolic link.
 
-A library's recordings lie in its recordings folder (`[recordings]` in the config, services.config). An
+A library's recordings lie in its recordings folder (`[recordings]` in the config, kodex.config). An
 import or a registration names a file by its `location`; one that lies outside the folder once `..` and
 symbolic links are resolved is refused (`outside_folder`). The nightly purge deletes a file only inside the
 folder, whatever a stored row says (rows stored before the folder was enforced included): it opens the folder
@@ -17,14 +17,11 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-__all__ = ["OUTSIDE", "PurgeFailed", "delete_recording", "outside_folder"]
+from kodex.errors import PurgeFailed
+
+__all__ = ["OUTSIDE", "delete_recording", "outside_folder"]
 
 OUTSIDE = "outside the recordings folder"
-
-
-class PurgeFailed(Exception):
-    """The recording's file was not deleted: its row stays, the purge is retried the next night; the message says why
-    (never the location) and what the operator does."""
 
 
 def outside_folder(location: str, folder: Path) -> bool:

@@ -45,6 +45,9 @@ from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, select,
 
 from kodex.audit.entries import decision_entry, now, run_summary_entry
 from kodex.audit.log import append, checkpoint, run_entries
+from kodex.clock import library_today
+from kodex.config import BATCH_SIZE
+from kodex.errors import InvalidRequest
 from kodex.retention.locking import library_lock
 from kodex.retention.review import next_review, policy_changes
 from kodex.retention.strategies import STRATEGIES, Loaded, PurgeFailed, Writes
@@ -54,9 +57,6 @@ from kodex.rules.decision import build_decision
 from kodex.rules.evaluator import Outcome, Status, evaluate_subject
 from kodex.rules.facts import local_day
 from kodex.rules.ruleset import LibraryAt, Ruleset
-from kodex.services.config import BATCH_SIZE
-from kodex.services.errors import InvalidRequest
-from kodex.services.tenants import library_today
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import LIVE_READER, camera_recordings, findings, plan_items, readers, runs
 

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, String, bindparam, delete, func, literal_column, or_, select, update
 
-from kodex.retention.recordings import PurgeFailed, delete_recording
+from kodex.errors import PurgeFailed
+from kodex.retention.recordings import delete_recording
 from kodex.rules.actions import ACTIONS, Effect
 from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Reader
 from kodex.store.codec import contract_json, split_reader

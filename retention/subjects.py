@@ -25,11 +25,10 @@ from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
 from sqlalchemy import BindParameter, Connection, Engine, and_, bindparam, exists, func, select
 
+from kodex.errors import SubjectNotFound
 from kodex.retention.strategies import Loaded, returned_loan_counts
 from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
-from kodex.services.evaluation import SubjectNotFound
-from kodex.services.importing import exception_text, hold_reason
-from kodex.store.codec import reader_record
+from kodex.store.codec import exception_text, hold_reason, reader_record
 from kodex.store.crypto import MasterKey
 from kodex.store.database import reading
 from kodex.store.schema import exceptions, findings, incidents, legal_holds, loans, readers, subject_requests

@@ -18,10 +18,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from kodex.errors import InvalidExpression, InvalidPeriod
 from kodex.rules.actions import ACTIONS, RETAIN
-from kodex.rules.expressions import InvalidExpression, parse
+from kodex.rules.expressions import parse
 from kodex.rules.facts import CAMERA_FACTS, READER_FACTS
-from kodex.rules.periods import InvalidPeriod, Period
+from kodex.rules.periods import Period
 from kodex.rules.policy import DatedValue, Example, Library, Policy, Rule
 from kodex.rules.records import RECORD
 

@@ -21,24 +21,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kodex.errors import InvalidExpression, InvalidPeriod
 from kodex.rules.codegen import compile_value
-from kodex.rules.periods import InvalidPeriod, Period
+from kodex.rules.periods import Period
 
-__all__ = ["PERIOD_LITERAL", "Condition", "InvalidExpression", "compile_condition", "parse", "truth"]
+__all__ = ["PERIOD_LITERAL", "Condition", "compile_condition", "parse", "truth"]
 
 Env = Mapping[str, Any]
 
 PERIOD_LITERAL = re.compile(r"\b(\d+)\s+(days?|months?|years?)\b")
 DEADLINE_SUBJECTS = frozenset({"as_of", "as_of_time"})
 FUNCTION_NAMES = frozenset({"max", "min", "end_of_year"})
-
-
-class InvalidExpression(ValueError):
-    """A condition uses syntax or names outside the policy language."""
-
-    def __init__(self, message: str, column: int = 0) -> None:
-        super().__init__(message)
-        self.column = column
 
 
 @dataclass(frozen=True, slots=True)

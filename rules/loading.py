@@ -25,13 +25,13 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.reader import ReaderError
 
+from kodex.errors import InvalidPolicy, NotAPolicyDocument, PolicyTooDeep, PolicyTooLarge
 from kodex.rules.checks import check_policy
 from kodex.rules.nesting import MAX_POLICY_BYTES, yaml_too_deep
 from kodex.rules.policy import Policy
 
 __all__ = [
-    "InvalidPolicy", "LoadedPolicy", "NotAPolicyDocument", "PolicyProblem", "PolicyRefused", "PolicyTooDeep",
-    "PolicyTooLarge", "load_policy", "parse_policy", "revision_of",
+    "LoadedPolicy", "PolicyProblem", "load_policy", "parse_policy", "revision_of",
 ]  # fmt: skip
 
 Loc = Sequence[str | int]
@@ -46,30 +46,6 @@ class PolicyProblem:
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.message}"
-
-
-class InvalidPolicy(Exception):
-    """The policy file breaks the policy language (rules.policy) or its semantic checks."""
-
-    def __init__(self, problems: Sequence[PolicyProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = list(problems)
-
-
-class PolicyRefused(InvalidPolicy):
-    """The text is not read as a policy at all (no line of it is a policy's problem): too large, too deep, not a map."""
-
-
-class PolicyTooLarge(PolicyRefused):
-    """The policy text is over rules.nesting.MAX_POLICY_BYTES: refused before it is parsed."""
-
-
-class PolicyTooDeep(PolicyRefused):
-    """The policy nests deeper than rules.nesting.MAX_POLICY_DEPTH (or holds too many aliases): refused unparsed."""
-
-
-class NotAPolicyDocument(PolicyRefused):
-    """The YAML document is not a mapping (a policy is `kodex: 1` and `libraries:`), e.g. a lone string."""
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
-__all__ = ["InvalidPeriod", "Period", "add_period", "age_on", "end_of_year"]
+from kodex.errors import InvalidPeriod
+
+__all__ = ["Period", "add_period", "age_on", "end_of_year"]
 
 _Day = TypeVar("_Day", date, datetime)
 _PERIOD = re.compile(r"^\s*(\d+)\s+(day|days|month|months|year|years)\s*$")
-
-
-class InvalidPeriod(ValueError):
-    """A period is written as '<whole number> day(s)|month(s)|year(s)'."""
 
 
 @dataclass(frozen=True, slots=True)

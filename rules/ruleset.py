@@ -23,13 +23,9 @@ from kodex.rules.loading import LoadedPolicy
 from kodex.rules.periods import Period
 from kodex.rules.policy import DatedValue, IncidentPattern, Library, Rule
 
-__all__ = ["CompiledLibrary", "CompiledRule", "LibraryAt", "PolicyGap", "Ruleset", "param_value"]
+__all__ = ["CompiledLibrary", "CompiledRule", "LibraryAt", "Ruleset", "param_value"]
 
 SUBJECT_FACTS: Mapping[str, Mapping[str, str]] = {"reader": READER_FACTS, "camera_recording": CAMERA_FACTS}
-
-
-class PolicyGap(Exception):
-    """A rule in force names a parameter that has no value in force on the day evaluated."""
 
 
 @dataclass(frozen=True, eq=False)  # identity: one compiled rule object per rule version

@@ -16,10 +16,9 @@ from sqlalchemy import Engine, select
 
 from kodex.audit.entries import CLI, access_copy_entry, now
 from kodex.audit.log import append
+from kodex.errors import SubjectNotFound
 from kodex.rules.decision import json_value
-from kodex.services.evaluation import SubjectNotFound
-from kodex.services.importing import exception_text
-from kodex.store.codec import reader_record
+from kodex.store.codec import exception_text, reader_record
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import decision_log, exceptions, findings, incidents, loans, readers
 

@@ -6,11 +6,12 @@ unless the caller skips invalid lines; then each skipped line is reported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from kodex.errors import InvalidRecords, SubjectNotFound
 from kodex.rules.decision import build_decision, calls_for_something
 from kodex.rules.evaluator import evaluate_subject
 from kodex.rules.explain import explain
@@ -19,19 +20,7 @@ from kodex.rules.records import CameraRecording, Reader
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.validation import RecordProblem, RecordSet, read_records
 
-__all__ = ["InvalidRecords", "SubjectNotFound", "Validated", "evaluate", "explain_reader", "validate"]
-
-
-class InvalidRecords(Exception):
-    """The input breaks the record contract (DESIGN.md); each problem names its line and field."""
-
-    def __init__(self, problems: Sequence[RecordProblem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = list(problems)
-
-
-class SubjectNotFound(Exception):
-    """The subject asked for is not in the input (or is ambiguous across libraries)."""
+__all__ = ["Validated", "evaluate", "explain_reader", "validate"]
 
 
 @dataclass(frozen=True)

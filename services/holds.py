@@ -13,8 +13,8 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, Engine, Table, delete, select, update
 
+from kodex.errors import SubjectNotFound
 from kodex.retention.subjects import hold_aad
-from kodex.services.evaluation import SubjectNotFound
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import camera_recordings, legal_holds, readers
 

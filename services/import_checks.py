@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select, tuple_
 
+from kodex.config import Recordings
 from kodex.retention.recordings import OUTSIDE, outside_folder
 from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.validation import RecordProblem
-from kodex.services.config import Recordings
 from kodex.store.schema import camera_recordings
 
 __all__ = ["ImportChecks"]

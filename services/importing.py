@@ -25,23 +25,22 @@ from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_, upd
 
 from kodex.audit.entries import exception_entry, now
 from kodex.audit.log import append, checkpoint
+from kodex.config import Recordings
+from kodex.errors import InvalidRecords
 from kodex.rules.decision import json_value
 from kodex.rules.nesting import json_too_deep
 from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.validation import RecordProblem, RecordSet, read_records
-from kodex.services.config import Recordings
-from kodex.services.evaluation import InvalidRecords
 from kodex.services.import_checks import ImportChecks
 from kodex.services.tenants import require_agreement
-from kodex.store.codec import canonical, contract_json, new_pseudonym, split_reader
+from kodex.store.codec import canonical, contract_json, exception_aad, new_pseudonym, seal_hold_reason, split_reader
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
 
 __all__ = [
-    "ImportSummary", "exception_aad", "exception_text", "hold_reason", "import_records", "recording_hold_aad",
-    "seal_hold_reason",
-]  # fmt: skip
+    "ImportSummary", "import_records",
+    ]  # fmt: skip
 
 CHUNK = 2000
 
@@ -361,35 +360,8 @@ def _recording_row(recording: CameraRecording, master: MasterKey) -> dict[str, A
     }  # fmt: skip
 
 
-def recording_hold_aad(library: str, recording_id: str) -> bytes:
-    """What a recording's own legal-hold reason is wrapped for: that recording's hold, nothing else."""
-    return f"recording/{library}/{recording_id}/legal_hold".encode()
-
-
-def seal_hold_reason(master: MasterKey, library: str, recording_id: str, reason: str) -> bytes:
-    """A recording's legal-hold reason (it may name a person: a police case, a suspect), wrapped by the master key."""
-    return master.wrap(reason.encode(), recording_hold_aad(library, recording_id))
-
-
-def hold_reason(master: MasterKey, row: Any) -> str:
-    """A stored recording's own legal-hold reason, unwrapped."""
-    text: bytes = master.unwrap(row.legal_hold_reason, recording_hold_aad(row.library, row.id))
-    return text.decode()
-
-
 def _incident_row(incident: Incident) -> dict[str, Any]:
     return {"reader": incident.reader, "kind": incident.kind, "at": _iso(incident.at)}
-
-
-def exception_aad(library: str, exception_id: str, field: str) -> bytes:
-    """What a grantor's name or a reason is wrapped for: that field of that exception, nothing else."""
-    return f"exception/{library}/{exception_id}/{field}".encode()
-
-
-def exception_text(master: MasterKey, row: Any, field: str) -> str:
-    """A stored exception's grantor (`granted_by`) or `reason`, unwrapped."""
-    text: bytes = master.unwrap(row._mapping[field], exception_aad(row.library, row.id, field))
-    return text.decode()
 
 
 def _exception_row(grant: ExceptionGrant, master: MasterKey) -> dict[str, Any]:

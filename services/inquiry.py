@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from kodex.errors import SubjectNotFound
 from kodex.retention.subjects import load_reader
 from kodex.rules.decision import build_decision
 from kodex.rules.evaluator import evaluate_subject
 from kodex.rules.explain import explain
 from kodex.rules.facts import local_day
 from kodex.rules.ruleset import Ruleset
-from kodex.services.evaluation import SubjectNotFound
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import findings, legal_holds, readers, subject_requests
 

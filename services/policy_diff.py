@@ -17,13 +17,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select
 
+from kodex.config import BATCH_SIZE
+from kodex.errors import NotInPolicy
 from kodex.retention.strategies import Loaded
 from kodex.retention.subjects import SubjectLoader
 from kodex.rules.evaluator import Status, evaluate_subject
 from kodex.rules.facts import local_day
 from kodex.rules.ruleset import LibraryAt, Ruleset
-from kodex.services.config import BATCH_SIZE
-from kodex.services.tenants import NotInPolicy
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import camera_recordings, readers
 

@@ -19,12 +19,10 @@ from sqlalchemy import Engine, select, update
 
 from kodex.audit.entries import now, proposal_entry
 from kodex.audit.log import append, checkpoint
+from kodex.errors import InvalidRequest, NotAuthorised, SubjectNotFound
 from kodex.retention.strategies import STRATEGIES, Writes
 from kodex.retention.subjects import SubjectLoader
 from kodex.rules.ruleset import Ruleset
-from kodex.services.errors import InvalidRequest
-from kodex.services.evaluation import SubjectNotFound
-from kodex.services.rule_exceptions import NotAuthorised
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import findings, readers
 

@@ -17,12 +17,11 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
+from kodex.errors import InvalidRequest, SubjectNotFound
 from kodex.retention.subjects import REQUEST_FIELDS, load_reader
 from kodex.rules.evaluator import Status, evaluate_subject
 from kodex.rules.periods import Period, add_period
 from kodex.rules.ruleset import Ruleset
-from kodex.services.errors import InvalidRequest
-from kodex.services.evaluation import SubjectNotFound
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import readers, subject_requests
 

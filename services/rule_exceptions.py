@@ -26,19 +26,15 @@ from sqlalchemy import Engine, select, update
 
 from kodex.audit.entries import exception_entry, now
 from kodex.audit.log import append, checkpoint
+from kodex.errors import InvalidRequest, NotAuthorised, SubjectNotFound
 from kodex.rules.ruleset import Ruleset
-from kodex.services.errors import InvalidRequest
-from kodex.services.evaluation import SubjectNotFound
-from kodex.services.importing import exception_text, import_records
+from kodex.services.importing import import_records
 from kodex.services.tenants import require_agreement
+from kodex.store.codec import exception_text
 from kodex.store.crypto import MasterKey
 from kodex.store.schema import camera_recordings, exceptions, readers
 
-__all__ = ["NotAuthorised", "exception_authority", "grant_exception", "list_exceptions", "revoke_exception"]
-
-
-class NotAuthorised(Exception):
-    """The role acting has no authority for this under the policy; the message names who has."""
+__all__ = ["exception_authority", "grant_exception", "list_exceptions", "revoke_exception"]
 
 
 def grant_exception(

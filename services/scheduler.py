@@ -42,7 +42,8 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 from sqlalchemy import Engine, exists, select
 
-from kodex.retention.locking import RunInProgress, library_lock
+from kodex.errors import RunInProgress
+from kodex.retention.locking import library_lock
 from kodex.retention.run import SCHEDULER, LibraryRun, run_library
 from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import Workspace

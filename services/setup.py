@@ -14,8 +14,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from kodex.config import BATCH_SIZE, Settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import BATCH_SIZE, Settings
 from kodex.store.crypto import MasterKey
 from kodex.store.database import (
     connect,

@@ -24,20 +24,12 @@ from sqlalchemy import Connection, Engine, select, update
 
 from kodex.audit.entries import CLI, agreement_entry, now
 from kodex.audit.log import append
+from kodex.errors import NoAgreement, NotInPolicy, SubjectNotFound
 from kodex.rules.ruleset import Ruleset
-from kodex.services.evaluation import SubjectNotFound
 from kodex.store.schema import agreements, libraries
 
-__all__ = ["Agreement", "LibraryInfo", "NoAgreement", "NotInPolicy", "RecordedAgreement", "agreement_history",
+__all__ = ["Agreement", "LibraryInfo", "RecordedAgreement", "agreement_history",
            "library_info", "list_libraries", "onboard", "record_agreement", "require_agreement"]  # fmt: skip
-
-
-class NoAgreement(Exception):
-    """No data-processing agreement is recorded for the library (GDPR Art. 28): it takes no personal data yet."""
-
-
-class NotInPolicy(Exception):
-    """The library has no section in the active policy: kodex has no rules to apply to its records."""
 
 
 @dataclass(frozen=True)
@@ -160,11 +152,6 @@ def require_agreement(connection: Connection, library_ids: Iterable[str]) -> Non
             f"no data-processing agreement is recorded for {', '.join(missing)}: no personal data is accepted "
             "until the service centre records it (`kodex libraries agreement`, or PUT /v1/libraries/{id}/agreement)"
         )
-
-
-def library_today(ruleset: Ruleset, library: str) -> date:
-    """Today in the library's time zone: the day a request is received or an exception starts, by default."""
-    return datetime.now(ruleset.library(library).zone).date()
 
 
 def library_info(engine: Engine, library: str) -> LibraryInfo:

@@ -30,8 +30,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from kodex.audit.entries import CLI, now, user_entry
 from kodex.audit.log import append
-from kodex.services.errors import InvalidRequest
-from kodex.services.evaluation import SubjectNotFound
+from kodex.errors import InvalidRequest, SubjectNotFound
 from kodex.store.crypto import MasterKey
 from kodex.store.database import reading
 from kodex.store.schema import libraries, users

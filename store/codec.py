@@ -24,9 +24,14 @@ __all__ = [
     "Sealed",
     "canonical",
     "contract_json",
+    "exception_aad",
+    "exception_text",
+    "hold_reason",
     "new_pseudonym",
     "reader_aad",
     "reader_record",
+    "recording_hold_aad",
+    "seal_hold_reason",
     "split_reader",
 ]
 
@@ -97,3 +102,30 @@ def reader_record(
     if facts.get("legal_hold") is not None:
         record["legal_hold"] = {"reason": reason, "until": facts["legal_hold"]["until"]}
     return record
+
+
+def recording_hold_aad(library: str, recording_id: str) -> bytes:
+    """What a recording's own legal-hold reason is wrapped for: that recording's hold, nothing else."""
+    return f"recording/{library}/{recording_id}/legal_hold".encode()
+
+
+def seal_hold_reason(master: MasterKey, library: str, recording_id: str, reason: str) -> bytes:
+    """A recording's legal-hold reason (it may name a person: a police case, a suspect), wrapped by the master key."""
+    return master.wrap(reason.encode(), recording_hold_aad(library, recording_id))
+
+
+def hold_reason(master: MasterKey, row: Any) -> str:
+    """A stored recording's own legal-hold reason, unwrapped."""
+    text: bytes = master.unwrap(row.legal_hold_reason, recording_hold_aad(row.library, row.id))
+    return text.decode()
+
+
+def exception_aad(library: str, exception_id: str, field: str) -> bytes:
+    """What a grantor's name or a reason is wrapped for: that field of that exception, nothing else."""
+    return f"exception/{library}/{exception_id}/{field}".encode()
+
+
+def exception_text(master: MasterKey, row: Any, field: str) -> str:
+    """A stored exception's grantor (`granted_by`) or `reason`, unwrapped."""
+    text: bytes = master.unwrap(row._mapping[field], exception_aad(row.library, row.id, field))
+    return text.decode()

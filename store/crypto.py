@@ -23,9 +23,10 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from kodex.errors import MasterKeyError
+
 __all__ = [
     "MasterKey",
-    "MasterKeyError",
     "new_data_key",
     "seal",
     "unseal",
@@ -33,10 +34,6 @@ __all__ = [
 
 _NONCE = 12
 _CHECK_TEXT = b"kodex master key check v1"
-
-
-class MasterKeyError(Exception):
-    """The master key is missing, unreadable, malformed, too widely readable or not this store's key."""
 
 
 def new_data_key() -> bytes:

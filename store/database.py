@@ -25,11 +25,11 @@ from sqlalchemy import Connection, Engine, create_engine, event, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 
-from kodex.store.crypto import MasterKey, MasterKeyError
+from kodex.errors import MasterKeyError, StoreNotReady
+from kodex.store.crypto import MasterKey
 from kodex.store.schema import keyring, libraries
 
 __all__ = [
-    "StoreNotReady",
     "connect",
     "ensure_master_key",
     "is_postgresql",
@@ -42,10 +42,6 @@ __all__ = [
 ]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class StoreNotReady(Exception):
-    """The database is missing, unreachable or not at the current schema; the message says what to run or set."""
 
 
 # Connections kept open for reuse, and how many more a burst may open (closed when given back). The web service

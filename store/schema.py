@@ -220,7 +220,9 @@ camera_recordings = Table(
     Column("end", Iso, nullable=False),
     Column("location", Text, nullable=False),
     Column("legal_hold", JSON),  # {"until": day or null} when the record carries a hold; its reason is sealed below
-    Column("legal_hold_reason", LargeBinary),  # the hold's reason wrapped by the master key (services.importing)
+    Column(
+        "legal_hold_reason", LargeBinary
+    ),  # the hold's reason wrapped by the master key (store.codec.seal_hold_reason)
     Column("digest", LargeBinary, nullable=False),
     Column("next_review", Date),
     Column("reviewed_as_of", Iso),

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from kodex.config import load_settings
 from kodex.rules.loading import load_policy
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.tenants import Agreement, onboard
 

@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import Request
 
 from kodex.api.schemas import Problem
+from kodex.clock import library_today
 from kodex.rules.ruleset import Ruleset
 from kodex.services.scheduler import nightly_job_id
 from kodex.services.setup import Workspace
-from kodex.services.tenants import library_today
 
 __all__ = ["PROBLEMS", "aware", "next_run", "next_run_of", "ruleset", "today", "workspace"]
 

@@ -17,8 +17,8 @@ from kodex.audit.entries import KINDS, now
 from kodex.audit.keys import public_key_pem, public_keys
 from kodex.audit.log import LogFilter, checkpoint, checkpoints, entries_text, latest_checkpoint, prove, query_text
 from kodex.audit.verify import LogVerdict, verify_log
+from kodex.errors import InvalidRequest
 from kodex.rules.values import CalendarDate
-from kodex.services.errors import InvalidRequest
 
 router = APIRouter(tags=["decision log"], responses=PROBLEMS)
 

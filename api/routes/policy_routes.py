@@ -12,11 +12,11 @@ from kodex.api.auth import Principal, for_library, for_service
 from kodex.api.heavy import HeavySlot
 from kodex.api.routes.common import PROBLEMS, ruleset, workspace
 from kodex.api.schemas import LibraryPolicy, PolicyDiffOut, PolicyOut, PolicyValidation
+from kodex.errors import InvalidPolicy, InvalidRequest, PolicyRefused
 from kodex.rules.examples import run_examples
-from kodex.rules.loading import InvalidPolicy, PolicyRefused, parse_policy
+from kodex.rules.loading import parse_policy
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.values import CalendarDay
-from kodex.services.errors import InvalidRequest
 from kodex.services.policy_diff import policy_diff
 
 router = APIRouter(tags=["policy"], responses=PROBLEMS)

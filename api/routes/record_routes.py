@@ -13,9 +13,9 @@ from kodex.api.auth import Principal, for_library
 from kodex.api.heavy import HeavySlot
 from kodex.api.routes.common import PROBLEMS, ruleset, today, workspace
 from kodex.api.schemas import CameraRecordingIn, Explanation, ImportResult, ReaderOut
+from kodex.errors import InvalidRequest
 from kodex.rules.values import CalendarDay
 from kodex.services.access_copy import access_copy
-from kodex.services.errors import InvalidRequest
 from kodex.services.importing import ImportSummary, import_records
 from kodex.services.inquiry import explain_stored, reader_status
 

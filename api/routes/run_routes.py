@@ -10,13 +10,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
 from sqlalchemy import select
 
-from kodex.api.auth import Denied, Principal, for_library
+from kodex.api.auth import Principal, for_library
 from kodex.api.routes.common import PROBLEMS, aware, ruleset, workspace
 from kodex.api.schemas import RunIn, RunOut
-from kodex.retention.locking import RunInProgress, lock_held
+from kodex.errors import Denied, RunInProgress, SubjectNotFound
+from kodex.retention.locking import lock_held
 from kodex.retention.run import Starter, plan_decisions, refuse_look_ahead, run_library, started_by_user
 from kodex.rules.ruleset import Ruleset
-from kodex.services.evaluation import SubjectNotFound
 from kodex.services.setup import Workspace
 from kodex.store.schema import runs
 

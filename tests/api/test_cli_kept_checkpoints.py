@@ -24,7 +24,7 @@ from typer.testing import Result
 
 from kodex.audit.log import append, checkpoint
 from kodex.audit.merkle import Frontier
-from kodex.services.config import load_settings
+from kodex.config import load_settings
 from kodex.services.setup import open_workspace
 from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_subtrees, metadata
 from tests.api.test_cli_audit import installed, keys_file, kodex, ok

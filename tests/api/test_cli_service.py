@@ -21,8 +21,8 @@ from typer.testing import CliRunner, Result
 from kodex.api.cli import app
 from kodex.api.web import create_app
 from kodex.audit.log import LogFilter, query
+from kodex.config import load_settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.inquiry import reader_status
 from kodex.services.proposals import list_proposals
 from kodex.services.setup import Workspace, open_workspace

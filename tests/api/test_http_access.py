@@ -34,9 +34,9 @@ from kodex.api.auth import PERMISSIONS
 from kodex.api.throttle import FailedTokens
 from kodex.api.web import create_app
 from kodex.audit.log import LogFilter, query
+from kodex.config import load_settings
 from kodex.retention.run import run_library
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.holds import set_hold
 from kodex.services.importing import import_records
 from kodex.services.proposals import list_proposals

@@ -31,8 +31,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from kodex.api.web import create_app
+from kodex.config import load_settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.tenants import Agreement, onboard
 from kodex.services.users import add_user

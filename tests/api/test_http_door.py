@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
 from kodex.api.throttle import FAILED_TOKEN_INTERVAL, FAILED_TOKENS_BURST, FailedTokens
 from kodex.api.web import create_app
+from kodex.config import load_settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.tenants import Agreement, onboard
 from kodex.services.users import add_user

@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 
 from kodex.api.cli import app as cli
 from kodex.api.web import create_app
+from kodex.config import load_settings
 from kodex.rules.periods import Period, add_period
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.users import add_user
 from kodex.store.schema import camera_recordings, loans, readers, runs, users

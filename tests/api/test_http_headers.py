@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from kodex.api.headers import API_POLICY, DOCS_POLICY
 from kodex.api.serving import UVICORN
 from kodex.api.web import create_app
+from kodex.config import load_settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.setup import initialise, open_workspace
 from kodex.services.tenants import Agreement, onboard
 from kodex.services.users import add_user

@@ -32,10 +32,10 @@ from kodex.api.cli import app as cli
 from kodex.api.heavy import HeavySlots
 from kodex.api.routes import policy_routes
 from kodex.api.web import create_app
+from kodex.config import load_settings
 from kodex.rules import loading
 from kodex.rules.nesting import MAX_POLICY_ALIASES, MAX_POLICY_BYTES, MAX_POLICY_DEPTH, MAX_RECORD_DEPTH, json_too_deep
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.tenants import Agreement, onboard
 from kodex.services.users import add_user

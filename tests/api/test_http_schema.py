@@ -53,10 +53,10 @@ from kodex.api.auth import PERMISSIONS
 from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
 from kodex.api.throttle import FailedTokens
 from kodex.api.web import create_app
+from kodex.config import load_settings
 from kodex.retention.run import run_library
 from kodex.rules.loading import load_policy
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.importing import import_records
 from kodex.services.proposals import list_proposals
 from kodex.services.setup import Workspace, initialise, open_workspace

@@ -42,7 +42,6 @@ from kodex.audit.log import (
     DAY_BY_DAY_LIMIT,
     Checkpoint,
     LogFilter,
-    NotInLog,
     append,
     checkpoint,
     entries_text,
@@ -52,11 +51,12 @@ from kodex.audit.log import (
     subtree_root,
 )
 from kodex.audit.merkle import Frontier, MerkleTree, consistency_ranges, inclusion_ranges, leaf_hash, perfect_parts
-from kodex.audit.verify import LogVerdict, ProofInvalid, verify_log, verify_proof
+from kodex.audit.verify import LogVerdict, verify_log, verify_proof
+from kodex.config import load_settings
+from kodex.errors import NotInLog, ProofInvalid
 from kodex.retention.run import plan_decisions
 from kodex.rules.facts import PERSONAL_FACTS
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.store.schema import LOG_TABLES, decision_log, libraries, log_checkpoints, log_heads, log_keys, log_subtrees
 from tests.audit.support import around_the_triggers

@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 
 from kodex.audit.merkle import (
     EMPTY_ROOT,
-    InvalidProofRequest,
     MerkleTree,
     consistency_proof,
     inclusion_proof,
@@ -33,6 +32,7 @@ from kodex.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from kodex.errors import InvalidProofRequest
 
 VECTORS = Path(__file__).parent / "vectors" / "rfc6962-vectors"
 

@@ -15,15 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kodex.audit.keys import checkpoint_note, key_id
 from kodex.audit.merkle import EMPTY_ROOT
-from kodex.audit.note import (
-    InvalidNote,
-    key_hash,
-    open_checkpoint,
-    raw_key,
-    signed_note,
-    split_notes,
-    verifier_key,
-)
+from kodex.audit.note import key_hash, open_checkpoint, raw_key, signed_note, split_notes, verifier_key
+from kodex.errors import InvalidNote
 
 GO_SIGNER = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
 GO_VERIFIER = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, select
 
+from kodex.config import Recordings, load_settings
 from kodex.retention.run import LibraryRun, run_library
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import Recordings, load_settings
 from kodex.services.importing import ImportSummary, import_records
 from kodex.services.setup import Workspace, initialise, open_workspace
 from tests.conftest import ROOT, agree_all, fresh_store

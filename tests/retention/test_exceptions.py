@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from kodex.audit.verify import verify_log
+from kodex.errors import InvalidRecords, InvalidRequest, NotAuthorised, SubjectNotFound
 from kodex.rules.ruleset import Ruleset
-from kodex.services.errors import InvalidRequest
-from kodex.services.evaluation import InvalidRecords, SubjectNotFound
-from kodex.services.rule_exceptions import NotAuthorised, grant_exception, list_exceptions, revoke_exception
+from kodex.services.rule_exceptions import grant_exception, list_exceptions, revoke_exception
 from kodex.services.setup import Workspace
 from kodex.store.schema import decision_log, exceptions, readers
 from tests.retention.support import AS_OF, import_lines, reader, recording, run, with_recordings

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from kodex.config import Settings, load_settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import Settings, load_settings
 from kodex.services.setup import initialise
 from kodex.store.database import connect
 from tests.conftest import installation_env

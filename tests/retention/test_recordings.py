@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from kodex.config import load_settings
+from kodex.errors import ConfigError, InvalidRecords
 from kodex.retention.run import run_library
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import ConfigError, load_settings
-from kodex.services.evaluation import InvalidRecords
 from kodex.services.setup import Workspace
 from kodex.store.schema import camera_recordings, decision_log
 from tests.retention.support import AS_OF, WAIT, import_lines, recording, run, with_recordings

@@ -12,10 +12,10 @@ import pytest
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED  # type: ignore[import-untyped]
 from sqlalchemy import select
 
+from kodex.config import Schedule
 from kodex.retention.locking import library_lock
 from kodex.retention.run import run_library
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import Schedule
 from kodex.services.importing import import_records
 from kodex.services.scheduler import (
     Clock,

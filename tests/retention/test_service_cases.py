@@ -19,21 +19,21 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from kodex.config import load_settings
+from kodex.errors import InvalidRecords, InvalidRequest, NoAgreement, NotAuthorised, NotInPolicy, SubjectNotFound
 from kodex.retention.strategies import Loaded
 from kodex.retention.subjects import SubjectLoader, load_reader
 from kodex.rules.loading import parse_policy
 from kodex.rules.ruleset import Ruleset
-from kodex.services.config import load_settings
-from kodex.services.errors import InvalidRequest
-from kodex.services.evaluation import InvalidRecords, SubjectNotFound, explain_reader, validate
+from kodex.services.evaluation import explain_reader, validate
 from kodex.services.holds import release_hold, set_hold
 from kodex.services.inquiry import explain_stored, reader_status
 from kodex.services.policy_diff import policy_diff
 from kodex.services.proposals import decide_proposal, list_proposals
 from kodex.services.requests import due_requests, file_request, list_requests
-from kodex.services.rule_exceptions import NotAuthorised, grant_exception, list_exceptions, revoke_exception
+from kodex.services.rule_exceptions import grant_exception, list_exceptions, revoke_exception
 from kodex.services.setup import Workspace, initialise, open_workspace
-from kodex.services.tenants import Agreement, NoAgreement, NotInPolicy, library_info, onboard, record_agreement
+from kodex.services.tenants import Agreement, library_info, onboard, record_agreement
 from kodex.services.users import add_user, authenticate, list_users, revoke_user
 from kodex.store.schema import camera_recordings, decision_log, exceptions, libraries, loans, readers, users
 from tests.conftest import POLICY

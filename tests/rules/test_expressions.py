@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from kodex.errors import InvalidExpression
 from kodex.rules.codegen import compile_rule
-from kodex.rules.expressions import InvalidExpression, compile_condition, parse
+from kodex.rules.expressions import compile_condition, parse
 
 KNOWN = frozenset({"a", "b", "day", "states", "period"})
 

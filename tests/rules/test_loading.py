@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kodex.rules.loading import InvalidPolicy, PolicyProblem, load_policy, parse_policy
+from kodex.errors import InvalidPolicy
+from kodex.rules.loading import PolicyProblem, load_policy, parse_policy
 from kodex.rules.periods import Period
 from kodex.rules.quotes import check_quotes
 from kodex.rules.ruleset import Ruleset

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from kodex.rules.periods import InvalidPeriod, Period, add_period, age_on, end_of_year
+from kodex.errors import InvalidPeriod
+from kodex.rules.periods import Period, add_period, age_on, end_of_year
 
 ONE_DAY = timedelta(days=1)
 PRAGUE = ZoneInfo("Europe/Prague")

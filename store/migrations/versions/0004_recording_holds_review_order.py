@@ -51,7 +51,7 @@ def upgrade() -> None:
         hold = row.legal_hold if isinstance(row.legal_hold, dict | None) else json.loads(row.legal_hold)
         if hold is None:  # JSON null: no hold
             continue
-        aad = f"recording/{row.library}/{row.id}/legal_hold".encode()  # services.importing.recording_hold_aad
+        aad = f"recording/{row.library}/{row.id}/legal_hold".encode()  # store.codec.recording_hold_aad
         connection.execute(
             sa.update(_RECORDINGS)
             .where(_RECORDINGS.c.cid == row.cid)

@@ -36,16 +36,14 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["BATCH_SIZE", "RECORDINGS_ROOT", "ConfigError", "Recordings", "Schedule", "Settings", "load_settings"]
+from kodex.errors import ConfigError
+
+__all__ = ["BATCH_SIZE", "RECORDINGS_ROOT", "Recordings", "Schedule", "Settings", "load_settings"]
 
 # Subjects decided and applied per transaction. Larger batches spend less per subject on queries and commits
 # (bench/README.md: 500 -> 2,000 cut a full sweep by a sixth); a batch is what a failure redoes one by one,
 # what a killed run loses, and what a writer waits for on SQLite.
 BATCH_SIZE = 2000
-
-
-class ConfigError(Exception):
-    """The configuration file or a KODEX_ variable is invalid; the message names the file or variable and the key."""
 
 
 class _Strict(BaseModel):
