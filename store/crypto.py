@@ -56,6 +56,7 @@ class MasterKey:
     def __init__(self, key: bytes, source: str = "memory") -> None:
         if len(key) != 32:
             raise MasterKeyError(f"the master key in {source} must be 32 bytes (base64-encoded in the file)")
+        self._key = key
         self._aead = AESGCM(key)
         self._digest_key = hashlib.sha256(b"kodex record digest\x00" + key).digest()
         self.source = source
@@ -84,6 +85,11 @@ class MasterKey:
         except ValueError:
             raise MasterKeyError(f"the master key file {path} is not base64 text") from None
         return cls(key, str(path))
+
+    @property
+    def key_bytes(self) -> bytes:
+        """The key itself, for the migrations: they wrap with their own frozen code (store.migrations.frozen)."""
+        return self._key
 
     def wrap(self, data_key: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(_NONCE)

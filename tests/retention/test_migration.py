@@ -3,6 +3,7 @@ what it kept in clear."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from datetime import UTC, date, datetime
@@ -37,6 +38,20 @@ OLD_DECISION = {
 
 
 MASTER = MasterKey(os.urandom(32))
+
+# OLD_DECISION's entry exactly as migration 0002 logs it (schema 1, canonical JSON): the migration keeps its own
+# frozen copy of the log's format, and this catches it drifting. {exception}: the pseudonym given to E-CARD-1234;
+# {time}: when it was recorded, as the 0001 store gave it back.
+LOGGED = (
+    '{"action":"retain","actor":{"id":"99999999-8888-7777-6666-555555555555","role":null,"type":"run"},'
+    '"as_of":"2026-11-22","cite":"V. odst. 4","details":{"exception":{"from":"2026-01-01","role":"director",'
+    '"until":"2027-01-01"}},"effect":"apply","exception":"{exception}","id":"11111111-2222-3333-4444-555555555555",'
+    '"kind":"decision","library":"kntb","outcome":"retained","policy_revision":"' + "a" * 64 + '","reasons":[{'
+    '"condition":"citizenship not in free_movement_states","due_after":null,"holds":true,"values":{"citizenship":'
+    '"(withheld: personal data)"}}],"rule":"kntb.retention.unused_for_a_year","run":'
+    '"99999999-8888-7777-6666-555555555555","subject":"5f0c0ffee5f0c0ffee5f0c0ffee5f0c0","subject_type":"reader",'
+    '"time":"{time}","version":1}'
+)
 
 
 def store_at_0001(database_url: str, *, keyed: bool = False) -> Engine:
@@ -106,6 +121,73 @@ def test_upgrading_from_schema_0001_moves_recorded_decisions_into_the_verifiable
     assert entry["exception"] == pseudonym  # the library's exception id (it embeds a card number) is not kept
     assert "CARD-1234" not in rows[0].entry and "US" not in json.dumps(entry["reasons"])
     assert [v.problems for v in verify_log(engine)] == [[]]
+    engine.dispose()
+
+
+def test_upgrading_from_schema_0001_logs_a_recorded_decision_as_exactly_the_entry_of_schema_1(
+    database_url: str,
+) -> None:
+    engine = upgraded_from_0001(database_url)
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT entry, leaf_hash FROM decision_log")).one()
+        head = connection.execute(text("SELECT library, size, frontier FROM log_heads")).one()
+        pseudonym = connection.execute(text("SELECT pseudonym FROM exceptions")).scalar_one()
+    # a timestamp column gives a datetime back on PostgreSQL; SQLite gives the text it kept
+    time = "2026-11-22T01:00:00+00:00" if engine.dialect.name == "postgresql" else "2026-11-22 01:00:00+00:00"
+    engine.dispose()
+
+    assert row.entry == LOGGED.replace("{exception}", pseudonym).replace("{time}", time)
+    assert bytes(row.leaf_hash) == hashlib.sha256(b"\x00" + row.entry.encode()).digest()  # RFC 9162 §2.1.1
+    assert (head.library, head.size, bytes(head.frontier)) == ("kntb", 1, bytes(row.leaf_hash))
+
+
+def test_upgrading_from_schema_0001_builds_each_librarys_tree_as_the_log_appends_it(database_url: str) -> None:
+    engine = store_at_0001(database_url)
+    runs = {"kntb": "00000000-0000-0000-0000-00000000000a", "svkpk": "00000000-0000-0000-0000-00000000000b"}
+    order = ["svkpk" if n % 6 == 5 else "kntb" for n in range(20)]  # 17 of kntb (16 and one more), 3 of svkpk
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO libraries (id, name, time_zone) VALUES ('svkpk', 'SVK', 'Europe/Prague')"))
+        for library, run in runs.items():
+            connection.execute(
+                text(
+                    'INSERT INTO runs (id, library, as_of, as_of_day, dry_run, "full", policy_revision, status,'
+                    " started_at) VALUES (:id, :library, '2026-11-22', :day, false, false, :rev, 'finished', :at)"
+                ),
+                {"id": run, "library": library, "day": date(2026, 11, 22), "rev": "a" * 64, "at": datetime.now(UTC)},
+            )
+        for number, library in enumerate(order):
+            decision = {key: value for key, value in OLD_DECISION.items() if key != "exception"}
+            decision |= {"library": library, "run_id": runs[library], "subject": f"{number:032x}"}
+            decision["decision_id"] = f"00000000-0000-0000-0000-{number:012d}"
+            connection.execute(
+                text(
+                    "INSERT INTO decisions (id, run_id, library, as_of, subject_type, subject, rule, action, outcome,"
+                    " decision, created_at) VALUES (:id, :run, :library, '2026-11-22', 'reader', :subject, :rule,"
+                    " 'retain', 'retained', :decision, :at)"
+                ),
+                {
+                    "id": decision["decision_id"],
+                    "run": runs[library],
+                    "library": library,
+                    "subject": decision["subject"],
+                    "rule": decision["rule"],
+                    "decision": json.dumps(decision),
+                    "at": datetime(2026, 11, 22, 1, number, tzinfo=UTC),
+                },
+            )
+
+    upgrade(engine)
+
+    with engine.connect() as connection:
+        logged = connection.execute(text("SELECT library, idx, id FROM decision_log ORDER BY seq")).all()
+        heads = connection.execute(text("SELECT library, size FROM log_heads ORDER BY library")).all()
+        subtrees = connection.execute(text("SELECT library, height, position FROM log_subtrees")).all()
+    assert [(r.library, r.idx, r.id[-2:]) for r in logged] == [
+        (library, order[:n].count(library), f"{n:02d}") for n, library in enumerate(order)
+    ]  # in the order recorded, each library's entries numbered from 0
+    assert [tuple(r) for r in heads] == [("kntb", 17), ("svkpk", 3)]
+    assert [tuple(r) for r in subtrees] == [("kntb", 4, 0)]  # the log caches perfect subtrees of 16 and more
+    assert [(v.library, v.problems) for v in verify_log(engine)] == [("kntb", []), ("svkpk", [])]
     engine.dispose()
 
 

@@ -7,15 +7,15 @@ Create Date: 2026-11-22 02:14:17.989005
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-
-from kodex.audit.entries import decision_entry  # the log's own rules for entries and hashing, so the two agree
-from kodex.audit.log import append
 
 LOG_TABLES = ("decision_log", "log_subtrees", "log_checkpoints")
 
@@ -133,7 +133,8 @@ def _decisions_into_the_log() -> None:
     """Decisions recorded before the log existed become its first entries, in the order they were recorded.
 
     Exception and incident ids inside them are replaced by the pseudonyms just given; the next run signs a
-    checkpoint over them.
+    checkpoint over them. The entries are made and hashed by this migration's own copy of the log's format
+    (below), never by kodex.audit: the same bytes whenever a store is upgraded from 0001.
     """
     connection = op.get_bind()
     pseudonyms = {
@@ -143,21 +144,164 @@ def _decisions_into_the_log() -> None:
     }
     days = {row.id: row.as_of_day for row in connection.execute(sa.text("SELECT id, as_of_day FROM runs"))}
     rows = connection.execute(sa.text("SELECT library, run_id, decision, created_at FROM decisions ORDER BY seq")).all()
-    for row in rows:
-        decision = json.loads(row.decision) if isinstance(row.decision, str) else dict(row.decision)
-        grant = decision.get("exception")
-        if grant is not None:
-            grant["id"] = pseudonyms.get(("exceptions", row.library, grant["id"]), "(exception since removed)")
-        for incident in decision.get("incidents", ()):
-            incident["id"] = pseudonyms.get(("incidents", row.library, incident["id"]), "(incident since removed)")
-        time = row.created_at if isinstance(row.created_at, str) else row.created_at.isoformat()
-        day = days[row.run_id]
-        append(
-            connection,
-            row.library,
-            day if isinstance(day, date) else date.fromisoformat(day),
-            [decision_entry(decision, time)],
+    logs: dict[str, _Frontier] = {}
+    for batch in _batches(rows, 1000):
+        entries, subtrees = [], []
+        for row in batch:
+            entry = _decision_entry(_pseudonymised(row, pseudonyms), _time(row.created_at))
+            text = _canonical(entry)
+            leaf = _leaf_hash(text)
+            log = logs.setdefault(row.library, _Frontier())
+            columns = _log_columns(entry, log.size, _day(days[row.run_id]))
+            entries.append({**columns, "entry": text.decode(), "leaf_hash": leaf})
+            subtrees += [
+                {"library": row.library, "height": height, "position": position, "hash": node}
+                for height, position, node in log.append(leaf)
+                if height >= _CACHED_HEIGHT
+            ]
+        connection.execute(_DECISION_LOG.insert(), entries)  # in the order recorded: seq follows it
+        if subtrees:
+            connection.execute(_LOG_SUBTREES.insert(), subtrees)
+    if logs:
+        connection.execute(
+            _LOG_HEADS.insert(),
+            [{"library": library, "size": log.size, "frontier": b"".join(log.hashes)} for library, log in logs.items()],
         )
+
+
+def _pseudonymised(row: Any, pseudonyms: Mapping[tuple[str, str, str], str]) -> dict[str, Any]:
+    """The recorded decision with its exception's and incidents' ids replaced by their pseudonyms."""
+    decision = json.loads(row.decision) if isinstance(row.decision, str) else dict(row.decision)
+    grant = decision.get("exception")
+    if grant is not None:
+        grant["id"] = pseudonyms.get(("exceptions", row.library, grant["id"]), "(exception since removed)")
+    for incident in decision.get("incidents", ()):
+        incident["id"] = pseudonyms.get(("incidents", row.library, incident["id"]), "(incident since removed)")
+    return decision
+
+
+def _time(created_at: Any) -> str:
+    """When the decision was recorded, as the engine gave it back: text (SQLite) or a datetime (PostgreSQL)."""
+    return created_at if isinstance(created_at, str) else created_at.isoformat()
+
+
+def _day(as_of_day: Any) -> date:
+    return as_of_day if isinstance(as_of_day, date) else date.fromisoformat(as_of_day)
+
+
+# -- the decision log as of this revision, frozen ------------------------------------------------------------------
+#
+# What kodex.audit did at revision 0002 to log a decision, copied here so that this migration never changes with
+# it: the entry of schema version 1 (audit.entries.decision_entry), its canonical JSON (sorted keys, no spaces,
+# UTF-8), the leaf hash and tree of RFC 9162 §2.1.1 (audit.merkle), and what audit.log.append stored (the row,
+# the perfect subtrees of 2^4 leaves and more, the head: size and right edge). Never edit this to follow the
+# live code: a later format is a later migration's business.
+
+_SCHEMA_VERSION = 1
+_WITHHELD = "(withheld: personal data)"
+_PERSONAL_FACTS = frozenset({"citizenship"})  # rules.facts.PERSONAL_FACTS at 0002: values withheld from the log
+_DECISION_DETAILS = ("incidents", "decided_by", "legal_hold", "blocked_action", "error")
+_CACHED_HEIGHT = 4
+
+_DECISION_LOG = sa.table(
+    "decision_log",
+    *(sa.column(name) for name in ("library", "idx", "id", "kind", "run_id", "as_of", "subject_type", "subject")),
+    *(sa.column(name) for name in ("rule", "action", "outcome", "entry")),
+    sa.column("day", sa.Date),
+    sa.column("leaf_hash", sa.LargeBinary),
+)
+_LOG_SUBTREES = sa.table(
+    "log_subtrees", sa.column("library"), sa.column("height"), sa.column("position"), sa.column("hash", sa.LargeBinary)
+)
+_LOG_HEADS = sa.table("log_heads", sa.column("library"), sa.column("size"), sa.column("frontier", sa.LargeBinary))
+
+
+def _decision_entry(decision: Mapping[str, Any], time: str) -> dict[str, Any]:
+    grant = decision.get("exception")
+    details = {key: decision[key] for key in _DECISION_DETAILS if key in decision}
+    if grant is not None:
+        details["exception"] = {"role": grant["role"], "from": grant["from"], "until": grant["until"]}
+    return {
+        "version": _SCHEMA_VERSION,
+        "kind": "decision",
+        "id": decision["decision_id"],
+        "library": decision["library"],
+        "time": time,
+        "as_of": decision["as_of"],
+        "run": decision["run_id"],
+        "actor": {"type": "run", "id": decision["run_id"], "role": None},
+        "subject_type": decision["subject_type"],
+        "subject": decision["subject"],
+        "rule": decision["rule"],
+        "cite": decision.get("cite"),
+        "action": decision["action"],
+        "effect": decision.get("effect"),
+        "outcome": decision["outcome"],
+        "reasons": [_reason(reason) for reason in decision.get("reasons", ())],
+        "policy_revision": decision.get("policy_revision"),
+        "exception": None if grant is None else grant["id"],
+        "details": details,
+    }
+
+
+def _reason(reason: Mapping[str, Any]) -> dict[str, Any]:
+    values = {name: _WITHHELD if name in _PERSONAL_FACTS else value for name, value in reason["values"].items()}
+    return {
+        "condition": reason["condition"],
+        "holds": reason["holds"],
+        "values": values,
+        "due_after": reason.get("due_after"),
+    }
+
+
+def _log_columns(entry: Mapping[str, Any], index: int, day: date) -> dict[str, Any]:
+    """The row of decision_log: the entry's index in its library's log, and the columns queries select by."""
+    columns = ("id", "kind", "as_of", "subject_type", "subject", "rule", "action", "outcome")
+    return {
+        "library": entry["library"],
+        "idx": index,
+        "run_id": entry["run"],
+        "day": day,
+        **{name: entry[name] for name in columns},
+    }
+
+
+def _canonical(entry: Mapping[str, Any]) -> bytes:
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _leaf_hash(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _node_hash(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+class _Frontier:
+    """The right edge of a library's tree: one perfect subtree's root per set bit of its size, largest first."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.hashes: list[bytes] = []
+
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add a leaf hash; the perfect subtrees it completes, as (height, position, root), lowest first."""
+        completed = [(0, self.size, leaf)]
+        node, height, size = leaf, 0, self.size
+        while size & 1:  # the rightmost subtree is as large as the new one: merge them
+            node = _node_hash(self.hashes.pop(), node)
+            size >>= 1
+            height += 1
+            completed.append((height, self.size >> height, node))
+        self.hashes.append(node)
+        self.size += 1
+        return completed
+
+
+def _batches(rows: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 def _append_only() -> None:

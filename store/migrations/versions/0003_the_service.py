@@ -7,8 +7,12 @@ Create Date: 2026-11-22 05:20:00
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import context, op
+
+from kodex.store.migrations.frozen import require_master_key, wrap  # frozen: the wrapping as of this revision
 
 revision = "0003"
 down_revision = "0002"
@@ -85,27 +89,23 @@ def _seal_exception_texts() -> None:
     """exceptions.granted_by (a person's name) and reason were kept in clear: wrap each by the master key."""
     connection = op.get_bind()
     rows = connection.execute(sa.text("SELECT eid, library, id, granted_by, reason FROM exceptions")).all()
-    master = context.config.attributes.get("master")
+    sealed: list[dict[str, object]] = []
     if rows:
-        check = connection.execute(sa.text("SELECT check_value FROM keyring WHERE name = 'master'")).scalar()
-        if master is None or check is None or not master.matches(check):
-            raise RuntimeError(
-                "this upgrade encrypts the exceptions' grantors and reasons: run `kodex init` with the store's "
-                "master key (KODEX_MASTER_KEY_FILE)"
-            )
+        key = require_master_key(
+            connection, context.config.attributes.get("master_key"), "the exceptions' grantors and reasons"
+        )
+        sealed = [
+            {"eid": row.eid, **{f"{field}_sealed": _sealed(key, row, field) for field in ("granted_by", "reason")}}
+            for row in rows
+        ]
     with op.batch_alter_table("exceptions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("granted_by_sealed", sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column("reason_sealed", sa.LargeBinary(), nullable=True))
-    for row in rows:
-        assert master is not None  # checked above
-        sealed = {
-            f"{field}_sealed": master.wrap(str(value).encode(), f"exception/{row.library}/{row.id}/{field}".encode())
-            for field, value in (("granted_by", row.granted_by), ("reason", row.reason))
-        }
+    for values in sealed:
         connection.execute(
             sa.text("UPDATE exceptions SET granted_by_sealed = :granted_by_sealed, reason_sealed = :reason_sealed "
                     "WHERE eid = :eid"),
-            {**sealed, "eid": row.eid},
+            values,
         )  # fmt: skip
     with op.batch_alter_table("exceptions", schema=None) as batch_op:
         batch_op.drop_column("granted_by")
@@ -113,6 +113,10 @@ def _seal_exception_texts() -> None:
     with op.batch_alter_table("exceptions", schema=None) as batch_op:
         batch_op.alter_column("granted_by_sealed", new_column_name="granted_by", nullable=False)
         batch_op.alter_column("reason_sealed", new_column_name="reason", nullable=False)
+
+
+def _sealed(key: bytes, row: sa.Row[Any], field: str) -> bytes:
+    return wrap(key, str(getattr(row, field)).encode(), f"exception/{row.library}/{row.id}/{field}".encode())
 
 
 def downgrade() -> None:

@@ -9,9 +9,12 @@ Create Date: 2026-12-01 03:40:00
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
+
+from kodex.store.migrations.frozen import require_master_key, wrap  # frozen: the wrapping as of this revision
 
 revision = "0004"
 down_revision = "0003"
@@ -29,14 +32,20 @@ def upgrade() -> None:
     rows = connection.execute(
         sa.text("SELECT cid, library, id, legal_hold FROM camera_recordings WHERE legal_hold IS NOT NULL")
     ).all()
-    master = context.config.attributes.get("master")
-    if any(row.legal_hold not in (None, "null") for row in rows):
-        check = connection.execute(sa.text("SELECT check_value FROM keyring WHERE name = 'master'")).scalar()
-        if master is None or check is None or not master.matches(check):
-            raise RuntimeError(
-                "this upgrade encrypts the camera recordings' legal-hold reasons: run `kodex init` with the store's "
-                "master key (KODEX_MASTER_KEY_FILE)"
-            )
+    held = [(row, hold) for row in rows if (hold := _hold(row.legal_hold)) is not None]  # JSON null: no hold
+    sealed: list[dict[str, Any]] = []
+    if held:
+        key = require_master_key(
+            connection, context.config.attributes.get("master_key"), "the camera recordings' legal-hold reasons"
+        )
+        sealed = [
+            {
+                "cid": row.cid,
+                "legal_hold": {"until": hold.get("until")},
+                "legal_hold_reason": wrap(key, str(hold.get("reason", "")).encode(), _hold_aad(row)),
+            }
+            for row, hold in held
+        ]
     with op.batch_alter_table("camera_recordings", schema=None) as batch_op:
         batch_op.add_column(sa.Column("legal_hold_reason", sa.LargeBinary(), nullable=True))
         batch_op.drop_index("ix_camera_recordings_review")
@@ -46,20 +55,21 @@ def upgrade() -> None:
         # was read in key order from the primary key, filtering every reader (8.8 s at 1,000,000 readers)
         batch_op.drop_index("ix_readers_review")
         batch_op.create_index("ix_readers_review", ["library", "next_review", "rid"], unique=False)
-    for row in rows:
-        assert master is not None  # checked above
-        hold = row.legal_hold if isinstance(row.legal_hold, dict | None) else json.loads(row.legal_hold)
-        if hold is None:  # JSON null: no hold
-            continue
-        aad = f"recording/{row.library}/{row.id}/legal_hold".encode()  # store.codec.recording_hold_aad
+    for values in sealed:
         connection.execute(
             sa.update(_RECORDINGS)
-            .where(_RECORDINGS.c.cid == row.cid)
-            .values(
-                legal_hold={"until": hold.get("until")},
-                legal_hold_reason=master.wrap(str(hold.get("reason", "")).encode(), aad),
-            )
+            .where(_RECORDINGS.c.cid == values["cid"])
+            .values(legal_hold=values["legal_hold"], legal_hold_reason=values["legal_hold_reason"])
         )
+
+
+def _hold(value: Any) -> dict[str, Any] | None:
+    """A recording's legal hold as it was kept: a dict (PostgreSQL), its JSON text (SQLite), or JSON null."""
+    return value if isinstance(value, dict | None) else json.loads(value)
+
+
+def _hold_aad(row: sa.Row[Any]) -> bytes:
+    return f"recording/{row.library}/{row.id}/legal_hold".encode()  # store.codec.recording_hold_aad at 0004
 
 
 def downgrade() -> None:
