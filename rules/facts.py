@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from kodex.rules.periods import age_on
@@ -72,11 +72,15 @@ CAMERA_FACTS: Mapping[str, str] = {
 _EMPTY: Mapping[str, str | None] = {}
 
 
+@overload
+def local_day(value: date | datetime, zone: ZoneInfo) -> date: ...
+@overload
+def local_day(value: date | datetime | None, zone: ZoneInfo) -> date | None: ...
 def local_day(value: date | datetime | None, zone: ZoneInfo) -> date | None:
-    if value is None or value.__class__ is date:
-        return value
-    assert isinstance(value, datetime)
-    return (value.astimezone(zone) if value.tzinfo else value).date()
+    """The day `value` falls on in `zone` (a moment without an offset is taken as local; a day is itself)."""
+    if isinstance(value, datetime):
+        return (value.astimezone(zone) if value.tzinfo else value).date()
+    return value
 
 
 def local_time(value: date | datetime, zone: ZoneInfo) -> datetime:
