@@ -149,7 +149,6 @@ def run_library(
     run_id = run_id or str(uuid.uuid4())
     compiled = ruleset.library(library)
     day = local_day(as_of, compiled.zone)
-    assert day is not None
     if not full and _policy_changed(engine, library, ruleset.revision):
         full = True  # a new policy may change any subject's outcome: this run reviews everyone
     result = LibraryRun(run_id, library, as_of.isoformat(), dry_run, full, started_by)
