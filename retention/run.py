@@ -468,7 +468,7 @@ class _Job:
         return planned, review, resolved
 
     def _lift_block(self, subject: Loaded, outcomes: list[Outcome]) -> list[_Planned]:
-        """A blocked reader whose block rules no longer fire has the block lifted (a transition, DESIGN.md)."""
+        """A blocked reader whose block rules no longer fire has the block lifted (the block ends with its ground)."""
         if subject.subject_type != "reader" or not subject.blocked or subject.excluded:
             return []  # an accepted exclusion keeps the block: no rule lifts it
         blocks = [o for o in outcomes if o.rule.rule.action == "block_services"]

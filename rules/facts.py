@@ -1,7 +1,7 @@
 """Facts a rule may name, derived from one record at `as_of`.
 
 Dates are read in the library's time zone; a date without time means 00:00
-there (DESIGN.md, Record contract). Unknown input stays unknown (None), and an
+there (the record contract, rules.records). Unknown input stays unknown (None), and an
 unknown fact never makes a rule fire. Raw identity (names, birth date, card
 number) is not a fact: rules see age, not the birth date.
 """
@@ -56,7 +56,7 @@ READER_FACTS: Mapping[str, str] = {
 }
 
 # Facts whose value is itself personal data: a decision log entry gives the condition and whether it held,
-# never the value (age, dates and counts are what statistics keep after anonymising, DESIGN.md).
+# never the value (age, dates and counts are what statistics keep after anonymising).
 PERSONAL_FACTS = frozenset({"citizenship"})
 
 CAMERA_FACTS: Mapping[str, str] = {

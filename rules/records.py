@@ -1,4 +1,4 @@
-"""The record contract of DESIGN.md: JSON Lines, one record a line.
+"""The record contract (what `kodex import` reads): JSON Lines, one record a line.
 
 Every record has `type` and `library`. Unknown fields and wrong types are
 rejected with the line number and the field; messages never repeat the value
