@@ -1,12 +1,12 @@
 """Incident rules on durable-rules: patterns in a reader's stream of incidents.
 
-The one module that imports durable-rules (see the README's architecture section). Each
-library's incident rules are compiled into one durable-rules ruleset whose
-name carries the policy revision, registered once per process. A reader is
-evaluated by posting its incidents into a session; the rules select the
-incidents that match their pattern (kinds, window, not after `as_of`), and the
-count decides against `at_least`. rules.incident_counts states the same count
-in plain Python; the tests hold the two to the same results.
+The one module that imports durable-rules. Each library's incident rules are
+compiled into one durable-rules ruleset whose name carries the policy
+revision, registered once per process. A reader is evaluated by posting its
+incidents into a session; the rules select the incidents that match their
+pattern (kinds, window, not after `as_of`), and the count decides against
+`at_least`. rules.incident_counts states the same count in plain Python; the
+tests hold the two to the same results.
 
 durable-rules' sharp edges, each handled on purpose:
 
