@@ -1,1 +1,1 @@
-"""Entry points (command line, later HTTP): parse, call the service, map errors in one place."""
+"""Entry points (command line and HTTP): parse, call the service, map errors in one place."""

@@ -83,7 +83,7 @@ AsOf = Annotated[
 ]
 LibraryOption = Annotated[str | None, typer.Option("--library", help="Only this library (its id, e.g. svkpk).")]
 RecordFile = Annotated[
-    str, typer.Argument(help="Records as JSON Lines (DESIGN.md record contract); '-' reads standard input.")
+    str, typer.Argument(help="Records as JSON Lines (the record contract), one a line; '-' reads standard input.")
 ]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from kodex.errors import failure_for
+from kodex.errors import BrokenInvariant, failure_for
 
 __all__ = ["answer", "problem"]
 
@@ -33,7 +33,8 @@ def problem(
 def answer(error: Exception, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The Problem for a domain error, with the status api.errors maps it to."""
     failure = failure_for(error)
-    assert failure is not None, f"{type(error).__name__} has no mapping in api.errors"
+    if failure is None:
+        raise BrokenInvariant(f"{type(error).__name__} has no mapping in kodex.errors.FAILURES")
     errors = [
         {key: getattr(p, key) for key in ("line", "column", "field", "message") if hasattr(p, key)}
         for p in getattr(error, "problems", [])

@@ -54,19 +54,15 @@ def _open(policy: Path | None = None) -> tuple[Workspace, Ruleset]:
 
 
 def _given_day(text: str, hint: str) -> date:
-    day = _day(text, hint)
-    assert day is not None
-    return day
-
-
-def _day(text: str | None, hint: str) -> date | None:
-    """The day given (checked before anything is opened); None when not given: today in the library's zone."""
-    if text is None:
-        return None
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter("write a day as YYYY-MM-DD", param_hint=hint) from None
+
+
+def _day(text: str | None, hint: str) -> date | None:
+    """The day given (checked before anything is opened); None when not given: today in the library's zone."""
+    return None if text is None else _given_day(text, hint)
 
 
 # -- libraries ---------------------------------------------------------------------------------------------

@@ -1,4 +1,1 @@
-"""The decision log (append-only, Merkle-tree verifiable). Nothing else writes to it.
-
-The log itself arrives with its own issue; until then kodex writes no log.
-"""
+"""The decision log (append-only, Merkle-tree verifiable, RFC 9162). Nothing else writes to it."""

@@ -26,7 +26,7 @@ from typing import NamedTuple
 from bench.synthetic import population
 from bench.timing import median_seconds
 from kodex.rules.evaluator import evaluate_subject
-from kodex.rules.incidents import count_matching
+from kodex.rules.incident_counts import count_matching
 from kodex.rules.records import ExceptionGrant, Incident, Reader
 from kodex.rules.ruleset import CompiledRule, LibraryAt
 from kodex.rules.validation import read_records

@@ -1,6 +1,6 @@
 """The library's today: the one place kodex turns the machine's clock into a day.
 
-A day is always the library's own (its time zone in the policy, Europe/Prague by default, DESIGN.md "Time"):
+A day is always the library's own (its time zone in the policy, Europe/Prague by default):
 the day a request is received, an exception starts, a run is dated. Everything below it (rules/) takes that
 day as `as_of` and never reads the clock.
 """

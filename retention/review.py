@@ -111,11 +111,9 @@ def _reader_days(snapshot: LibraryAt, reader: Reader, incidents: Sequence[Incide
         if at is not None:
             yield at
     for rule in snapshot.incident_rules:
-        pattern = rule.pattern
-        assert pattern is not None
+        pattern = rule.incident_pattern
         for incident in incidents:
             at = local_day(incident.at, zone)
-            assert at is not None
             yield at  # a future-dated incident starts to count on its day
             if pattern.within is not None and window_start(pattern, day) is not None:
                 try:

@@ -149,7 +149,6 @@ def run_library(
     run_id = run_id or str(uuid.uuid4())
     compiled = ruleset.library(library)
     day = local_day(as_of, compiled.zone)
-    assert day is not None
     if not full and _policy_changed(engine, library, ruleset.revision):
         full = True  # a new policy may change any subject's outcome: this run reviews everyone
     result = LibraryRun(run_id, library, as_of.isoformat(), dry_run, full, started_by)
@@ -469,7 +468,7 @@ class _Job:
         return planned, review, resolved
 
     def _lift_block(self, subject: Loaded, outcomes: list[Outcome]) -> list[_Planned]:
-        """A blocked reader whose block rules no longer fire has the block lifted (a transition, DESIGN.md)."""
+        """A blocked reader whose block rules no longer fire has the block lifted (the block ends with its ground)."""
         if subject.subject_type != "reader" or not subject.blocked or subject.excluded:
             return []  # an accepted exclusion keeps the block: no rule lifts it
         blocks = [o for o in outcomes if o.rule.rule.action == "block_services"]

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, String, bindparam, delete, func, literal_column, or_, select, update
 
-from kodex.errors import PurgeFailed
+from kodex.errors import BrokenInvariant, PurgeFailed
 from kodex.retention.recordings import delete_recording
 from kodex.rules.actions import ACTIONS, Effect
 from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Reader
@@ -200,12 +200,14 @@ class _Anonymise:
 
 class _EraseGuardian:
     def changes(self, subject: Loaded) -> bool:
-        assert isinstance(subject.record, Reader)
+        if not isinstance(subject.record, Reader):
+            raise BrokenInvariant("erase_guardian_data is decided for readers only")
         guardian = subject.record.guardian
         return bool(guardian and any(guardian.values()))
 
     def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
-        assert isinstance(subject.record, Reader)
+        if not isinstance(subject.record, Reader):
+            raise BrokenInvariant("erase_guardian_data is applied to readers only")
         # stored as imported: what kodex lays over the record (requests, holds) is not written into it
         record = contract_json(subject.record.model_copy(update={"guardian": None, **subject.overlaid}))
         facts, sealed = split_reader(record, master)
@@ -264,7 +266,8 @@ class _Purge:
         return True
 
     def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
-        assert isinstance(subject.record, CameraRecording)
+        if not isinstance(subject.record, CameraRecording):
+            raise BrokenInvariant("purge is applied to camera recordings only")
         if subject.folder is None:
             raise PurgeFailed("no recordings folder is known for the recording's library; nothing was deleted")
         delete_recording(subject.record.location, subject.folder)
@@ -285,7 +288,8 @@ STRATEGIES: Mapping[str, Strategy] = {
 }
 
 _APPLICABLE = {name for name, action in ACTIONS.items() if Effect.APPLY in action.effects}
-assert set(STRATEGIES) >= _APPLICABLE, f"actions without a strategy: {sorted(_APPLICABLE - set(STRATEGIES))}"
+if not set(STRATEGIES) >= _APPLICABLE:
+    raise BrokenInvariant(f"every applied action has a strategy; without: {sorted(_APPLICABLE - set(STRATEGIES))}")
 
 
 def strategy_for(action: str) -> Strategy:

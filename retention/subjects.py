@@ -118,9 +118,9 @@ class SubjectLoader:
             overlaid: dict[str, Any] = {}
             try:
                 record = reader_record(row.facts, row.wrapped_key, row.sealed, self.master)
-                reader: Reader | None = Reader.model_validate_json(json.dumps(record))
-                assert reader is not None
-                reader, overlaid = _overlay(reader, requested.get(row.id, {}), holds.get(row.id))
+                parsed = Reader.model_validate_json(json.dumps(record))
+                reader: Reader | None
+                reader, overlaid = _overlay(parsed, requested.get(row.id, {}), holds.get(row.id))
                 failure = None
             except (InvalidTag, ValidationError, KeyError, ValueError) as error:
                 reader = None

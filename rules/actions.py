@@ -1,4 +1,4 @@
-"""The action vocabulary of DESIGN.md's decision contract, in one registry.
+"""The action vocabulary of a decision (the README, "Decisions"), in one registry.
 
 Each action names the subject it acts on, the effects a rule may give it
 (applied automatically, reported as a finding, or proposed for a director's

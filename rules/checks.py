@@ -24,7 +24,7 @@ from kodex.rules.expressions import parse
 from kodex.rules.facts import CAMERA_FACTS, READER_FACTS
 from kodex.rules.periods import Period
 from kodex.rules.policy import DatedValue, Example, Library, Policy, Rule
-from kodex.rules.records import RECORD
+from kodex.rules.records import SUBJECT
 
 __all__ = ["NOTHING", "check_policy", "example_record"]
 
@@ -180,7 +180,7 @@ def _check_example(library: Library, rule: Rule, example: Example, where: tuple[
             f"the rule's subject is {rule.subject}; give the example a {'reader' if rule.subject == 'reader' else 'recording'}",
         )
     try:
-        RECORD.validate_json(example_record(library.id, rule, example))
+        SUBJECT.validate_json(example_record(library.id, rule, example))
     except ValidationError as error:
         for detail in error.errors(include_input=False, include_url=False):
             field = ".".join(str(p) for p in detail["loc"][1:])

@@ -17,6 +17,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from kodex.errors import BrokenInvariant
 from kodex.rules.periods import Period, add_period, end_of_year
 
 __all__ = ["FUNCTIONS", "compile_rule", "compile_rules", "compile_value"]
@@ -102,7 +103,8 @@ class _Generator:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             if node.func.id == "__period__":
                 argument = node.args[0]
-                assert isinstance(argument, ast.Constant)
+                if not isinstance(argument, ast.Constant):
+                    raise BrokenInvariant("a checked condition's period is a constant (rules.expressions)")
                 return self._constant(Period.parse(str(argument.value)))
             return f"_f_{node.func.id}({', '.join(self.expression(a) for a in node.args)})"
         raise ValueError(f"{type(node).__name__} is not allowed in a condition")

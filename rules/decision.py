@@ -1,4 +1,4 @@
-"""The one place that builds a decision (DESIGN.md, Decision contract).
+"""The one place that builds a decision (its fields: the README, "Decisions").
 
 A decision carries its own evidence: rule id, article, the values each
 condition compared, `as_of` and the policy revision. Values are converted to

@@ -71,8 +71,7 @@ _COUNT = "incident_count"
 
 def pattern_text(rule: CompiledRule) -> str:
     """An incident pattern in words, e.g. 'at least 2 incidents of item_lost or item_damaged within 1 year'."""
-    pattern = rule.pattern
-    assert pattern is not None
+    pattern = rule.incident_pattern
     kinds = " or ".join(pattern.kinds)
     window = f" within {pattern.within}" if pattern.within else ""
     noun = "incident" if pattern.at_least == 1 else "incidents"

@@ -17,7 +17,7 @@ from kodex.rules.checks import NOTHING, example_record
 from kodex.rules.evaluator import Outcome, Status, evaluate_subject
 from kodex.rules.facts import local_day
 from kodex.rules.policy import Example
-from kodex.rules.records import RECORD, CameraRecording, ExceptionGrant, Incident, Reader
+from kodex.rules.records import SUBJECT, ExceptionGrant, Incident
 from kodex.rules.ruleset import CompiledLibrary, CompiledRule, Ruleset
 
 __all__ = ["Coverage", "ExampleResult", "run_examples"]
@@ -73,8 +73,7 @@ def run_examples(ruleset: Ruleset) -> list[Coverage]:
 
 
 def _run(library: CompiledLibrary, rule: CompiledRule, example: Example, entry: Coverage) -> None:
-    subject = RECORD.validate_json(example_record(library.id, rule.rule, example))
-    assert isinstance(subject, (Reader, CameraRecording))
+    subject = SUBJECT.validate_json(example_record(library.id, rule.rule, example))
     grants = [
         ExceptionGrant(
             type="exception",
@@ -103,7 +102,6 @@ def _run(library: CompiledLibrary, rule: CompiledRule, example: Example, entry: 
     ]
     own = [incident for incident in history if incident.reader == subject.id]  # counted per reader
     day = local_day(example.as_of, library.zone)
-    assert day is not None
     snapshot = library.at(day)
     outcomes = evaluate_subject(snapshot, subject, example.as_of, grants, incidents=own)
     outcome = next((o for o in outcomes if o.rule is rule), None)

@@ -118,8 +118,9 @@ def _check_call(node: ast.Call, known: frozenset[str], names: list[str]) -> None
     if not isinstance(node.func, ast.Name) or node.keywords:
         raise InvalidExpression("call a function by name with positional arguments", node.col_offset)
     if node.func.id == "__period__":
-        argument = node.args[0]
-        assert isinstance(argument, ast.Constant)
+        argument = node.args[0] if len(node.args) == 1 else None
+        if not isinstance(argument, ast.Constant):
+            raise InvalidExpression("write a period as the law does, e.g. '24 months'", node.col_offset)
         try:
             Period.parse(str(argument.value))
         except InvalidPeriod as error:

@@ -1,7 +1,7 @@
 """Facts a rule may name, derived from one record at `as_of`.
 
 Dates are read in the library's time zone; a date without time means 00:00
-there (DESIGN.md, Record contract). Unknown input stays unknown (None), and an
+there (the record contract, rules.records). Unknown input stays unknown (None), and an
 unknown fact never makes a rule fire. Raw identity (names, birth date, card
 number) is not a fact: rules see age, not the birth date.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from kodex.rules.periods import age_on
@@ -56,7 +56,7 @@ READER_FACTS: Mapping[str, str] = {
 }
 
 # Facts whose value is itself personal data: a decision log entry gives the condition and whether it held,
-# never the value (age, dates and counts are what statistics keep after anonymising, DESIGN.md).
+# never the value (age, dates and counts are what statistics keep after anonymising).
 PERSONAL_FACTS = frozenset({"citizenship"})
 
 CAMERA_FACTS: Mapping[str, str] = {
@@ -72,11 +72,15 @@ CAMERA_FACTS: Mapping[str, str] = {
 _EMPTY: Mapping[str, str | None] = {}
 
 
+@overload
+def local_day(value: date | datetime, zone: ZoneInfo) -> date: ...
+@overload
+def local_day(value: date | datetime | None, zone: ZoneInfo) -> date | None: ...
 def local_day(value: date | datetime | None, zone: ZoneInfo) -> date | None:
-    if value is None or value.__class__ is date:
-        return value
-    assert isinstance(value, datetime)
-    return (value.astimezone(zone) if value.tzinfo else value).date()
+    """The day `value` falls on in `zone` (a moment without an offset is taken as local; a day is itself)."""
+    if isinstance(value, datetime):
+        return (value.astimezone(zone) if value.tzinfo else value).date()
+    return value
 
 
 def local_time(value: date | datetime, zone: ZoneInfo) -> datetime:

@@ -1,41 +1,56 @@
 """Incident rules on durable-rules: patterns in a reader's stream of incidents.
 
-The one module that imports durable-rules (DESIGN.md, Architecture). Each
-library's incident rules are compiled into one durable-rules ruleset whose
-name carries the policy revision, registered once per process. A reader is
-evaluated by posting its incidents into a fresh session; the rules select the
-incidents that match their pattern (kinds, window, not after `as_of`), and the
-count decides against `at_least`.
+The one module that imports durable-rules. Each library's incident rules are
+compiled into one durable-rules ruleset whose name carries the policy
+revision, registered once per process. A reader is evaluated by posting its
+incidents into a session; the rules select the incidents that match their
+pattern (kinds, window, not after `as_of`), and the count decides against
+`at_least`. rules.incident_counts states the same count in plain Python; the
+tests hold the two to the same results.
 
-durable-rules' sharp edges, each handled on purpose (DESIGN.md lists them):
+durable-rules' sharp edges, each handled on purpose:
 
 - An event is consumed by the first rule that matches it. Every incident is
   therefore posted once per rule, tagged with that rule, and each rule
   matches only its own tag: no rule can miss an event another rule consumed.
 - A message that matches no rule raises `MessageNotHandledException`; here
   that only means "this incident does not count for this rule".
-- At most 1024 session ids may be live at once. Every evaluation uses the
-  same one session, so one is live however many readers there are. (Deleting
-  a session with `delete_state` after an evaluation in which no event matched
-  aborts the 2.0.28 engine with "double free or corruption", measured here;
-  so sessions are reused, not deleted.) Reuse is safe because every rule
-  matches a single event and consumes it: no event outlives the evaluation
-  that posted it, which `pending()` lets a test check.
+- At most 1024 session ids may be live at once in a ruleset. Evaluations take
+  a session from a pool of `SESSIONS` and give it back, so at most that many are
+  live however many readers there are. (Deleting a session with `delete_state`
+  after an evaluation in which no event matched aborts the 2.0.28 engine with
+  "double free or corruption", measured here; so sessions are reused, not
+  deleted.) Reuse is safe because every rule matches a single event and
+  consumes it: no event outlives the evaluation that posted it, which
+  `pending()` lets a test check.
 - The host normally starts two timer threads that run queued actions later;
   `_SyncHost` starts none, and events are posted one at a time (never
-  `post_batch`), so every action has run when `post` returns.
-- The engine is process-global and not thread-safe: every call is made under
-  one lock, so concurrent callers are serialised.
+  `post_batch`), so every action has run, in the caller's thread, when `post`
+  returns.
+- The host is process-global, and the engine keeps a session's work in
+  progress (the action it is running, the events it holds) in that session's
+  state: posting one event is several engine calls (assert, start the action,
+  complete it), which another thread must not interleave on the same session.
+  Each engine call holds the GIL (the extension never releases it), so calls on
+  different sessions or rulesets cannot corrupt each other. So an evaluation
+  holds its session's lock, not a global one: evaluations in several threads
+  run side by side, each in its own session, and only registering a ruleset
+  takes the one registration lock. Posts collect into the evaluation's own
+  session, found by the session id the message carries.
 - A ruleset name cannot be registered twice: names include the revision, and a
   revision already registered in this process is reused, not re-registered.
+- Asking the engine for a session nothing was posted to fails (error 309, only
+  in the message's text); every session remembers the rulesets it posted to,
+  and `pending()` asks about those only.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Mapping, Sequence
-from contextlib import suppress
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -47,7 +62,9 @@ from kodex.rules.periods import Period, add_period
 from kodex.rules.policy import IncidentPattern
 from kodex.rules.records import Incident
 
-__all__ = ["IncidentCount", "IncidentRules", "count_matching", "pending", "window_start"]
+__all__ = ["SESSIONS", "IncidentCount", "IncidentRules", "pending", "window_start"]
+
+SESSIONS = 64  # sessions in the pool: evaluations at once (more wait for a free one); far below the engine's 1024
 
 
 class IncidentCount(NamedTuple):
@@ -69,19 +86,6 @@ def window_start(pattern: IncidentPattern, day: date) -> date | None:
     return add_period(day, -Period.parse(pattern.within)) + timedelta(days=1)
 
 
-def count_matching(pattern: IncidentPattern, incidents: Sequence[Incident], day: date, zone: ZoneInfo) -> IncidentCount:
-    """The plain count over the history, without durable-rules: the reference its results are tested against."""
-    since = window_start(pattern, day)
-    kinds = set(pattern.kinds)
-    matched = []
-    for incident in incidents:
-        at = local_day(incident.at, zone)
-        assert at is not None
-        if incident.kind in kinds and at <= day and (since is None or since <= at):
-            matched.append(incident)
-    return IncidentCount(tuple(matched), pattern.at_least, since)
-
-
 class _SyncHost(Host):  # type: ignore[misc]
     """A durable-rules host without its timer threads: actions run inside `post`, in the caller's thread."""
 
@@ -89,16 +93,39 @@ class _SyncHost(Host):  # type: ignore[misc]
         return None
 
 
-_LOCK = threading.Lock()
-_HOST: _SyncHost | None = None
+@dataclass(eq=False)
+class _Session:
+    """One engine session id, used by one evaluation at a time (its lock), and what that evaluation collects."""
+
+    sid: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    posted: int = 0  # events posted so far: each gets a unique id (the engine ignores a repeated id)
+    rulesets: set[str] = field(default_factory=set)  # the rulesets this session posted to (it exists in those)
+    collected: dict[str, list[int]] = field(default_factory=dict)  # rule tag -> positions of the incidents matched
+
+
+_HOST = _SyncHost()
+_REGISTERING = threading.Lock()  # held only while a ruleset is registered
 _REGISTERED: set[str] = set()
-_COLLECTED: dict[str, list[int]] = {}  # rule tag -> positions of the incidents it matched (filled under _LOCK)
-_SESSION = "kodex"  # the one session every evaluation uses
-_POSTED = 0  # events posted so far: each event gets a unique id (the engine ignores a repeated id)
+_SESSIONS = {session.sid: session for session in (_Session(f"kodex-{n}") for n in range(SESSIONS))}
+_FREE: queue.LifoQueue[_Session] = queue.LifoQueue()  # last in, first out: the fewest sessions get used
+for _free in _SESSIONS.values():
+    _FREE.put(_free)
+
+
+@contextmanager
+def _a_session() -> Iterator[_Session]:
+    """A free session, held (its lock) until the evaluation is done; waits while every session is in use."""
+    session = _FREE.get()
+    try:
+        with session.lock:
+            yield session
+    finally:
+        _FREE.put(session)
 
 
 def _collect(c: Any) -> None:
-    _COLLECTED.setdefault(c.m["rule"], []).append(c.m["n"])
+    _SESSIONS[c.m["sid"]].collected.setdefault(c.m["rule"], []).append(c.m["n"])
 
 
 @dataclass(frozen=True)
@@ -118,13 +145,10 @@ class IncidentRules:
             self._register()
 
     def _register(self) -> None:
-        global _HOST  # noqa: PLW0603 - the engine is process-global; so is its one host
         definition = {tagged.tag: _definition(tagged) for tagged in self._tags.values()}
-        with _LOCK:
+        with _REGISTERING:
             if self.name in _REGISTERED:
                 return
-            if _HOST is None:
-                _HOST = _SyncHost()
             _HOST.register_rulesets({self.name: definition})
             _REGISTERED.add(self.name)
 
@@ -133,7 +157,7 @@ class IncidentRules:
     ) -> dict[str, IncidentCount]:
         """For each rule version in `keys`, the reader's incidents that match its pattern on `day`.
 
-        `incidents` are one reader's; each is posted once per rule, tagged with it.
+        `incidents` are one reader's; each is posted once per rule, tagged with it. Safe from several threads.
         """
         tags = [self._tags[key] for key in keys]
         if not incidents or not tags:
@@ -143,32 +167,30 @@ class IncidentRules:
             }
         until = day.toordinal()
         windows = [window_start(t.pattern, day) for t in tags]
-        days = [local_day(incident.at, zone) for incident in incidents]
-        global _POSTED  # noqa: PLW0603
-        with _LOCK:
-            assert _HOST is not None
-            _COLLECTED.clear()
+        days = [local_day(incident.at, zone).toordinal() for incident in incidents]
+        with _a_session() as session:
+            session.collected.clear()
             try:
                 for tagged, since in zip(tags, windows, strict=True):
                     first = since.toordinal() if since is not None else 0
                     for n, (incident, at) in enumerate(zip(incidents, days, strict=True)):
-                        assert at is not None
-                        _POSTED += 1
+                        session.posted += 1
                         message = {
-                            "sid": _SESSION,
-                            "id": str(_POSTED),
+                            "sid": session.sid,
+                            "id": str(session.posted),
                             "rule": tagged.tag,
                             "n": n,
                             "kind": incident.kind,
-                            "t": at.toordinal(),
+                            "t": at,
                             "since": first,
                             "until": until,
                         }
                         with suppress(MessageNotHandledException):  # the incident does not count for this rule
                             _HOST.post(self.name, message)
-                found = {tagged.tag: list(_COLLECTED.get(tagged.tag, ())) for tagged in tags}
+                        session.rulesets.add(self.name)  # the post made the session exist in this ruleset
+                found = {tagged.tag: list(session.collected.get(tagged.tag, ())) for tagged in tags}
             finally:
-                _COLLECTED.clear()
+                session.collected.clear()
         return {
             key: IncidentCount(tuple(incidents[n] for n in sorted(found[t.tag])), t.pattern.at_least, since)
             for key, t, since in zip(keys, tags, windows, strict=True)
@@ -176,18 +198,13 @@ class IncidentRules:
 
 
 def pending() -> list[Any]:
-    """Events still held in the engine's session (none, between evaluations)."""
-    with _LOCK:
-        if _HOST is None or not _REGISTERED:
-            return []
-        events: list[Any] = []
-        for name in sorted(_REGISTERED):
-            try:
-                events.extend(_HOST.get_pending_events(name, _SESSION))
-            except Exception as error:  # the engine has no session for a ruleset nothing was posted to yet
-                if "309" not in str(error):
-                    raise
-        return events
+    """Events still held in the engine's sessions (none, between evaluations); waits for each session to be free."""
+    events: list[Any] = []
+    for session in _SESSIONS.values():
+        with session.lock:
+            for name in sorted(session.rulesets):
+                events.extend(_HOST.get_pending_events(name, session.sid))
+    return events
 
 
 def _definition(tagged: _Tagged) -> dict[str, Any]:

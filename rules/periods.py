@@ -1,4 +1,4 @@
-"""Calendar arithmetic as the law counts it (DESIGN.md, Time).
+"""Calendar arithmetic as the law counts it.
 
 Periods are calendar periods: adding months or years to a day that the target
 month lacks gives that month's last day (2024-02-29 + 1 year = 2025-02-28;

@@ -1,4 +1,4 @@
-"""The record contract of DESIGN.md: JSON Lines, one record a line.
+"""The record contract (what `kodex import` reads): JSON Lines, one record a line.
 
 Every record has `type` and `library`. Unknown fields and wrong types are
 rejected with the line number and the field; messages never repeat the value
@@ -19,6 +19,7 @@ from kodex.rules.values import NoNul, RecordDay
 __all__ = [
     "INCIDENT_KINDS",
     "RECORD",
+    "SUBJECT",
     "CameraRecording",
     "ExceptionGrant",
     "Incident",
@@ -26,6 +27,7 @@ __all__ = [
     "Loan",
     "Reader",
     "Record",
+    "Subject",
 ]
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul]
@@ -127,3 +129,5 @@ Record = Annotated[
     Field(discriminator="type"),
 ]
 RECORD: TypeAdapter[Reader | Loan | CameraRecording | Incident | ExceptionGrant] = TypeAdapter(Record)
+Subject = Annotated[Reader | CameraRecording, Field(discriminator="type")]  # what the rules decide on
+SUBJECT: TypeAdapter[Reader | CameraRecording] = TypeAdapter(Subject)

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from kodex.errors import BrokenInvariant
 from kodex.rules.actions import ACTIONS, Action
 from kodex.rules.codegen import Fires, compile_rule, compile_rules
 from kodex.rules.expressions import Condition, compile_condition
@@ -45,6 +46,13 @@ class CompiledRule:
     @property
     def pattern(self) -> IncidentPattern | None:
         """An incident rule's pattern (rules.incidents); None for a rule on facts."""
+        return self.rule.incidents
+
+    @property
+    def incident_pattern(self) -> IncidentPattern:
+        """An incident rule's pattern; asked of a rule on facts, a bug (BrokenInvariant)."""
+        if self.rule.incidents is None:
+            raise BrokenInvariant(f"rule {self.id} is a rule on facts: it has no incident pattern")
         return self.rule.incidents
 
     @property

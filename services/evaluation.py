@@ -58,7 +58,6 @@ def evaluate(
             continue
         compiled = ruleset.library(subject.library)
         day = local_day(as_of, compiled.zone)
-        assert day is not None
         grants = records.grants_for(subject.library, subject.id)
         incidents = records.incidents_for(subject.library, subject.id) if isinstance(subject, Reader) else ()
         outcomes = evaluate_subject(
@@ -80,7 +79,6 @@ def explain_reader(
     reader = matches[0]
     compiled = ruleset.library(reader.library)
     day = local_day(as_of, compiled.zone)
-    assert day is not None
     snapshot = compiled.at(day)
     grants = records.grants_for(reader.library, reader.id)
     incidents = records.incidents_for(reader.library, reader.id)

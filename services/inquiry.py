@@ -103,7 +103,6 @@ def explain_stored(
         raise SubjectNotFound("the reader's stored record could not be read; the next run records the error")
     compiled = ruleset.library(library)
     day = local_day(as_of, compiled.zone)
-    assert day is not None
     snapshot = compiled.at(day)
     outcomes = evaluate_subject(
         snapshot, subject.record, as_of, subject.grants, trace_all=True, incidents=subject.incidents

@@ -69,7 +69,6 @@ def policy_diff(
     if library not in candidate.libraries:
         raise NotInPolicy(f"the candidate policy has no library {library!r}: adopting it would drop its rules")
     day = local_day(as_of, active.library(library).zone)
-    assert day is not None
     before, after = active.library(library).at(day), candidate.library(library).at(day)
     diff = PolicyDiff(library, as_of.isoformat(), active.revision, candidate.revision)
     loader = SubjectLoader(master, library)

@@ -25,7 +25,7 @@ ReaderId = Annotated[str, Path(description="The reader's id (as in the records).
 _NDJSON = {
     "requestBody": {
         "required": True,
-        "description": "Records as JSON Lines (the record contract in DESIGN.md), one record a line, all of this "
+        "description": "Records as JSON Lines (the record contract of `kodex import`), one record a line, all of this "
         "library. A body with an invalid line imports nothing unless skip_invalid=true.",
         "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
     }

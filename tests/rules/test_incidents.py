@@ -28,7 +28,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kodex.rules.incidents import IncidentCount, IncidentRules, count_matching, pending, window_start
+from kodex.rules import incidents as incidents_module
+from kodex.rules.incident_counts import count_matching
+from kodex.rules.incidents import IncidentCount, IncidentRules, pending, window_start
 from kodex.rules.loading import load_policy
 from kodex.rules.policy import INCIDENT_KINDS, IncidentPattern, Rule
 from kodex.rules.records import Incident
@@ -452,6 +454,92 @@ def test_evaluating_from_four_threads_at_once_gives_the_sequential_results(rules
         results = list(pool.map(in_thread, range(4)))
     for result in results:
         assert result == sequential
+    assert left_behind() == []
+
+
+THREADS = 8
+READERS_PER_THREAD = 300
+
+
+def random_readers(rng: random.Random, count: int, first: int) -> list[list[Incident]]:
+    """`count` readers' histories of 0–8 incidents over two years, some after AS_OF, some moments with an offset."""
+    readers = []
+    for number in range(first, first + count):
+        history = []
+        for n in range(rng.randint(0, 8)):
+            day = AS_OF - timedelta(days=rng.randint(-60, 2 * 365))
+            at: date | datetime = day
+            if rng.random() < 0.3:
+                at = datetime.combine(day, datetime.min.time(), UTC) + timedelta(minutes=rng.randint(0, 24 * 60 - 1))
+            history.append(incident(n, rng.choice(INCIDENT_KINDS), at, f"R-{number:05d}"))
+        readers.append(history)
+    return readers
+
+
+def test_eight_threads_evaluating_at_once_each_count_what_the_plain_count_counts() -> None:
+    patterns = {
+        "loss": IncidentPattern(kinds=["item_lost", "item_damaged"], at_least=2, within="1 year"),
+        "card": IncidentPattern(kinds=["card_lost"], at_least=2),
+        "removal": IncidentPattern(kinds=["unauthorised_removal"], at_least=1, within="30 days"),
+    }
+    rules = IncidentRules("eight-threads", "threads", patterns)
+    keys = list(patterns)
+    start = threading.Barrier(THREADS)
+
+    def in_thread(number: int) -> list[str]:
+        rng = random.Random(number)
+        readers = random_readers(rng, READERS_PER_THREAD, number * READERS_PER_THREAD)
+        wrong = []
+        start.wait(timeout=30)
+        for history in readers:
+            counted = rules.evaluate(keys, history, AS_OF, PRAGUE)
+            for key, pattern in patterns.items():
+                if counted[key] != count_matching(pattern, history, AS_OF, PRAGUE):
+                    wrong.append(f"thread {number}, {history[0].reader if history else 'no incidents'}, {key}")
+        return wrong
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        results = list(pool.map(in_thread, range(THREADS)))
+    assert [wrong for wrong in results if wrong] == []
+    assert left_behind() == []
+
+
+def test_control_the_threads_above_do_find_incidents_that_count() -> None:
+    readers = random_readers(random.Random(0), READERS_PER_THREAD, 0)
+    pattern = IncidentPattern(kinds=["item_lost", "item_damaged"], at_least=2, within="1 year")
+    counts = [count_matching(pattern, history, AS_OF, PRAGUE) for history in readers]
+    assert sum(count.holds for count in counts) > 10  # so a thread mixing up readers' results would be seen
+    assert sum(bool(count.matched) and not count.holds for count in counts) > 10
+
+
+def test_an_evaluation_in_progress_does_not_hold_up_another_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = IncidentRules("side-by-side", "threads", {"lost": IncidentPattern(kinds=["card_lost"], at_least=1)})
+    inside, release = threading.Event(), threading.Event()
+    host = incidents_module._HOST
+    post = host.post
+
+    def slow_post(name: str, message: dict[str, Any]) -> Any:  # the slow evaluation stops holding its session
+        result = post(name, message)
+        if threading.current_thread().name == "slow":
+            inside.set()
+            release.wait(timeout=30)
+        return result
+
+    def evaluate_one() -> IncidentCount:
+        return rules.evaluate(["lost"], [incident(1, "card_lost", AS_OF)], AS_OF, PRAGUE)["lost"]
+
+    monkeypatch.setattr(host, "post", slow_post)
+    slow = threading.Thread(target=evaluate_one, name="slow")
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            slow.start()
+            assert inside.wait(timeout=30)
+            other = pool.submit(evaluate_one)
+            assert other.result(timeout=30).holds  # done while the slow evaluation is still inside the engine
+            assert slow.is_alive()
+    finally:
+        release.set()
+        slow.join(timeout=30)
     assert left_behind() == []
 
 
