@@ -16,12 +16,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, delete, select, text
-from sqlalchemy.exc import IntegrityError
-
 from kodex.errors import RunInProgress
+from kodex.store import Connection, Engine
 from kodex.store.database import is_postgresql
-from kodex.store.schema import run_leases
+from kodex.store.repositories.runs import (
+    add_lease,
+    advisory_unlock,
+    current_schema,
+    lease,
+    lease_holder,
+    release_lease,
+    try_advisory_lock,
+)
 
 __all__ = ["library_lock", "lock_held"]
 
@@ -36,7 +42,7 @@ def library_lock(engine: Engine, library: str, run_id: str, *, wait: float = 0.0
     if is_postgresql(engine):
         with engine.connect() as connection:
             key = _advisory_key(connection, library)
-            while not connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
+            while not try_advisory_lock(connection, key):
                 connection.rollback()
                 if time.monotonic() >= deadline:
                     raise RunInProgress(_busy(library))
@@ -45,7 +51,7 @@ def library_lock(engine: Engine, library: str, run_id: str, *, wait: float = 0.0
             try:
                 yield
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                advisory_unlock(connection, key)
                 connection.commit()
         return
     while not _take_lease(engine, library, run_id):
@@ -56,7 +62,7 @@ def library_lock(engine: Engine, library: str, run_id: str, *, wait: float = 0.0
         yield
     finally:
         with engine.begin() as connection:
-            connection.execute(delete(run_leases).where(run_leases.c.library == library, run_leases.c.run_id == run_id))
+            release_lease(connection, library, run_id)
 
 
 def lock_held(engine: Engine, library: str) -> bool:
@@ -64,19 +70,18 @@ def lock_held(engine: Engine, library: str) -> bool:
     if is_postgresql(engine):
         with engine.connect() as connection:
             key = _advisory_key(connection, library)
-            taken = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            taken = try_advisory_lock(connection, key)
             if taken:
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                advisory_unlock(connection, key)
             connection.commit()
             return not taken
-    with engine.connect() as connection:
-        row = connection.execute(select(run_leases.c.holder).where(run_leases.c.library == library)).first()
-    return row is not None and _alive(row.holder)
+    holder = lease_holder(engine, library)
+    return holder is not None and _alive(holder)
 
 
 def _advisory_key(connection: Connection, library: str) -> int:
     # advisory locks are per database: the schema keeps installations in one database apart
-    schema = connection.execute(text("SELECT current_schema()")).scalar()
+    schema = current_schema(connection)
     return int.from_bytes(hashlib.sha256(f"kodex-run:{schema}:{library}".encode()).digest()[:8], "big", signed=True)
 
 
@@ -90,20 +95,12 @@ def _busy(library: str) -> str:
 def _take_lease(engine: Engine, library: str, run_id: str) -> bool:
     now = datetime.now(UTC)
     with engine.begin() as connection:
-        row = connection.execute(select(run_leases).where(run_leases.c.library == library)).first()
+        row = lease(connection, library)
         if row is not None:
             if _alive(row.holder):
                 return False
-            connection.execute(
-                delete(run_leases).where(run_leases.c.library == library, run_leases.c.run_id == row.run_id)
-            )
-        try:
-            connection.execute(
-                run_leases.insert().values(library=library, run_id=run_id, holder=HOLDER, acquired_at=now)
-            )
-        except IntegrityError:
-            return False
-    return True
+            release_lease(connection, library, row.run_id)
+        return add_lease(connection, library, run_id, HOLDER, now)
 
 
 def _alive(holder: str) -> bool:

@@ -37,11 +37,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, select, union_all, update
 
 from kodex.audit.entries import decision_entry, now, run_summary_entry
 from kodex.audit.log import append, checkpoint, run_entries
@@ -57,8 +55,18 @@ from kodex.rules.decision import build_decision
 from kodex.rules.evaluator import Outcome, Status, evaluate_subject
 from kodex.rules.facts import local_day
 from kodex.rules.ruleset import LibraryAt, Ruleset
+from kodex.store import Connection, Engine
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import LIVE_READER, camera_recordings, findings, plan_items, readers, runs
+from kodex.store.repositories.runs import (
+    close_run,
+    last_finished_revision,
+    mark_interrupted,
+    open_run,
+    plan_rows,
+    store_plan,
+)
+from kodex.store.repositories.sweep import Due, drop_old_pages, vacuum_subjects
+from kodex.store.repositories.writes import FindingKey, set_next_review, set_reviews
 
 __all__ = [
     "CLI",
@@ -156,24 +164,11 @@ def run_library(
     with lock:
         with engine.begin() as connection:
             if not dry_run:  # holding the lock: a run still marked running was interrupted
-                connection.execute(
-                    update(runs)
-                    .where(runs.c.library == library, runs.c.status == "running", runs.c.dry_run.is_(False))
-                    .values(status="interrupted")
-                )
-            connection.execute(
-                runs.insert().values(
-                    id=run_id,
-                    library=library,
-                    as_of=result.as_of,
-                    as_of_day=day,
-                    dry_run=dry_run,
-                    full=full,
-                    policy_revision=ruleset.revision,
-                    status="running",
-                    started_at=datetime.now(UTC),
-                )
-            )
+                mark_interrupted(connection, library)
+            open_run(
+                connection, run_id, library, result.as_of, day, dry_run=dry_run, full=full,
+                policy_revision=ruleset.revision,
+            )  # fmt: skip
         try:
             job = _Job(engine, ruleset, master, compiled.at(day), as_of, result, full, batch_size, recordings_folder)
             total = job.count_due()
@@ -188,9 +183,9 @@ def run_library(
             _fail(engine, ruleset, master, result, day, error)
             raise
     if not dry_run and engine.dialect.name == "sqlite":
-        _drop_old_pages(engine)
+        drop_old_pages(engine)  # SQLite keeps old page images (a destroyed key among them) in its write-ahead log
     if full and not dry_run and engine.dialect.name == "postgresql":
-        _vacuum_after_sweep(engine)
+        vacuum_subjects(engine)  # the sweep's old row versions and dead index entries go, and statistics are fresh
     return result
 
 
@@ -222,11 +217,7 @@ def _close(
     if error is not None:
         summary["error"] = error
     with engine.begin() as connection:
-        connection.execute(
-            update(runs)
-            .where(runs.c.id == result.run_id)
-            .values(status=status, finished_at=datetime.now(UTC), summary=summary)
-        )
+        close_run(connection, result.run_id, status, summary)
         if not result.dry_run:
             entry = run_summary_entry(
                 str(uuid.uuid4()), result.library, result.run_id, result.as_of, ruleset.revision, summary,
@@ -255,68 +246,10 @@ def _fail(
     summary = {**result.summary(), "error": kind}
     try:
         with engine.begin() as connection:
-            connection.execute(
-                update(runs)
-                .where(runs.c.id == result.run_id)
-                .values(status="failed", finished_at=datetime.now(UTC), summary=summary)
-            )
+            close_run(connection, result.run_id, "failed", summary)
     except Exception as marking_failed:  # nothing more to do: a later run marks it interrupted
         log.error("run %s of %s: could not be marked failed (%s)", result.run_id, result.library,
                   type(marking_failed).__name__)  # fmt: skip
-
-
-def _vacuum_after_sweep(engine: Engine) -> None:
-    """After a full sweep on PostgreSQL: VACUUM (ANALYZE) the subjects' tables, as autovacuum would later.
-
-    The sweep rewrote every live subject's row. Until vacuumed, the old row versions stay on disk (an anonymised
-    reader's wrapped key among them: SQLite's pages are dropped at the end of a run for the same reason) and in
-    the review index, where the next night's never-reviewed range read through a million dead entries; until
-    analysed, PostgreSQL believed most readers never reviewed. 5.0 s at 1,000,000 readers (of a 520 s sweep);
-    the next night after it 1.29 s instead of 4.83 s.
-    """
-    with engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")  # VACUUM runs outside a transaction
-        connection.exec_driver_sql(f"VACUUM (ANALYZE) {readers.name}, {camera_recordings.name}")
-
-
-def _drop_old_pages(engine: Engine) -> None:
-    """SQLite keeps old page images in its write-ahead log: fold it back and empty it, so a destroyed key is gone.
-
-    Freed pages of the database file are zeroed too (secure_delete, store.database).
-    """
-    with engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-
-
-_FINDING_FIELDS = ("action", "effect", "basis", "decided_by")
-_FINDING = (
-    findings.c.library == bindparam("b_library"),
-    findings.c.subject_type == bindparam("b_type"),
-    findings.c.subject == bindparam("b_subject"),
-    findings.c.rule == bindparam("b_rule"),
-)
-_OPENED: dict[str, Any] = {
-    **{name: bindparam(f"b_{name}") for name in _FINDING_FIELDS},
-    "status": "open", "decision_id": bindparam("b_decision_id"), "opened_as_of": bindparam("b_opened_as_of"),
-    "closed_as_of": None,
-}  # fmt: skip
-_OPEN = findings.insert().values(
-    library=bindparam("b_library"), subject_type=bindparam("b_type"), subject=bindparam("b_subject"),
-    rule=bindparam("b_rule"), **_OPENED,
-)  # fmt: skip
-_REOPEN = update(findings).where(*_FINDING).values(_OPENED)
-_RESOLVE = update(findings).where(*_FINDING).values(status="resolved", closed_as_of=bindparam("b_closed_as_of"))
-_PURGE_FAILED = (
-    update(camera_recordings)
-    .where(camera_recordings.c.cid == bindparam("b_pk"))
-    .values(purge_failures=camera_recordings.c.purge_failures + 1)
-)
-_REVIEW = {
-    table.name: update(table)
-    .where(key == bindparam("b_pk"))
-    .values(next_review=bindparam("b_next_review"), reviewed_as_of=bindparam("b_reviewed_as_of"))
-    for table, key in ((readers, readers.c.rid), (camera_recordings, camera_recordings.c.cid))
-}
 
 
 class _Job:
@@ -339,63 +272,30 @@ class _Job:
         self.changes = policy_changes(snapshot.library)
         self._sink: list[dict[str, Any]] = []  # a batch's log entries, appended together
         self.loader = SubjectLoader(master, self.library, recordings_folder)
+        self.due = Due(self.library, self.day, full, batch_size)
 
     # -- loading ---------------------------------------------------------------------------
 
-    def _due(self, table: Table) -> list[tuple[Any, tuple[Any, ...]]]:
-        """The subjects due, one index range each (any one of them makes a subject due), with the order to read it in.
-
-        A full run: every live subject, by key. Otherwise those never reviewed (next_review null: new or changed)
-        and those whose review date has come, as two ranges of the (library, next_review, key) index: written as
-        one OR, SQLite read the library's whole index for each batch. The never-reviewed range is read in the
-        index's own order (next_review, key), the same as by key as next_review is null throughout: asked for by
-        key alone, PostgreSQL read it from the primary key whenever its statistics still counted many nulls (an
-        import's, before autovacuum had run), filtering every reader (seconds at 1,000,000 readers).
-        """
-        key = table.c.rid if table is readers else table.c.cid
-        live = table.c.library == self.library
-        if table is readers:
-            live = and_(live, LIVE_READER)  # as ix_readers_review says it, so that index serves the ranges
-        if self.full:
-            return [(live, (key,))]
-        return [
-            (and_(live, table.c.next_review.is_(None)), (table.c.next_review, key)),
-            (and_(live, table.c.next_review <= self.day), (key,)),
-        ]
-
     def count_due(self) -> int:
         with self.engine.connect() as connection:
-            return sum(
-                connection.execute(select(func.count()).select_from(t).where(condition)).scalar_one()
-                for t in (readers, camera_recordings)
-                for condition, _ in self._due(t)
-            )
+            return self.due.count(connection)
 
     def batches(self) -> Iterator[list[Loaded]]:
-        yield from self._batches(readers, readers.c.rid, self.loader.readers)
-        yield from self._batches(camera_recordings, camera_recordings.c.cid, self.loader.recordings)
+        yield from self._batches("reader", self.loader.readers)
+        yield from self._batches("camera_recording", self.loader.recordings)
 
     def _batches(
-        self, table: Table, key: Any, load: Callable[[Connection, Sequence[Any]], list[Loaded]]
+        self, subject_type: str, load: Callable[[Connection, Sequence[Any]], list[Loaded]]
     ) -> Iterator[list[Loaded]]:
         last = 0
         while True:
             with self.engine.connect() as connection:
-                rows = connection.execute(self._next_batch(table, key, last)).all()
+                rows = self.due.batch(connection, subject_type, last)
                 if not rows:
                     return
                 last = rows[-1][0]
                 loaded = load(connection, rows)
             yield loaded
-
-    def _next_batch(self, table: Table, key: Any, last: int) -> Any:
-        """The next batch of subjects due after `last`, by primary key: each index range read apart, then merged."""
-        due = self._due(table)
-        pages = [select(table).where(c, key > last).order_by(*order).limit(self.batch_size) for c, order in due]
-        if len(pages) == 1:
-            return pages[0]
-        merged = union_all(*(select(page.subquery()) for page in pages)).subquery()
-        return select(merged).order_by(merged.c[key.name]).limit(self.batch_size)
 
     # -- deciding ----------------------------------------------------------------------------
 
@@ -420,7 +320,7 @@ class _Job:
                 writes.flush()  # each statement once for the batch's rows
                 if self._sink:  # the batch's log entries, in the same transaction as their actions
                     append(connection, self.library, self.day, self._sink)
-                self._set_reviews(connection, [r for r in reviews if r is not None])
+                set_reviews(connection, [r for r in reviews if r is not None], self.as_of.isoformat())
         except Exception:  # redo one subject per transaction, so only the failing subject fails (closed)
             self._sink = []
             for subject, planned, review, resolved in plans:
@@ -508,16 +408,6 @@ class _Job:
 
     # -- applying ----------------------------------------------------------------------------
 
-    def _set_reviews(self, connection: Connection, reviews: list[tuple[str, int, date]]) -> None:
-        """Every subject's next review date in one statement per table (no round trip per subject)."""
-        as_of = self.as_of.isoformat()
-        for table, key in ((readers, readers.c.rid), (camera_recordings, camera_recordings.c.cid)):
-            rows = [
-                {"b_pk": pk, "next_review": day, "reviewed_as_of": as_of} for t, pk, day in reviews if t == table.name
-            ]
-            if rows:
-                connection.execute(update(table).where(key == bindparam("b_pk")), rows)
-
     def _apply(
         self,
         writes: Writes,
@@ -529,7 +419,6 @@ class _Job:
         batched: bool = False,
     ) -> tuple[str, int, date] | None:
         """Apply one subject's decisions; its new review date is returned when `batched`, else written here."""
-        table = readers if subject.subject_type == "reader" else camera_recordings
         for p in planned:
             if p.outcome == APPLIED:
                 try:
@@ -539,24 +428,19 @@ class _Job:
                     p.decision["outcome"] = FAILED
                     p.decision["error"] = str(failure)
                     review = _tomorrow(self.day)
-                    writes.add(_PURGE_FAILED, b_pk=subject.pk)
+                    writes.purge_failed(subject.pk)
             self._record(writes, p, batched)
         for rule in resolved:
-            writes.add(_RESOLVE, **self._finding_key(subject, rule), b_closed_as_of=self.as_of.isoformat())
+            writes.resolve_finding(self._finding_key(subject, rule), self.as_of.isoformat())
         if any(p.action in {"anonymise", "purge"} and p.outcome == APPLIED for p in planned):
             return None
         if batched:
-            return (table.name, subject.pk, review)
-        writes.add(_REVIEW[table.name], b_pk=subject.pk, b_next_review=review, b_reviewed_as_of=self.as_of.isoformat())
+            return (subject.subject_type, subject.pk, review)
+        writes.review(subject.subject_type, subject.pk, review, self.as_of.isoformat())
         return None
 
-    def _finding_key(self, subject: Loaded, rule: str) -> dict[str, Any]:
-        return {
-            "b_library": self.library,
-            "b_type": subject.subject_type,
-            "b_subject": subject.pseudonym,
-            "b_rule": rule,
-        }
+    def _finding_key(self, subject: Loaded, rule: str) -> FindingKey:
+        return FindingKey(self.library, subject.subject_type, subject.pseudonym, rule)
 
     def _record(self, writes: Writes, p: _Planned, batched: bool = False) -> None:
         """Record the decision (collected for one statement per batch when `batched`) and what it opens."""
@@ -568,12 +452,11 @@ class _Job:
             append(writes.connection, self.library, self.day, [entry])
         if p.finding is None:
             return
-        opened = {"b_decision_id": d["decision_id"], "b_opened_as_of": d["as_of"]}
-        finding = {f"b_{name}": p.finding.get(name) for name in _FINDING_FIELDS}
+        key = self._finding_key(p.subject, p.rule)
         if p.rule in p.subject.findings:
-            writes.add(_REOPEN, **self._finding_key(p.subject, p.rule), **finding, **opened)
+            writes.reopen_finding(key, p.finding, d["decision_id"], d["as_of"])
         else:
-            writes.add(_OPEN, **self._finding_key(p.subject, p.rule), **finding, **opened)
+            writes.open_finding(key, p.finding, d["decision_id"], d["as_of"])
 
     def _apply_alone(self, subject: Loaded, planned: list[_Planned], review: date, resolved: list[str]) -> None:
         try:
@@ -587,9 +470,7 @@ class _Job:
                 writes = Writes(connection)
                 self._record(writes, failure)
                 writes.flush()
-                table = readers if subject.subject_type == "reader" else camera_recordings
-                key = readers.c.rid if table is readers else camera_recordings.c.cid
-                connection.execute(update(table).where(key == subject.pk).values(next_review=_tomorrow(self.day)))
+                set_next_review(connection, subject.subject_type, subject.pk, _tomorrow(self.day))
             planned = [failure]
         for p in planned:
             self.result.counts[(p.action, p.outcome)] += 1
@@ -606,7 +487,7 @@ class _Job:
             for p in planned
         ]  # fmt: skip
         with self.engine.begin() as connection:
-            connection.execute(plan_items.insert(), rows)
+            store_plan(connection, rows)
         for p in planned:
             self.result.counts[(p.action, p.outcome)] += 1
         self.result.planned += len(planned)
@@ -617,30 +498,13 @@ def plan_decisions(engine: Engine, run_id: str, limit: int | None = None) -> Ite
 
     The stored plan names subjects by pseudonym only; the record id is looked up as it is read.
     """
-    reader = select(readers.c.id).where(readers.c.pseudonym == plan_items.c.subject).scalar_subquery()
-    recording = (
-        select(camera_recordings.c.id).where(camera_recordings.c.pseudonym == plan_items.c.subject).scalar_subquery()
-    )
-    query = (
-        select(plan_items.c.decision, func.coalesce(reader, recording).label("subject_id"))
-        .where(plan_items.c.run_id == run_id)
-        .order_by(plan_items.c.pid)
-        .limit(limit)
-    )
-    with engine.connect() as connection:
-        for row in connection.execute(query):
-            yield {**row.decision, "subject_id": row.subject_id}
+    for row in plan_rows(engine, run_id, limit):
+        yield {**row.decision, "subject_id": row.subject_id}
 
 
 def _policy_changed(engine: Engine, library: str, revision: str) -> bool:
     """True when the library's last finished run decided under another policy revision."""
-    with engine.connect() as connection:
-        last = connection.execute(
-            select(runs.c.policy_revision)
-            .where(runs.c.library == library, runs.c.status == "finished", runs.c.dry_run.is_(False))
-            .order_by(runs.c.started_at.desc())
-            .limit(1)
-        ).scalar()
+    last = last_finished_revision(engine, library)
     return last is not None and last != revision
 
 

@@ -2,7 +2,7 @@
 
 Set-based per batch: a batch's exceptions, incidents, findings, returned-loan
 counts, open data-subject requests and kodex-set legal holds are read with one
-query each. Two things kodex records itself are laid over the library's
+query each (store.repositories.batches). Two things kodex records itself are laid over the library's
 record before the rules decide (the record stays as imported):
 
 - an open data-subject request sets `erasure_requested_at` or
@@ -23,65 +23,28 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from pydantic import ValidationError
-from sqlalchemy import BindParameter, Connection, Engine, and_, bindparam, exists, func, select
 
 from kodex.errors import SubjectNotFound
-from kodex.retention.strategies import Loaded, returned_loan_counts
+from kodex.retention.strategies import Loaded
 from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, LegalHold, Reader
+from kodex.store import Connection, Engine
 from kodex.store.codec import exception_text, hold_reason, reader_record
 from kodex.store.crypto import MasterKey
 from kodex.store.database import reading
-from kodex.store.schema import exceptions, findings, incidents, legal_holds, loans, readers, subject_requests
-from kodex.store.sql import one_of
+from kodex.store.repositories.batches import (
+    SIDES,
+    exceptions_of,
+    findings_of,
+    holds_of,
+    incidents_of,
+    one_reader,
+    open_requests_of,
+    returned_loan_counts,
+)
 
 __all__ = ["REQUEST_FIELDS", "SubjectLoader", "hold_aad", "load_reader"]
 
 REQUEST_FIELDS = {"erasure": "erasure_requested_at", "loan_history_erasure": "history_erasure_requested_at"}
-
-
-# Built once: SQLAlchemy keeps a built statement's cache key, so each use only binds values (an explanation loads
-# one reader with all of these, a run a batch: building them per call cost more than running them).
-_LIBRARY: BindParameter[str] = bindparam("library")
-_SIDES = ("grants", "incidents", "findings", "requests", "holds")  # what a reader's load reads beside its row
-
-
-def _has(table: Any, *conditions: Any) -> Any:
-    return exists().where(table.c.library == readers.c.library, *conditions)
-
-
-# One reader with what it takes to know which side queries find anything (most find nothing), and its returned
-# loans counted: an explanation costs one statement and one per side that holds something, not seven.
-_READER = select(
-    readers,
-    _has(exceptions, exceptions.c.subject == readers.c.id).label("grants"),
-    _has(incidents, incidents.c.reader == readers.c.id).label("incidents"),
-    _has(findings, findings.c.subject_type == "reader", findings.c.subject == readers.c.pseudonym).label("findings"),
-    _has(subject_requests, subject_requests.c.reader == readers.c.id, subject_requests.c.status == "open").label(
-        "requests"
-    ),
-    _has(legal_holds, legal_holds.c.subject_type == "reader", legal_holds.c.subject == readers.c.id).label("holds"),
-    select(func.count())
-    .where(and_(loans.c.library == readers.c.library, loans.c.reader == readers.c.id, loans.c.returned_at.is_not(None)))
-    .scalar_subquery()
-    .label("returned"),
-).where(readers.c.library == _LIBRARY, readers.c.id == bindparam("id"))
-_INCIDENTS = select(incidents).where(incidents.c.library == _LIBRARY, one_of(incidents.c.reader, "ids"))
-_GRANTS = select(exceptions).where(exceptions.c.library == _LIBRARY, one_of(exceptions.c.subject, "ids"))
-_FINDINGS = select(findings).where(
-    findings.c.library == _LIBRARY,
-    findings.c.subject_type == bindparam("subject_type"),
-    one_of(findings.c.subject, "pseudonyms"),
-)
-_REQUESTS = select(subject_requests.c.reader, subject_requests.c.kind, subject_requests.c.received_on).where(
-    subject_requests.c.library == _LIBRARY,
-    one_of(subject_requests.c.reader, "ids"),
-    subject_requests.c.status == "open",
-)
-_HOLDS = select(legal_holds).where(
-    legal_holds.c.library == _LIBRARY,
-    legal_holds.c.subject_type == bindparam("subject_type"),
-    one_of(legal_holds.c.subject, "ids"),
-)
 
 
 class SubjectLoader:
@@ -93,7 +56,7 @@ class SubjectLoader:
         self,
         connection: Connection,
         rows: Sequence[Any],
-        sides: frozenset[str] = frozenset(_SIDES),
+        sides: frozenset[str] = frozenset(SIDES),
         returned: dict[str, int] | None = None,
     ) -> list[Loaded]:
         """The rows' readers; `sides` and `returned` when the caller knows already what is there (one reader)."""
@@ -101,7 +64,7 @@ class SubjectLoader:
         grants = self._grants(connection, ids) if "grants" in sides else {}
         history: dict[str, list[Incident]] = defaultdict(list)
         if "incidents" in sides:
-            for row in connection.execute(_INCIDENTS, {"library": self.library, "ids": ids}):
+            for row in incidents_of(connection, self.library, ids):
                 history[row.reader].append(
                     Incident(  # named by its pseudonym: decisions list the incidents they counted
                         type="incident", library=row.library, id=row.pseudonym, reader=row.reader, kind=row.kind,
@@ -167,7 +130,7 @@ class SubjectLoader:
     def _grants(self, connection: Connection, ids: list[str]) -> dict[str, list[ExceptionGrant]]:
         """The subjects' exceptions; one revoked as of a day applies up to the day before (then not at all)."""
         found: dict[str, list[ExceptionGrant]] = defaultdict(list)
-        for row in connection.execute(_GRANTS, {"library": self.library, "ids": ids}):
+        for row in exceptions_of(connection, self.library, ids):
             until = row.until
             if row.revoked_as_of is not None:
                 until = min(until, date.fromisoformat(str(row.revoked_as_of)[:10]) - timedelta(days=1))
@@ -184,8 +147,7 @@ class SubjectLoader:
 
     def _findings(self, connection: Connection, subject_type: str, pseudonyms: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = defaultdict(dict)
-        parameters = {"library": self.library, "subject_type": subject_type, "pseudonyms": pseudonyms}
-        for row in connection.execute(_FINDINGS, parameters):
+        for row in findings_of(connection, self.library, subject_type, pseudonyms):
             found[row.subject][row.rule] = row
         return found
 
@@ -194,7 +156,7 @@ class SubjectLoader:
     ) -> tuple[dict[str, dict[str, date]], dict[str, set[str]]]:
         found: dict[str, dict[str, date]] = defaultdict(dict)
         kinds: dict[str, set[str]] = defaultdict(set)
-        for row in connection.execute(_REQUESTS, {"library": self.library, "ids": ids}):
+        for row in open_requests_of(connection, self.library, ids):
             kinds[row.reader].add(row.kind)
             field = REQUEST_FIELDS[row.kind]
             known = found[row.reader].get(field)
@@ -203,7 +165,7 @@ class SubjectLoader:
 
     def _holds(self, connection: Connection, subject_type: str, ids: list[str]) -> dict[str, LegalHold]:
         found = {}
-        for row in connection.execute(_HOLDS, {"library": self.library, "subject_type": subject_type, "ids": ids}):
+        for row in holds_of(connection, self.library, subject_type, ids):
             reason = self.master.unwrap(row.reason, hold_aad(self.library, subject_type, row.subject)).decode()
             found[row.subject] = LegalHold(reason=reason, until=row.until)
         return found
@@ -212,10 +174,10 @@ class SubjectLoader:
 def load_reader(engine: Engine, master: MasterKey, library: str, reader_id: str) -> Loaded:
     """One reader, loaded as a run would load it; SubjectNotFound when the library holds no such reader."""
     with reading(engine) as connection:
-        row = connection.execute(_READER, {"library": library, "id": reader_id}).first()
+        row = one_reader(connection, library, reader_id)
         if row is None:
             raise SubjectNotFound(f"library {library!r} holds no reader with this id")
-        sides = frozenset(side for side in _SIDES if row._mapping[side])
+        sides = frozenset(side for side in SIDES if row._mapping[side])
         return SubjectLoader(master, library).readers(connection, [row], sides, {row.id: row.returned})[0]
 
 

@@ -14,7 +14,6 @@ import shutil
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ import kodex.retention.strategies
 from kodex.rules.ruleset import Ruleset
 from kodex.services.access_copy import access_copy
 from kodex.services.setup import Workspace
+from kodex.store.repositories.sweep import Due
 from kodex.store.schema import (
     camera_recordings,
     findings,
@@ -709,11 +709,9 @@ def test_a_run_with_no_failing_subject_applies_each_batch_in_one_transaction(
 # -- reading a night's due subjects ----------------------------------------------------------------------------------
 
 
-def _night_job(full: bool = False) -> Any:
+def _night_job(full: bool = False) -> Due:
     """A job's due-subject queries for SVK PK on 2026-11-23, without a store behind them."""
-    job = SimpleNamespace(library="svkpk", full=full, day=date(2026, 11, 23), batch_size=2000)
-    job._due = lambda table: kodex.retention.run._Job._due(job, table)  # type: ignore[arg-type]
-    return job
+    return Due("svkpk", date(2026, 11, 23), full, 2000)
 
 
 def test_a_nights_due_readers_are_read_from_the_review_index_of_live_readers_on_sqlite() -> None:
@@ -723,8 +721,8 @@ def test_a_nights_due_readers_are_read_from_the_review_index_of_live_readers_on_
     (index,) = [i for i in readers.indexes if i.name == "ix_readers_review"]
     assert str(index.dialect_options["sqlite"]["where"]) == "state != 'anonymised'"
     job = _night_job()
-    statements = [select(func.count()).select_from(readers).where(condition) for condition, _ in job._due(readers)]
-    statements.append(kodex.retention.run._Job._next_batch(job, readers, readers.c.rid, 0))
+    statements = [select(func.count()).select_from(readers).where(condition) for condition, _ in job.ranges(readers)]
+    statements.append(job.next_batch(readers, 0))
     with engine.connect() as connection:
         for statement in statements:  # with its values bound as the job binds them: SQLite plans with parameters
             compiled = statement.compile(engine)
@@ -733,7 +731,7 @@ def test_a_nights_due_readers_are_read_from_the_review_index_of_live_readers_on_
             assert plan.count("USING INDEX ix_readers_review") == plan.count("SEARCH readers"), plan
             assert "SCAN readers" not in plan, plan
     engine.dispose()
-    for condition, _ in job._due(readers):  # written out: a generic plan on PostgreSQL can use the index too
+    for condition, _ in job.ranges(readers):  # written out: a generic plan on PostgreSQL can use the index too
         assert "readers.state != 'anonymised'" in str(condition.compile(dialect=postgresql.dialect()))
 
 

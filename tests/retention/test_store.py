@@ -22,14 +22,13 @@ import kodex.store.database
 from kodex.api.cli import app
 from kodex.config import load_settings
 from kodex.errors import InvalidRecords, MasterKeyError, StoreNotReady
-from kodex.retention.strategies import _RETURNED
-from kodex.retention.subjects import _FINDINGS, _GRANTS, _HOLDS, _INCIDENTS
 from kodex.rules.ruleset import Ruleset
 from kodex.services.access_copy import access_copy
 from kodex.services.setup import Workspace, open_workspace
 from kodex.store.codec import canonical, reader_aad, reader_record
 from kodex.store.crypto import MasterKey
 from kodex.store.database import connect
+from kodex.store.repositories.batches import _FINDINGS, _GRANTS, _HOLDS, _INCIDENTS, _RETURNED
 from kodex.store.schema import incidents, loans, metadata, readers
 from tests.conftest import on_postgresql
 from tests.retention.support import (
