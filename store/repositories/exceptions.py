@@ -23,20 +23,16 @@ def exists(connection: Connection, library: str, exception_id: str) -> bool:
 
 def of_library(connection: Connection, library: str, exception_id: str | None = None) -> list[Row[Any]]:
     """The library's exceptions (revoked ones too), oldest first; with `exception_id`, that one only."""
-    query = select(exceptions).where(exceptions.c.library == library)
+    query = select(exceptions).where(exceptions.c.library == library).order_by(exceptions.c.eid)
     if exception_id is not None:
         query = query.where(exceptions.c.id == exception_id)
-    return list(connection.execute(query.order_by(exceptions.c.eid)).all())
+    return list(connection.execute(query).all())
 
 
 def about(connection: Connection, library: str, subject: str) -> list[Row[Any]]:
     """The exceptions granted about one subject (a reader's or camera recording's id), oldest first."""
-    query = (
-        select(exceptions)
-        .where(exceptions.c.library == library, exceptions.c.subject == subject)
-        .order_by(exceptions.c.eid)
-    )
-    return list(connection.execute(query).all())
+    where = (exceptions.c.library == library, exceptions.c.subject == subject)
+    return list(connection.execute(select(exceptions).where(*where).order_by(exceptions.c.eid)).all())
 
 
 def revoke(connection: Connection, eid: int, as_of: str) -> None:

@@ -12,9 +12,5 @@ __all__ = ["of_reader"]
 
 
 def of_reader(connection: Connection, library: str, reader_id: str) -> list[Row[Any]]:
-    query = (
-        select(incidents)
-        .where(incidents.c.library == library, incidents.c.reader == reader_id)
-        .order_by(incidents.c.iid)
-    )
-    return list(connection.execute(query).all())
+    where = (incidents.c.library == library, incidents.c.reader == reader_id)
+    return list(connection.execute(select(incidents).where(*where).order_by(incidents.c.iid)).all())
