@@ -70,6 +70,7 @@ __all__ = [
     "prove",
     "query",
     "range_roots",
+    "subject_entries",
     "subtree_root",
 ]
 
@@ -505,6 +506,21 @@ def entries_text(engine: Engine, where: LogFilter) -> Iterator[str]:
         result = connection.execution_options(yield_per=5000).execute(statement)
         for row in result:
             yield row.entry
+
+
+def subject_entries(connection: Connection, library: str, subject_type: str, subject: str) -> list[dict[str, Any]]:
+    """The library's entries about one subject (named by its pseudonym), in log order, read in the caller's
+    transaction (an Art. 15 copy logs its own reading in the same one)."""
+    statement = (
+        select(decision_log.c.entry)
+        .where(
+            decision_log.c.library == library,
+            decision_log.c.subject_type == subject_type,
+            decision_log.c.subject == subject,
+        )
+        .order_by(decision_log.c.idx)
+    )
+    return [json.loads(row.entry) for row in connection.execute(statement)]
 
 
 def run_entries(engine: Engine, run_id: str) -> Iterator[dict[str, Any]]:

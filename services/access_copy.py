@@ -6,21 +6,19 @@ in the same transaction that reads the copy: no copy leaves kodex unrecorded.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
-
 from kodex.audit.entries import CLI, access_copy_entry, now
-from kodex.audit.log import append
+from kodex.audit.log import append, subject_entries
 from kodex.errors import SubjectNotFound
 from kodex.rules.decision import json_value
 from kodex.store.codec import exception_text, reader_record
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import decision_log, exceptions, findings, incidents, loans, readers
+from kodex.store.database import Engine
+from kodex.store.repositories import exceptions, findings, incidents, loans, readers
 
 __all__ = ["access_copy"]
 
@@ -30,7 +28,7 @@ def access_copy(
 ) -> dict[str, Any]:
     """The reader's Art. 15 copy, its reading logged as by `actor`."""
     with engine.begin() as connection:
-        row = connection.execute(select(readers).where(readers.c.library == library, readers.c.id == reader_id)).first()
+        row = readers.find(connection, library, reader_id)
         if row is None:
             raise SubjectNotFound(f"library {library!r} holds no reader with this id")
         record = reader_record(row.facts, row.wrapped_key, row.sealed, master)
@@ -41,55 +39,27 @@ def access_copy(
             "services_blocked": row.blocked,
             "anonymised": row.state == "anonymised",
             "loans": [
-                _plain(r._mapping, drop={"lid", "digest"})
-                for r in connection.execute(
-                    select(loans).where(loans.c.library == library, loans.c.reader == reader_id).order_by(loans.c.lid)
-                )
+                _plain(r._mapping, drop={"lid", "digest"}) for r in loans.of_reader(connection, library, reader_id)
             ],
             "incidents": [
                 _plain(r._mapping, drop={"iid", "digest", "pseudonym"})
-                for r in connection.execute(
-                    select(incidents)
-                    .where(incidents.c.library == library, incidents.c.reader == reader_id)
-                    .order_by(incidents.c.iid)
-                )
+                for r in incidents.of_reader(connection, library, reader_id)
             ],
             "exceptions": [  # the grantor is another person: left out; the reason is about the reader
                 {
                     **_plain(r._mapping, drop={"eid", "digest", "granted_by", "pseudonym", "reason"}),
                     "reason": exception_text(master, r, "reason"),
                 }
-                for r in connection.execute(
-                    select(exceptions)
-                    .where(exceptions.c.library == library, exceptions.c.subject == reader_id)
-                    .order_by(exceptions.c.eid)
-                )
+                for r in exceptions.about(connection, library, reader_id)
             ],
             "decisions": [],
             "findings": [],
         }
         if row.pseudonym is not None:
-            copy["decisions"] = [  # the decision log's entries about the reader
-                json.loads(r.entry)
-                for r in connection.execute(
-                    select(decision_log.c.entry)
-                    .where(
-                        decision_log.c.library == library,
-                        decision_log.c.subject_type == "reader",
-                        decision_log.c.subject == row.pseudonym,
-                    )
-                    .order_by(decision_log.c.idx)
-                )
-            ]
+            copy["decisions"] = subject_entries(connection, library, "reader", row.pseudonym)
             copy["findings"] = [
                 _plain(r._mapping, drop={"fid", "subject", "subject_type", "decision_id"})
-                for r in connection.execute(
-                    select(findings).where(
-                        findings.c.library == library,
-                        findings.c.subject_type == "reader",
-                        findings.c.subject == row.pseudonym,
-                    )
-                )
+                for r in findings.about(connection, library, "reader", row.pseudonym)
             ]
         time = now()
         read = access_copy_entry(str(uuid.uuid4()), library, subject=row.pseudonym, actor=actor, time=time)

@@ -14,18 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, select, tuple_
-
 from kodex.config import Recordings
 from kodex.retention.recordings import OUTSIDE, outside_folder
 from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Loan, Reader
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.validation import RecordProblem
-from kodex.store.schema import camera_recordings
+from kodex.store.database import Connection
+from kodex.store.repositories import recordings as stored_recordings
 
 __all__ = ["ImportChecks"]
-
-_CHUNK = 500  # subjects looked up per query
 
 
 @dataclass
@@ -53,16 +50,10 @@ class ImportChecks:
 
     def against_store(self, connection: Connection) -> list[RecordProblem]:
         """Exceptions to reader rules whose subject is a camera recording, in the file or in the store."""
-        stored: set[tuple[str, str]] = set()
         keys = sorted({(g.library, g.subject) for _, g in self._grants} - self._recorded)
-        for start in range(0, len(keys), _CHUNK):
-            query = select(camera_recordings.c.library, camera_recordings.c.id).where(
-                tuple_(camera_recordings.c.library, camera_recordings.c.id).in_(keys[start : start + _CHUNK])
-            )
-            stored |= {(row.library, row.id) for row in connection.execute(query)}
-        recordings = self._recorded | stored
+        named = self._recorded | stored_recordings.among(connection, keys)
         return [
             RecordProblem(line, "subject", f"a camera recording; rule {grant.rule} is about readers")
             for line, grant in self._grants
-            if (grant.library, grant.subject) in recordings
+            if (grant.library, grant.subject) in named
         ]

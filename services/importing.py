@@ -21,8 +21,6 @@ from functools import partial
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, select, tuple_, update
-
 from kodex.audit.entries import exception_entry, now
 from kodex.audit.log import append, checkpoint
 from kodex.config import Recordings
@@ -36,7 +34,9 @@ from kodex.services.import_checks import ImportChecks
 from kodex.services.tenants import require_agreement
 from kodex.store.codec import canonical, contract_json, exception_aad, new_pseudonym, seal_hold_reason, split_reader
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import camera_recordings, erased_loans, exceptions, incidents, loans, purged_recordings, readers
+from kodex.store.database import Connection, Engine
+from kodex.store.repositories import readers
+from kodex.store.repositories.records import RECORDS, SUBJECTS
 
 __all__ = [
     "ImportSummary", "import_records",
@@ -142,30 +142,25 @@ def _write(
     due: set[tuple[str, str]] = set()
     _readers(connection, records.readers, master, summary)
     gone = _anonymised(connection, records)
-    for loan in _simple(connection, loans, records.loans, master, summary, _loan_row, gone):
+    for loan in _simple(connection, "loan", records.loans, master, summary, _loan_row, gone):
         if loan.reader is not None:
             due.add((loan.library, loan.reader))
     recording_row = partial(_recording_row, master=master)
-    _simple(connection, camera_recordings, records.recordings, master, summary, recording_row, gone)
-    for incident in _simple(connection, incidents, records.incidents, master, summary, _incident_row, gone):
+    _simple(connection, "camera_recording", records.recordings, master, summary, recording_row, gone)
+    for incident in _simple(connection, "incident", records.incidents, master, summary, _incident_row, gone):
         due.add((incident.library, incident.reader))
     grants = [g for g in records.exceptions if (g.library, g.subject) not in gone]
     summary.anonymised += len(records.exceptions) - len(grants)
-    granted = _simple(connection, exceptions, grants, master, summary, partial(_exception_row, master=master), gone)
+    exception_row = partial(_exception_row, master=master)
+    granted = _simple(connection, "exception", grants, master, summary, exception_row, gone)
     for grant in granted:
         due.add((grant.library, grant.subject))
     _log_grants(connection, granted, as_of, logged, actor)
     if due:  # a changed history or exception may change the subject's outcome: review it at the next run
         for library in {lib for lib, _ in due}:
             ids = [subject for lib, subject in due if lib == library]
-            connection.execute(
-                update(readers).where(readers.c.library == library, readers.c.id.in_(ids)).values(next_review=None)
-            )
-            connection.execute(
-                update(camera_recordings)
-                .where(camera_recordings.c.library == library, camera_recordings.c.id.in_(ids))
-                .values(next_review=None)
-            )
+            SUBJECTS["reader"].review_all_at_next_run(connection, library, ids)
+            SUBJECTS["camera_recording"].review_all_at_next_run(connection, library, ids)
 
 
 def _anonymised(connection: Connection, records: RecordSet) -> set[tuple[str, str]]:
@@ -175,27 +170,14 @@ def _anonymised(connection: Connection, records: RecordSet) -> set[tuple[str, st
     named |= {(g.library, g.subject) for g in records.exceptions}
     if not named:
         return set()
-    query = select(readers.c.library, readers.c.id).where(
-        tuple_(readers.c.library, readers.c.id).in_(list(named)), readers.c.state == "anonymised"
-    )
-    return {(row.library, row.id) for row in connection.execute(query)}
-
-
-def _existing(connection: Connection, table: Table, keys: Sequence[tuple[str, str]], *columns: Any) -> dict[Any, Any]:
-    if not keys:
-        return {}
-    rows = connection.execute(
-        select(table.c.library, table.c.id, table.c.digest, *columns).where(
-            tuple_(table.c.library, table.c.id).in_(list(keys))
-        )
-    )
-    return {(row.library, row.id): row for row in rows}
+    return readers.anonymised_among(connection, named)
 
 
 def _readers(connection: Connection, batch: Sequence[Reader], master: MasterKey, summary: ImportSummary) -> None:
     if not batch:
         return
-    existing = _existing(connection, readers, [(r.library, r.id) for r in batch], readers.c.state)
+    table = RECORDS["reader"]
+    existing = table.stored(connection, [(r.library, r.id) for r in batch], "state")
     inserts, updates = [], []
     for reader in batch:
         record = contract_json(reader)
@@ -221,21 +203,18 @@ def _readers(connection: Connection, batch: Sequence[Reader], master: MasterKey,
             )
         else:
             state = "active" if row.state == "lapsed" else row.state  # a renewal arrives as an import
-            updates.append({"b_library": reader.library, "b_id": reader.id, "state": state, **values})
+            updates.append({"library": reader.library, "id": reader.id, "state": state, **values})
     if inserts:
-        connection.execute(readers.insert(), inserts)
+        table.add(connection, inserts)
         summary.added["reader"] += len(inserts)
     if updates:
-        connection.execute(
-            update(readers).where(readers.c.library == bindparam("b_library"), readers.c.id == bindparam("b_id")),
-            updates,
-        )
+        table.change(connection, updates)
         summary.updated["reader"] += len(updates)
 
 
 def _simple(
     connection: Connection,
-    table: Table,
+    record_type: str,
     batch: Sequence[Any],
     master: MasterKey,
     summary: ImportSummary,
@@ -248,15 +227,10 @@ def _simple(
     """
     if not batch:
         return []
-    existing = _existing(connection, table, [(r.library, r.id) for r in batch])
-    gone: set[tuple[str, str]] = set()
-    tombstones = {camera_recordings.name: purged_recordings, loans.name: erased_loans}.get(table.name)
-    if tombstones is not None:
-        keys = [(r.library, r.id) for r in batch]
-        query = select(tombstones.c.library, tombstones.c.id).where(
-            tuple_(tombstones.c.library, tombstones.c.id).in_(keys)
-        )
-        gone = {(row.library, row.id) for row in connection.execute(query)}
+    table = RECORDS[record_type]
+    keys = [(r.library, r.id) for r in batch]
+    existing = table.stored(connection, keys)
+    gone = table.gone(connection, keys)
     inserts, updates, changed = [], [], []
     for record in batch:
         if (record.library, record.id) in gone:
@@ -274,18 +248,16 @@ def _simple(
         if row is None:
             inserts.append({"library": record.library, "id": record.id, **values})
         else:
-            updates.append({"b_library": record.library, "b_id": record.id, **values})
+            updates.append({"library": record.library, "id": record.id, **values})
     if inserts:
-        if table is not loans:  # what decisions and the log name a recording, incident or exception by
+        if record_type != "loan":  # what decisions and the log name a recording, incident or exception by
             for values in inserts:
                 values["pseudonym"] = new_pseudonym()
-        connection.execute(table.insert(), inserts)
-        summary.added[batch[0].type] += len(inserts)
+        table.add(connection, inserts)
+        summary.added[record_type] += len(inserts)
     if updates:
-        connection.execute(
-            update(table).where(table.c.library == bindparam("b_library"), table.c.id == bindparam("b_id")), updates
-        )
-        summary.updated[batch[0].type] += len(updates)
+        table.change(connection, updates)
+        summary.updated[record_type] += len(updates)
     return changed
 
 
@@ -301,20 +273,11 @@ def _log_grants(
         batch = [g for g in granted if g.library == library]
         ids = [g.id for g in batch]
         subjects = [g.subject for g in batch]
-        named = {
-            row.id: row.pseudonym
-            for row in connection.execute(
-                select(exceptions.c.id, exceptions.c.pseudonym).where(
-                    exceptions.c.library == library, exceptions.c.id.in_(ids)
-                )
-            )
-        }
+        named = RECORDS["exception"].pseudonyms(connection, library, ids)
         whom: dict[str, tuple[str, str]] = {}
-        for table, kind in ((camera_recordings, "camera_recording"), (readers, "reader")):
-            for row in connection.execute(
-                select(table.c.id, table.c.pseudonym).where(table.c.library == library, table.c.id.in_(subjects))
-            ):
-                whom[row.id] = (kind, row.pseudonym)
+        for kind in ("camera_recording", "reader"):  # a reader wins over a recording of the same id
+            for subject_id, pseudonym in SUBJECTS[kind].pseudonyms(connection, library, subjects).items():
+                whom[subject_id] = (kind, pseudonym)
         time = now()
         entries = []
         for grant in batch:

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
-
 from kodex.errors import SubjectNotFound
 from kodex.retention.subjects import load_reader
 from kodex.rules.decision import build_decision
@@ -22,7 +20,8 @@ from kodex.rules.explain import explain
 from kodex.rules.facts import local_day
 from kodex.rules.ruleset import Ruleset
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import findings, legal_holds, readers, subject_requests
+from kodex.store.database import Engine
+from kodex.store.repositories import findings, holds, readers, requests
 
 __all__ = ["Explanation", "ReaderStatus", "explain_stored", "reader_status"]
 
@@ -53,42 +52,23 @@ class Explanation:
 
 def reader_status(engine: Engine, library: str, reader_id: str) -> ReaderStatus:
     with engine.connect() as connection:
-        row = connection.execute(select(readers).where(readers.c.library == library, readers.c.id == reader_id)).first()
+        row = readers.find(connection, library, reader_id)
         if row is None:
             raise SubjectNotFound(f"library {library!r} holds no reader with this id")
         open_findings = []
         if row.pseudonym is not None:
             open_findings = [
                 {"rule": f.rule, "action": f.action, "effect": f.effect, "opened_as_of": f.opened_as_of}
-                for f in connection.execute(
-                    select(findings).where(
-                        findings.c.library == library,
-                        findings.c.subject_type == "reader",
-                        findings.c.subject == row.pseudonym,
-                        findings.c.status == "open",
-                    )
-                )
+                for f in findings.open_about(connection, library, "reader", row.pseudonym)
             ]
-        requests = [
+        open_requests = [
             {"id": r.id, "kind": r.kind, "received_on": r.received_on, "due_on": r.due_on}
-            for r in connection.execute(
-                select(subject_requests).where(
-                    subject_requests.c.library == library,
-                    subject_requests.c.reader == reader_id,
-                    subject_requests.c.status == "open",
-                )
-            )
+            for r in requests.open_of_reader(connection, library, reader_id)
         ]
-        hold = connection.execute(
-            select(legal_holds.c.until).where(
-                legal_holds.c.library == library,
-                legal_holds.c.subject_type == "reader",
-                legal_holds.c.subject == reader_id,
-            )
-        ).first()
+        hold = holds.find(connection, library, "reader", reader_id)
     return ReaderStatus(
         row.id, row.state, row.blocked, row.excluded_as_of, row.next_review, row.reviewed_as_of, open_findings,
-        requests, hold.until if hold else None, hold is not None,
+        open_requests, hold.until if hold else None, hold is not None,
     )  # fmt: skip
 
 

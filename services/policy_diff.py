@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
-
 from kodex.config import BATCH_SIZE
 from kodex.errors import NotInPolicy
 from kodex.retention.strategies import Loaded
@@ -25,11 +23,13 @@ from kodex.rules.evaluator import Status, evaluate_subject
 from kodex.rules.facts import local_day
 from kodex.rules.ruleset import LibraryAt, Ruleset
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import camera_recordings, readers
+from kodex.store.database import Connection, Engine
+from kodex.store.repositories import readers, recordings
 
 __all__ = ["Change", "PolicyDiff", "policy_diff"]
 
 _NOTHING = ("not_applicable", None)
+_Page = Callable[[Connection, str, int, int], Sequence[Any]]  # (library, after key, limit): a batch in key order
 
 
 @dataclass(frozen=True)
@@ -99,20 +99,15 @@ def _outcomes(snapshot: LibraryAt, subject: Loaded, as_of: date | datetime) -> d
 
 
 def _subjects(engine: Engine, library: str, loader: SubjectLoader, batch_size: int) -> Iterator[Loaded]:
-    sources: Sequence[tuple[Table, Any, Callable[[Connection, Sequence[Any]], list[Loaded]]]] = (
-        (readers, readers.c.rid, loader.readers),
-        (camera_recordings, camera_recordings.c.cid, loader.recordings),
+    sources: Sequence[tuple[_Page, Callable[[Connection, Sequence[Any]], list[Loaded]]]] = (
+        (readers.page_of_live, loader.readers),
+        (recordings.page, loader.recordings),
     )
-    for table, key, load in sources:
-        condition = table.c.library == library
-        if table is readers:
-            condition = condition & (readers.c.state != "anonymised")
+    for page, load in sources:
         last = 0
         while True:
             with engine.connect() as connection:
-                rows = connection.execute(
-                    select(table).where(condition, key > last).order_by(key).limit(batch_size)
-                ).all()
+                rows = page(connection, library, last, batch_size)
                 if not rows:
                     break
                 last = rows[-1][0]

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, select, update
-
 from kodex.audit.entries import now, proposal_entry
 from kodex.audit.log import append, checkpoint
 from kodex.errors import InvalidRequest, NotAuthorised, SubjectNotFound
@@ -24,7 +22,8 @@ from kodex.retention.strategies import STRATEGIES, Writes
 from kodex.retention.subjects import SubjectLoader
 from kodex.rules.ruleset import Ruleset
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import findings, readers
+from kodex.store.database import Engine
+from kodex.store.repositories import findings, readers
 
 __all__ = ["Proposal", "decide_proposal", "list_proposals"]
 
@@ -42,16 +41,8 @@ class Proposal:
 
 
 def list_proposals(engine: Engine, library: str, status: str | None = "open") -> list[Proposal]:
-    query = (
-        select(findings, readers.c.id.label("reader_id"))
-        .join(readers, readers.c.pseudonym == findings.c.subject, isouter=True)
-        .where(findings.c.library == library, findings.c.effect == "propose")
-        .order_by(findings.c.fid)
-    )
-    if status is not None:
-        query = query.where(findings.c.status == status)
     with engine.connect() as connection:
-        return [_proposal(row) for row in connection.execute(query)]
+        return [_proposal(row) for row in findings.proposals(connection, library, status)]
 
 
 def decide_proposal(
@@ -68,11 +59,7 @@ def decide_proposal(
 ) -> Proposal:
     """Accept or reject an open proposal as `actor` (id, role); logged, and carried out when accepted."""
     with engine.begin() as connection:
-        row = connection.execute(
-            select(findings).where(
-                findings.c.library == library, findings.c.effect == "propose", findings.c.decision_id == proposal_id
-            )
-        ).first()
+        row = findings.proposal(connection, library, proposal_id)
         if row is None:
             raise SubjectNotFound(f"no proposal {proposal_id} in library {library}")
         if row.status != "open":
@@ -81,7 +68,7 @@ def decide_proposal(
             raise NotAuthorised(f"rule {row.rule} lets only {row.decided_by} decide its proposals")
         versions = ruleset.library(library).versions(row.rule)
         cite = versions[-1].rule.cite if versions else None
-        reader = connection.execute(select(readers).where(readers.c.pseudonym == row.subject)).first()
+        reader = readers.by_pseudonym(connection, row.subject)
         if reader is None:
             raise InvalidRequest("the reader this proposal is about is anonymised: there is nothing to decide")
         if accept:
@@ -91,15 +78,10 @@ def decide_proposal(
                 writes = Writes(connection)
                 STRATEGIES[row.action].apply(writes, subject, master)
                 writes.flush()
-        connection.execute(
-            update(findings)
-            .where(findings.c.fid == row.fid)
-            .values(
-                status="accepted" if accept else "rejected",
-                closed_as_of=as_of.isoformat(),
-                reason=master.wrap(reason.encode(), f"proposal/{proposal_id}".encode()),
-            )
-        )
+        findings.close_proposal(
+            connection, row.fid, status="accepted" if accept else "rejected", closed_as_of=as_of.isoformat(),
+            reason=master.wrap(reason.encode(), f"proposal/{proposal_id}".encode()),
+        )  # fmt: skip
         entry = proposal_entry(
             str(uuid.uuid4()), library, proposal=proposal_id, accepted=accept, subject_type=row.subject_type,
             subject=row.subject, rule=row.rule, cite=cite, action=row.action, as_of=as_of.isoformat(),

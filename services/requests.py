@@ -15,15 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
-
 from kodex.errors import InvalidRequest, SubjectNotFound
 from kodex.retention.subjects import REQUEST_FIELDS, load_reader
 from kodex.rules.evaluator import Status, evaluate_subject
 from kodex.rules.periods import Period, add_period
 from kodex.rules.ruleset import Ruleset
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import readers, subject_requests
+from kodex.store.database import Engine
+from kodex.store.repositories import readers
+from kodex.store.repositories import requests as stored_requests
+from kodex.store.repositories.records import SUBJECTS
 
 __all__ = ["KINDS", "Forecast", "Request", "due_requests", "file_request", "list_requests", "outlook"]
 
@@ -67,34 +68,20 @@ def file_request(
         raise InvalidRequest(f"the policy gives library {library} no request_response_period in force on {received_on}")
     due_on = add_period(received_on, Period.parse(str(period)))
     with engine.begin() as connection:
-        row = connection.execute(
-            select(readers.c.state).where(readers.c.library == library, readers.c.id == reader_id)
-        ).first()
-        if row is None:
+        state = readers.state_of(connection, library, reader_id)
+        if state is None:
             raise SubjectNotFound(f"library {library!r} holds no reader with this id")
-        if row.state == "anonymised":
+        if state == "anonymised":
             raise InvalidRequest("this reader is anonymised already: kodex holds no personal data to erase")
-        open_one = connection.execute(
-            select(subject_requests).where(
-                subject_requests.c.library == library,
-                subject_requests.c.reader == reader_id,
-                subject_requests.c.kind == kind,
-                subject_requests.c.status == "open",
-            )
-        ).first()
+        open_one = stored_requests.open_one(connection, library, reader_id, kind)
         if open_one is not None:
             request = _request(open_one)
         else:
             request = Request(str(uuid.uuid4()), library, reader_id, kind, received_on, due_on, "open", None)
-            connection.execute(
-                subject_requests.insert().values(
-                    id=request.id, library=library, reader=reader_id, kind=kind, received_on=received_on,
-                    due_on=due_on, status="open",
-                )
-            )  # fmt: skip
-        connection.execute(  # reviewed at the next run, whatever its review date was
-            update(readers).where(readers.c.library == library, readers.c.id == reader_id).values(next_review=None)
-        )
+            stored_requests.add(
+                connection, request.id, library, reader_id, kind, received_on=received_on, due_on=due_on
+            )
+        SUBJECTS["reader"].review_at_next_run(connection, library, reader_id)
     return request, forecast(engine, ruleset, master, library, reader_id, kind, received_on)
 
 
@@ -133,26 +120,16 @@ def outlook(forecasts: list[Forecast]) -> str:
 
 
 def list_requests(engine: Engine, library: str, status: str | None = None) -> list[Request]:
-    query = select(subject_requests).where(subject_requests.c.library == library)
-    if status is not None:
-        query = query.where(subject_requests.c.status == status)
     with engine.connect() as connection:
-        return [_request(row) for row in connection.execute(query.order_by(subject_requests.c.due_on))]
+        return [_request(row) for row in stored_requests.of_library(connection, library, status)]
 
 
 def due_requests(engine: Engine, library: str, today: date, within_days: int = 7) -> list[Request]:
     """Open requests overdue or due within `within_days` of `today`, the most urgent first."""
-    query = (
-        select(subject_requests)
-        .where(
-            subject_requests.c.library == library,
-            subject_requests.c.status == "open",
-            subject_requests.c.due_on <= today + timedelta(days=within_days),
-        )
-        .order_by(subject_requests.c.due_on, subject_requests.c.id)
-    )
     with engine.connect() as connection:
-        return [_request(row) for row in connection.execute(query)]
+        return [
+            _request(row) for row in stored_requests.due_by(connection, library, today + timedelta(days=within_days))
+        ]
 
 
 def _request(row: Any) -> Request:

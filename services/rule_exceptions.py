@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Engine, select, update
-
 from kodex.audit.entries import exception_entry, now
 from kodex.audit.log import append, checkpoint
 from kodex.errors import InvalidRequest, NotAuthorised, SubjectNotFound
@@ -32,7 +30,9 @@ from kodex.services.importing import import_records
 from kodex.services.tenants import require_agreement
 from kodex.store.codec import exception_text
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import camera_recordings, exceptions, readers
+from kodex.store.database import Engine
+from kodex.store.repositories import exceptions, readers, recordings
+from kodex.store.repositories.records import SUBJECTS
 
 __all__ = ["exception_authority", "grant_exception", "list_exceptions", "revoke_exception"]
 
@@ -58,21 +58,10 @@ def grant_exception(
         )
     with engine.connect() as connection:
         require_agreement(connection, [library])  # a library without one holds no subject to grant for
-        if connection.execute(
-            select(exceptions.c.eid).where(exceptions.c.library == library, exceptions.c.id == exception_id)
-        ).first():
+        if exceptions.exists(connection, library, exception_id):
             raise InvalidRequest("an exception with this id exists already; grant under a new id")
-        known = (
-            connection.execute(
-                select(readers.c.id).where(
-                    readers.c.library == library, readers.c.id == grant["subject"], readers.c.state != "anonymised"
-                )
-            ).first()
-            or connection.execute(
-                select(camera_recordings.c.id).where(
-                    camera_recordings.c.library == library, camera_recordings.c.id == grant["subject"]
-                )
-            ).first()
+        known = readers.is_live(connection, library, grant["subject"]) or recordings.exists(
+            connection, library, grant["subject"]
         )
     if not known:
         raise SubjectNotFound(f"library {library!r} holds no reader or camera recording with this id")
@@ -107,11 +96,8 @@ def list_exceptions(
 
     The grantor's name and the reason are kept wrapped by the master key; they are unwrapped here for the dpo.
     """
-    query = select(exceptions).where(exceptions.c.library == library)
-    if exception_id is not None:
-        query = query.where(exceptions.c.id == exception_id)
     with engine.connect() as connection:
-        rows = connection.execute(query.order_by(exceptions.c.eid)).all()
+        rows = exceptions.of_library(connection, library, exception_id)
     return [
         {
             "id": row.id, "subject": row.subject, "rule": row.rule, "role": row.role,
@@ -139,9 +125,7 @@ def revoke_exception(
     must be one of them.
     """
     with engine.begin() as connection:
-        row = connection.execute(
-            select(exceptions).where(exceptions.c.library == library, exceptions.c.id == exception_id)
-        ).first()
+        row = exceptions.find(connection, library, exception_id)
         if row is None:
             raise SubjectNotFound(f"library {library} has no exception with this id")
         allowed = authority(row.rule) if authority is not None else None
@@ -158,19 +142,14 @@ def revoke_exception(
                 f"a revocation cannot take effect before the exception's first day ({first}); "
                 "revoke it as of that day or later (as of that day, it never applies)"
             )
-        connection.execute(
-            update(exceptions).where(exceptions.c.eid == row.eid).values(revoked_as_of=as_of.isoformat())
-        )
+        exceptions.revoke(connection, row.eid, as_of.isoformat())
         subject_type, subject = None, None
-        for table, kind in ((readers, "reader"), (camera_recordings, "camera_recording")):
-            found = connection.execute(
-                select(table.c.pseudonym).where(table.c.library == library, table.c.id == row.subject)
-            ).first()
+        for kind, subjects in SUBJECTS.items():
+            found = subjects.pseudonym(connection, library, row.subject)
             if found is not None:
-                subject_type, subject = kind, found.pseudonym
-                connection.execute(  # the rule it suspended may apply again: decided at the next run
-                    update(table).where(table.c.library == library, table.c.id == row.subject).values(next_review=None)
-                )
+                subject_type, subject = kind, found
+                # the rule it suspended may apply again: decided at the next run
+                subjects.review_at_next_run(connection, library, row.subject)
         entry = exception_entry(
             str(uuid.uuid4()), library, granted=False, exception=row.pseudonym,
             subject_type=subject_type, subject=subject, rule=row.rule, role=row.role,

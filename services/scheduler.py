@@ -40,14 +40,14 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
-from sqlalchemy import Engine, exists, select
 
 from kodex.errors import RunInProgress
 from kodex.retention.locking import library_lock
 from kodex.retention.run import SCHEDULER, LibraryRun, run_library
 from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import Workspace
-from kodex.store.schema import runs
+from kodex.store.database import Engine
+from kodex.store.repositories import libraries
 
 __all__ = [
     "Clock",
@@ -111,16 +111,8 @@ def scheduled_night(now: datetime, zone: ZoneInfo, at: time) -> datetime:
 
 def night_done(engine: Engine, library: str, day: date) -> bool:
     """A finished, non-dry run of `library` exists for the local `day`."""
-    query = select(
-        exists().where(
-            runs.c.library == library,
-            runs.c.as_of_day == day,
-            runs.c.dry_run.is_(False),
-            runs.c.status == "finished",
-        )
-    )
     with engine.connect() as connection:
-        return bool(connection.execute(query).scalar())
+        return libraries.night_done(connection, library, day)
 
 
 def nightly_job(

@@ -12,12 +12,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
-
 from kodex.config import BATCH_SIZE, Settings
 from kodex.rules.ruleset import Ruleset
 from kodex.store.crypto import MasterKey
 from kodex.store.database import (
+    Engine,
     connect,
     ensure_master_key,
     open_store,

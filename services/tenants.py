@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
-
 from kodex.audit.entries import CLI, agreement_entry, now
 from kodex.audit.log import append
 from kodex.errors import NoAgreement, NotInPolicy, SubjectNotFound
 from kodex.rules.ruleset import Ruleset
-from kodex.store.schema import agreements, libraries
+from kodex.store.database import Connection, Engine
+from kodex.store.repositories import libraries
 
 __all__ = ["Agreement", "LibraryInfo", "RecordedAgreement", "agreement_history",
            "library_info", "list_libraries", "onboard", "record_agreement", "require_agreement"]  # fmt: skip
@@ -74,17 +73,11 @@ def onboard(
         )
     compiled = ruleset.library(library).library
     with engine.begin() as connection:
-        row = connection.execute(select(libraries).where(libraries.c.id == library)).first()
+        row = libraries.find(connection, library)
         if row is None:
-            connection.execute(
-                libraries.insert().values(
-                    id=library, name=compiled.name, time_zone=compiled.time_zone, onboarded_at=datetime.now(UTC)
-                )
-            )
+            libraries.add(connection, library, compiled.name, compiled.time_zone, datetime.now(UTC))
         elif row.onboarded_at is None:
-            connection.execute(
-                update(libraries).where(libraries.c.id == library).values(onboarded_at=datetime.now(UTC))
-            )
+            libraries.mark_onboarded(connection, library, datetime.now(UTC))
     if agreement is not None:
         record_agreement(engine, library, agreement, actor)
     return library_info(engine, library)
@@ -95,24 +88,15 @@ def record_agreement(engine: Engine, library: str, agreement: Agreement, actor: 
     personal data. The agreement in force recorded again changes nothing."""
     reference = agreement.reference.strip()
     with engine.begin() as connection:
-        row = connection.execute(
-            select(libraries.c.agreement_signed_on, libraries.c.agreement_reference).where(libraries.c.id == library)
-        ).first()
+        row = libraries.agreement(connection, library)
         if row is None:
             raise SubjectNotFound(f"no library {library!r} in this installation")
         if (row.agreement_signed_on, row.agreement_reference) != (agreement.signed_on, reference):
-            connection.execute(
-                update(libraries)
-                .where(libraries.c.id == library)
-                .values(agreement_signed_on=agreement.signed_on, agreement_reference=reference)
-            )
-            time = now()
-            connection.execute(
-                agreements.insert().values(
-                    library=library, signed_on=agreement.signed_on, reference=reference,
-                    recorded_at=datetime.now(UTC), recorded_by=actor["id"], recorded_by_role=actor["role"] or actor["type"],
-                )
+            libraries.record_agreement(
+                connection, library, agreement.signed_on, reference, recorded_at=datetime.now(UTC),
+                recorded_by=actor["id"], recorded_by_role=actor["role"] or actor["type"],
             )  # fmt: skip
+            time = now()
             entry = agreement_entry(
                 str(uuid.uuid4()), library, signed_on=agreement.signed_on.isoformat(), reference=reference,
                 actor=actor, time=time,
@@ -124,11 +108,9 @@ def record_agreement(engine: Engine, library: str, agreement: Agreement, actor: 
 def agreement_history(engine: Engine, library: str) -> list[RecordedAgreement]:
     """Every agreement recorded for the library, newest first (the first is the one in force)."""
     with engine.connect() as connection:
-        if connection.execute(select(libraries.c.id).where(libraries.c.id == library)).first() is None:
+        if not libraries.is_known(connection, library):
             raise SubjectNotFound(f"no library {library!r} in this installation")
-        rows = connection.execute(
-            select(agreements).where(agreements.c.library == library).order_by(agreements.c.aid.desc())
-        ).all()
+        rows = libraries.agreements_of(connection, library)
     return [
         RecordedAgreement(
             row.signed_on, row.reference, _utc(row.recorded_at), row.recorded_by, row.recorded_by_role, number == 0
@@ -142,10 +124,7 @@ def require_agreement(connection: Connection, library_ids: Iterable[str]) -> Non
     wanted = sorted(set(library_ids))
     if not wanted:
         return
-    rows = connection.execute(
-        select(libraries.c.id, libraries.c.agreement_signed_on).where(libraries.c.id.in_(wanted))
-    ).all()
-    agreed = {row.id for row in rows if row.agreement_signed_on is not None}
+    agreed = libraries.with_agreement(connection, wanted)
     missing = [library for library in wanted if library not in agreed]
     if missing:
         raise NoAgreement(
@@ -156,7 +135,7 @@ def require_agreement(connection: Connection, library_ids: Iterable[str]) -> Non
 
 def library_info(engine: Engine, library: str) -> LibraryInfo:
     with engine.connect() as connection:
-        row = connection.execute(select(libraries).where(libraries.c.id == library)).first()
+        row = libraries.find(connection, library)
     if row is None:
         raise SubjectNotFound(f"no library {library!r} in this installation")
     return _info(row)
@@ -164,7 +143,7 @@ def library_info(engine: Engine, library: str) -> LibraryInfo:
 
 def list_libraries(engine: Engine) -> list[LibraryInfo]:
     with engine.connect() as connection:
-        return [_info(row) for row in connection.execute(select(libraries).order_by(libraries.c.id))]
+        return [_info(row) for row in libraries.every(connection)]
 
 
 def _info(row: Any) -> LibraryInfo:

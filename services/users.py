@@ -26,14 +26,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
-
 from kodex.audit.entries import CLI, now, user_entry
 from kodex.audit.log import append
 from kodex.errors import InvalidRequest, SubjectNotFound
 from kodex.store.crypto import MasterKey
-from kodex.store.database import reading
-from kodex.store.schema import libraries, users
+from kodex.store.database import Connection, Engine, reading
+from kodex.store.repositories import libraries, users
 
 __all__ = ["FLAGGED_ROLES", "ROLES", "Role", "User", "add_user", "authenticate", "list_users", "revoke_user"]
 
@@ -77,39 +75,28 @@ def add_user(
     token = _PREFIX + secrets.token_urlsafe(32)
     created = datetime.now(UTC)
     with engine.begin() as connection:
-        if (
-            library is not None
-            and connection.execute(select(libraries.c.id).where(libraries.c.id == library)).first() is None
-        ):
+        if library is not None and not libraries.is_known(connection, library):
             raise SubjectNotFound(f"no library {library!r} in this installation")
         issuer, issuer_role = actor["id"], actor["role"] or actor["type"]
-        connection.execute(
-            users.insert().values(
-                id=user_id, library=library, role=role, name=master.wrap(name.encode(), _aad(user_id)),
-                token_hash=_hash(token), created_at=created, created_by=issuer, created_by_role=issuer_role,
-            )
+        users.add(
+            connection, user_id, library, role, name=master.wrap(name.encode(), _aad(user_id)),
+            token_hash=_hash(token), created_at=created, created_by=issuer, created_by_role=issuer_role,
         )  # fmt: skip
         _log(connection, library, added=True, user=user_id, role=role, actor=actor)
     return User(user_id, library, role, name, created, False, issuer, issuer_role), token
 
 
-_BY_TOKEN = select(users).where(  # built once: every request asks it
-    users.c.token_hash == bindparam("token_hash"), users.c.revoked_at.is_(None)
-)
-
-
 def authenticate(engine: Engine, master: MasterKey, token: str) -> User | None:
     """The user a token belongs to, or None (unknown or revoked)."""
     with reading(engine) as connection:  # every request asks: one statement, no transaction around it
-        row = connection.execute(_BY_TOKEN, {"token_hash": _hash(token)}).first()
+        row = users.by_token_hash(connection, _hash(token))
     return None if row is None else _user(row, master)
 
 
 def list_users(engine: Engine, master: MasterKey, library: str | None) -> list[User]:
     """The users of a library (None: the operators), revoked ones included."""
-    where = users.c.library.is_(None) if library is None else users.c.library == library
     with engine.connect() as connection:
-        rows = connection.execute(select(users).where(where).order_by(users.c.created_at, users.c.id)).all()
+        rows = users.of_library(connection, library)
     return [_user(row, master) for row in rows]
 
 
@@ -122,20 +109,13 @@ def revoke_user(
 ) -> None:
     """Revoke a user's token at once; the row stays (who had access when). `may_revoke(role)` raises if `actor`
     may not revoke a user of that role (api.auth decides)."""
-    where = users.c.library.is_(None) if library is None else users.c.library == library
     with engine.begin() as connection:
-        role = connection.execute(
-            select(users.c.role).where(where, users.c.id == user_id, users.c.revoked_at.is_(None))
-        ).scalar()
+        role = users.active_role(connection, library, user_id)
         if role is None:
             raise SubjectNotFound("no such active user in this library")
         if may_revoke is not None:
             may_revoke(role)
-        connection.execute(
-            update(users)
-            .where(where, users.c.id == user_id, users.c.revoked_at.is_(None))
-            .values(revoked_at=datetime.now(UTC))
-        )
+        users.revoke(connection, library, user_id, datetime.now(UTC))
         _log(connection, library, added=False, user=user_id, role=role, actor=actor)
 
 
@@ -143,7 +123,7 @@ def _log(
     connection: Connection, library: str | None, *, added: bool, user: str, role: str, actor: Mapping[str, Any]
 ) -> None:
     """The entry in the user's library's log; an operator's in every library's (it acts in every one)."""
-    names = [library] if library is not None else list(connection.execute(select(libraries.c.id)).scalars())
+    names = [library] if library is not None else libraries.ids(connection)
     time = now()
     for name in sorted(names):
         entry = user_entry(str(uuid.uuid4()), name, added=added, user=user, role=role, actor=actor, time=time)

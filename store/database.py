@@ -30,6 +30,8 @@ from kodex.store.crypto import MasterKey
 from kodex.store.schema import keyring, libraries
 
 __all__ = [
+    "Connection",  # the types a caller names in its signatures, so that it need not import sqlalchemy itself
+    "Engine",
     "connect",
     "ensure_master_key",
     "is_postgresql",
