@@ -6,7 +6,6 @@ in the same transaction that reads the copy: no copy leaves kodex unrecorded.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,11 +15,12 @@ from sqlalchemy import Engine, select
 
 from kodex.audit.entries import CLI, access_copy_entry, now
 from kodex.audit.log import append
+from kodex.audit.subject_log import entries_about
 from kodex.errors import SubjectNotFound
 from kodex.rules.decision import json_value
 from kodex.store.codec import exception_text, reader_record
 from kodex.store.crypto import MasterKey
-from kodex.store.schema import decision_log, exceptions, findings, incidents, loans, readers
+from kodex.store.schema import exceptions, findings, incidents, loans, readers
 
 __all__ = ["access_copy"]
 
@@ -69,18 +69,7 @@ def access_copy(
             "findings": [],
         }
         if row.pseudonym is not None:
-            copy["decisions"] = [  # the decision log's entries about the reader
-                json.loads(r.entry)
-                for r in connection.execute(
-                    select(decision_log.c.entry)
-                    .where(
-                        decision_log.c.library == library,
-                        decision_log.c.subject_type == "reader",
-                        decision_log.c.subject == row.pseudonym,
-                    )
-                    .order_by(decision_log.c.idx)
-                )
-            ]
+            copy["decisions"] = entries_about(connection, library, "reader", row.pseudonym)
             copy["findings"] = [
                 _plain(r._mapping, drop={"fid", "subject", "subject_type", "decision_id"})
                 for r in connection.execute(
