@@ -12,12 +12,11 @@ import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
-from sqlalchemy import Engine, select
 
 from kodex.api.console import err, out, run_body
 from kodex.audit.entries import KINDS, now
@@ -29,8 +28,11 @@ from kodex.config import load_settings
 from kodex.errors import LogBroken
 from kodex.rules.nesting import json_too_deep
 from kodex.services.setup import open_workspace
+from kodex.services.tenants import list_libraries
 from kodex.store.database import open_store
-from kodex.store.schema import libraries, log_heads
+
+if TYPE_CHECKING:  # the engine only passes through: kodex.api imports no SQLAlchemy at run time (.importlinter)
+    from sqlalchemy import Engine
 
 __all__ = ["audit_app", "decisions_command"]
 
@@ -227,11 +229,8 @@ def checkpoint_command(
 
     def body() -> None:
         work = open_workspace(load_settings())
+        names = [library] if library else _library_ids(work.engine)
         with work.engine.begin() as connection:
-            names = [library] if library else sorted(connection.execute(select(libraries.c.id)).scalars())
-            known = set(connection.execute(select(log_heads.c.library)).scalars()) | set(names)
-            if library is not None and library not in known:
-                raise typer.BadParameter(f"no library {library} in the store", param_hint="--library")
             for name in names:
                 signed = checkpoint(connection, name, work.master, now())
                 if output == "note":
@@ -267,7 +266,7 @@ def public_key_command(
         engine = _store()
         with engine.connect() as connection:
             keys = public_keys(connection)
-            names = [library] if library else sorted(connection.execute(select(libraries.c.id)).scalars())
+        names = [library] if library else _library_ids(engine)
         if not keys:
             raise typer.BadParameter("the store has no signing key yet; `kodex init` or a run creates it")
         chosen = list(keys.items()) if all_ else list(keys.items())[-1:]
@@ -340,6 +339,10 @@ def decisions_command(
             err.print(f"more entries may follow: add --after {last}", markup=False)
 
     run_body(body)
+
+
+def _library_ids(engine: Engine) -> list[str]:
+    return sorted(info.id for info in list_libraries(engine))
 
 
 def _pages(

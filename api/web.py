@@ -1,9 +1,9 @@
 """The kodex web service (`kodex serve`): the HTTP API under /v1, and GET /health for monitoring.
 
 Thin: each endpoint parses its body (api.schemas), authorises the caller
-(api.auth), calls the service layer (retention/, audit/) and maps domain
-errors to HTTP statuses through api.errors, the same table the CLI maps to exit
-codes. Errors are `Problem` bodies that say what to fix; they never echo the
+(api.auth), calls the use cases (kodex.services, kodex.audit; a run's status
+from store.repositories.run_status) and maps domain errors to HTTP statuses
+through kodex.errors, the same table the CLI maps to exit codes. Errors are `Problem` bodies that say what to fix; they never echo the
 request's values. The access log names the route template, never the path
 (reader ids are card numbers) or a token. Bodies larger than the configured
 limit are refused with 413 before they are read in full.
@@ -50,8 +50,6 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,14 +61,14 @@ from kodex.api.heavy import HeavySlots
 from kodex.api.problems import answer, problem
 from kodex.api.query import only_declared_query
 from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
-from kodex.api.routes.common import aware, next_run
+from kodex.api.routes.common import next_run
 from kodex.api.throttle import FailedTokens
 from kodex.config import load_settings
 from kodex.errors import failure_types
 from kodex.rules.ruleset import Ruleset
 from kodex.services.policy_source import load_ruleset
 from kodex.services.setup import Workspace, open_workspace
-from kodex.store.schema import runs
+from kodex.store.repositories.run_status import latest_runs
 
 __all__ = ["Health", "LastRun", "LibraryHealth", "app_from_environment", "create_app"]
 
@@ -191,7 +189,7 @@ def _state_the_policy(app: FastAPI, ruleset: Ruleset | None) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-# -- errors: one mapping (api.errors), bodies that never echo what was sent --------------------------------------
+# -- errors: one mapping (kodex.errors), bodies that never echo what was sent --------------------------------------
 
 
 def _handle_errors(app: FastAPI, routes: list[BaseRoute]) -> None:
@@ -343,19 +341,10 @@ async def _nothing() -> Message:
 
 def _last_runs(workspace: Workspace, libraries: list[str]) -> dict[str, LastRun] | None:
     """Each library's latest non-dry run; None when the database does not answer (or is not kodex's)."""
-    latest = (
-        select(runs.c.as_of, runs.c.status, runs.c.finished_at)
-        .where(runs.c.dry_run.is_(False))
-        .order_by(runs.c.started_at.desc())
-        .limit(1)
-    )
-    found: dict[str, LastRun] = {}
-    try:
-        with workspace.engine.connect() as connection:
-            for library in libraries:  # one indexed query per library: a handful of libraries, many runs
-                row = connection.execute(latest.where(runs.c.library == library)).first()
-                if row is not None:
-                    found[library] = LastRun(as_of=row.as_of, status=row.status, finished_at=aware(row.finished_at))
-    except SQLAlchemyError:
+    latest = latest_runs(workspace.engine, libraries)
+    if latest is None:
         return None
-    return found
+    return {
+        library: LastRun(as_of=run.as_of, status=run.status, finished_at=run.finished_at)
+        for library, run in latest.items()
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import Request
@@ -13,7 +13,7 @@ from kodex.rules.ruleset import Ruleset
 from kodex.services.scheduler import nightly_job_id
 from kodex.services.setup import Workspace
 
-__all__ = ["PROBLEMS", "aware", "next_run", "next_run_of", "ruleset", "today", "workspace"]
+__all__ = ["PROBLEMS", "next_run", "next_run_of", "ruleset", "today", "workspace"]
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "no token, or an unknown or revoked one"},
@@ -46,13 +46,6 @@ def next_run(scheduler: Any, library: str) -> datetime | None:
     job = scheduler.get_job(nightly_job_id(library))
     moment = getattr(job, "next_run_time", None)
     return moment if isinstance(moment, datetime) else None
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite gives stored UTC moments back without their zone."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def today(request: Request, library: str) -> date:

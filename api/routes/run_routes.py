@@ -8,17 +8,16 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request
-from sqlalchemy import select
 
 from kodex.api.auth import Principal, for_library
-from kodex.api.routes.common import PROBLEMS, aware, ruleset, workspace
+from kodex.api.routes.common import PROBLEMS, ruleset, workspace
 from kodex.api.schemas import RunIn, RunOut
 from kodex.errors import Denied, RunInProgress, SubjectNotFound
 from kodex.retention.locking import lock_held
 from kodex.retention.run import Starter, plan_decisions, refuse_look_ahead, run_library, started_by_user
 from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import Workspace
-from kodex.store.schema import runs
+from kodex.store.repositories.run_status import RunStatus, recent_runs, run_in_progress, run_status
 
 router = APIRouter(tags=["runs"], responses=PROBLEMS)
 log = logging.getLogger("kodex.runs")
@@ -45,14 +44,9 @@ def start(
     as_of = body.as_of if body.as_of is not None else datetime.now(zone)
     refuse_look_ahead(rules, library, as_of, dry_run=body.dry_run)
     if not body.dry_run:
-        with work.engine.connect() as connection:
-            running = connection.execute(
-                select(runs.c.id).where(
-                    runs.c.library == library, runs.c.status == "running", runs.c.dry_run.is_(False)
-                )
-            ).first()
+        running = run_in_progress(work.engine, library)
         if running is not None and lock_held(work.engine, library):  # a row left running by a dead run: no lock
-            raise RunInProgress(f"library {library!r}: run {running.id} is in progress; try again when it has finished")
+            raise RunInProgress(f"library {library!r}: run {running} is in progress; try again when it has finished")
     run_id = str(uuid.uuid4())
     starter = started_by_user(principal.user.id, principal.user.role)
     background.add_task(_run, work, rules, library, as_of, body.dry_run, body.full, run_id, starter)
@@ -70,9 +64,7 @@ def recent(
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> list[RunOut]:
     """The library's runs, newest first."""
-    query = select(runs).where(runs.c.library == library).order_by(runs.c.started_at.desc()).limit(limit)
-    with workspace(request).engine.connect() as connection:
-        return [_run_out(row) for row in connection.execute(query)]
+    return [_run_out(run) for run in recent_runs(workspace(request).engine, library, limit)]
 
 
 @router.get("/libraries/{library}/runs/{run_id}", response_model=RunOut)
@@ -93,18 +85,16 @@ def plan(
 ) -> list[dict[str, Any]]:
     """A dry run's plan: each decision it would take, with the subject's record id, rule, article and reasons."""
     work = workspace(request)
-    row = _find(work, library, run_id)
-    if not row.dry_run:
+    if not _find(work, library, run_id).dry_run:
         raise SubjectNotFound(f"run {run_id} is not a dry run; its decisions are in GET …/decisions?run={run_id}")
     return list(plan_decisions(work.engine, run_id, limit))
 
 
-def _find(work: Workspace, library: str, run_id: str) -> Any:
-    with work.engine.connect() as connection:
-        row = connection.execute(select(runs).where(runs.c.library == library, runs.c.id == run_id)).first()
-    if row is None:
+def _find(work: Workspace, library: str, run_id: str) -> RunStatus:
+    found = run_status(work.engine, library, run_id)
+    if found is None:
         raise SubjectNotFound(f"no run {run_id} in library {library} (a run just started appears within a moment)")
-    return row
+    return found
 
 
 def _run(
@@ -129,9 +119,9 @@ def _run(
         log.error("run %s of %s failed: %s", run_id, library, type(error).__name__)
 
 
-def _run_out(row: Any) -> RunOut:
+def _run_out(run: RunStatus) -> RunOut:
     return RunOut(
-        id=row.id, library=row.library, as_of=row.as_of, dry_run=row.dry_run, full=row.full,
-        policy_revision=row.policy_revision, status=row.status, started_at=aware(row.started_at),
-        finished_at=aware(row.finished_at), summary=row.summary,
+        id=run.id, library=run.library, as_of=run.as_of, dry_run=run.dry_run, full=run.full,
+        policy_revision=run.policy_revision, status=run.status, started_at=run.started_at,
+        finished_at=run.finished_at, summary=run.summary,
     )  # fmt: skip
