@@ -9,69 +9,52 @@ Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
 
 from __future__ import annotations
 
-import gc
 import json
-import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
 
-from kodex.api.audit_commands import audit_app, decisions_command
-from kodex.api.console import err, out, run_body
-from kodex.api.service_commands import (
-    holds_app,
-    libraries_app,
-    policy_diff_command,
-    proposals_app,
-    register_exception_commands,
-    requests_app,
-    users_app,
-)
-from kodex.clock import library_today
-from kodex.config import load_settings
-from kodex.errors import ExamplesFailed, InvalidPolicy
-from kodex.retention.run import plan_decisions, refuse_look_ahead, run_decisions, run_library
-from kodex.rules.examples import run_examples
-from kodex.rules.loading import load_policy
-from kodex.rules.quotes import check_quotes
-from kodex.rules.ruleset import Ruleset
-from kodex.rules.values import aware
-from kodex.services.access_copy import access_copy
-from kodex.services.evaluation import evaluate, explain_reader, validate
-from kodex.services.importing import import_records
-from kodex.services.inquiry import explain_stored
-from kodex.services.policy_source import load_ruleset, policy_path
-from kodex.services.rule_exceptions import exception_authority, revoke_exception
-from kodex.services.setup import Workspace, initialise, open_workspace
+from kodex.api.console import err, out, parse_as_of, run_body
+from kodex.api.deferred import Deferring, stand_in
+from kodex.api.invocation import invocation
+
+if TYPE_CHECKING:  # the commands import what they use when they run: `kodex --help` loads no store, web or engine
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from kodex.rules.ruleset import Ruleset
+    from kodex.services.setup import Workspace
 
 app = typer.Typer(
     help="kodex: library regulations and GDPR retention as executable, cited rules.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=Deferring,
 )
-policy_app = typer.Typer(help="Check and test the policy (policies.yaml).", no_args_is_help=True)
+policy_app = typer.Typer(help="Check and test the policy (policies.yaml).", no_args_is_help=True, cls=Deferring)
+_AUDIT, _SERVICE = "kodex.api.audit_commands", "kodex.api.service_commands"
+stand_in(app, "decisions", _AUDIT, "decisions_command", "Query the decision log: by library, rule, action, subject pseudonym, run, kind, outcome and as_of days.")  # fmt: skip
 app.add_typer(policy_app, name="policy")
-app.add_typer(audit_app, name="audit")
-app.command("decisions")(decisions_command)
-app.add_typer(libraries_app, name="libraries")
-app.add_typer(users_app, name="users")
-app.add_typer(requests_app, name="requests")
-app.add_typer(holds_app, name="holds")
-app.add_typer(proposals_app, name="proposals")
-policy_app.command("diff")(policy_diff_command)
+stand_in(app, "audit", _AUDIT, "audit_app", "The tamper-evident decision log: verify it, prove an entry, export it, sign checkpoints, manage the signing key. Exit code 9: the log or a proof does not verify.")  # fmt: skip
+stand_in(app, "libraries", _SERVICE, "libraries_app", "Libraries (tenants) and their data-processing agreements.")
+stand_in(app, "users", _SERVICE, "users_app", "Users of the HTTP service and their bearer tokens.")
+stand_in(app, "requests", _SERVICE, "requests_app", "Data-subject requests: erasure, loan-history erasure.")
+stand_in(app, "holds", _SERVICE, "holds_app", "Legal holds kept in kodex (they outlast imports).")
+stand_in(app, "proposals", _SERVICE, "proposals_app", "Proposals (e.g. exclusions) for their deciding role.")
+stand_in(app, "exceptions", _SERVICE, "exceptions_app", "Exceptions to a rule: grant, list, revoke; each grant and revocation logged.")  # fmt: skip
+stand_in(policy_app, "policy diff", _SERVICE, "policy_diff_command", "Which decisions would change for the library's current readers and recordings if CANDIDATE were adopted.")  # fmt: skip
 
 
 PolicyOption = Annotated[
     Path | None,
     typer.Option(
-        "--policy", help="Policy file. Default: $KODEX_POLICY, else the bundled policies.yaml.", show_default=False
+        "--policy",
+        help="Policy file. Default: $KODEX_POLICY, else the config's `policy`, else the bundled policies.yaml.",
+        show_default=False,
     ),
 ]
 AsOf = Annotated[
@@ -92,6 +75,7 @@ _run = run_body
 
 @policy_app.command("check")
 def policy_check(
+    ctx: typer.Context,
     path: Annotated[Path | None, typer.Argument(help="Policy file (default: the active policy).")] = None,
     seeds: Annotated[
         Path | None,
@@ -101,7 +85,11 @@ def policy_check(
     """Validate a policy: structure, semantics, and (with --seeds) verbatim quotes. Prints file:line:col per error."""
 
     def body() -> None:
-        loaded = load_policy(policy_path(path))
+        from kodex.errors import InvalidPolicy  # noqa: PLC0415
+        from kodex.rules.loading import load_policy  # noqa: PLC0415
+        from kodex.rules.quotes import check_quotes  # noqa: PLC0415
+
+        loaded = load_policy(invocation(ctx, path).policy_file)
         if seeds is not None:
             texts = {p.name: p.read_text(encoding="utf-8") for p in seeds.glob("*.txt")}
             problems = check_quotes(loaded, texts)
@@ -117,12 +105,18 @@ def policy_check(
 
 @policy_app.command("test")
 def policy_test(
+    ctx: typer.Context,
     path: Annotated[Path | None, typer.Argument(help="Policy file (default: the active policy).")] = None,
 ) -> None:
     """Run every rule's examples and print per-rule coverage; fail on a wrong result or missing coverage."""
 
     def body() -> None:
-        ruleset = load_ruleset(policy_path(path))
+        from rich.table import Table  # noqa: PLC0415
+
+        from kodex.errors import ExamplesFailed  # noqa: PLC0415
+        from kodex.rules.examples import run_examples  # noqa: PLC0415
+
+        ruleset = invocation(ctx, path).ruleset
         coverage = run_examples(ruleset)
         table = Table(title=f"policy examples — revision {ruleset.revision[:12]}")
         for column in ("rule", "examples", "fires", "does not fire", "blocked", "deadline day / day after", "result"):
@@ -152,6 +146,7 @@ def policy_test(
 
 @app.command("evaluate")
 def evaluate_command(
+    ctx: typer.Context,
     file: RecordFile,
     as_of: AsOf,
     library: LibraryOption = None,
@@ -166,16 +161,21 @@ def evaluate_command(
     policy: PolicyOption = None,
 ) -> None:
     """Decide for every reader and camera recording in FILE as of --as-of; print the decisions that call for something."""
-    moment = _as_of(as_of)
+    moment = parse_as_of(as_of)
     if output not in {"jsonl", "table"}:
         raise typer.BadParameter("use jsonl or table", param_hint="--format")
 
     def body() -> None:
-        ruleset = load_ruleset(policy)
-        if library is not None and library not in ruleset.libraries:
-            raise typer.BadParameter(
-                f"unknown library; the policy has: {', '.join(ruleset.libraries)}", param_hint="--library"
-            )
+        import gc  # noqa: PLC0415
+
+        from rich.progress import Progress  # noqa: PLC0415
+
+        from kodex.services.evaluation import evaluate, validate  # noqa: PLC0415
+
+        command = invocation(ctx, policy)
+        ruleset = command.ruleset
+        if library is not None:
+            command.library(library)
         validated = validate(_lines(file), ruleset, moment, skip_invalid=skip_invalid)
         for problem in validated.skipped:
             err.print(f"skipped {problem}", markup=False)
@@ -200,6 +200,7 @@ def evaluate_command(
 
 @app.command("explain")
 def explain_command(
+    ctx: typer.Context,
     reader: Annotated[str, typer.Option("--reader", help="The reader's id (card number).")],
     file: Annotated[
         str | None,
@@ -210,23 +211,28 @@ def explain_command(
     policy: PolicyOption = None,
 ) -> None:
     """Explain in plain words, rule by rule, what applies to one reader and why (from FILE, or from the store)."""
-    moment = _as_of(as_of) if as_of is not None else None
+    moment = parse_as_of(as_of) if as_of is not None else None
 
     def body() -> None:
+        from kodex.clock import now  # noqa: PLC0415
+        from kodex.services.evaluation import explain_reader, validate  # noqa: PLC0415
+        from kodex.services.inquiry import explain_stored  # noqa: PLC0415
+
+        command = invocation(ctx, policy)
+        ruleset = command.ruleset
         if file is None:
             if library is None:
                 raise typer.BadParameter("give the reader's library to explain a stored reader", param_hint="--library")
-            settings = load_settings()
-            ruleset = load_ruleset(policy or settings.policy)
-            work = open_workspace(settings)
-            when = moment if moment is not None else datetime.now(ruleset.library(library).zone)
+            when = moment if moment is not None else command.now(library)
+            work = command.workspace
             lines = explain_stored(work.engine, ruleset, work.master, library, reader, when).lines
-        else:
-            ruleset = load_ruleset(policy)
-            when = moment if moment is not None else date.today()
-            validated = validate(_lines(file), ruleset, when, skip_invalid=True)
+        else:  # by default as of now in the reader's library's time zone, as a stored reader is explained
+            at = moment if moment is not None else now()
+            validated = validate(_lines(file), ruleset, at, skip_invalid=True)
             for problem in validated.skipped:
                 err.print(f"skipped {problem}", markup=False)
+            found = library or _library_of(validated.records.readers, reader)
+            when = at if moment is not None or found is None else command.now(found)
             lines = explain_reader(validated.records, ruleset, when, reader, library)
         for line in lines:
             out.print(line, markup=False)
@@ -234,17 +240,10 @@ def explain_command(
     _run(body)
 
 
-def _as_of(text: str) -> date | datetime:
-    try:
-        moment = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(
-            "write a day as YYYY-MM-DD or a moment as 2026-11-22T02:00:00+01:00", param_hint="--as-of"
-        ) from None
-    try:
-        return aware(moment)  # a moment without offset would be read in whatever zone this machine is in
-    except ValueError as naive:
-        raise typer.BadParameter(str(naive), param_hint="--as-of") from None
+def _library_of(readers: list[Any], reader: str) -> str | None:
+    """The library of the one reader with this id in the file (None: none or several, which explain_reader says)."""
+    found = {r.library for r in readers if r.id == reader}
+    return found.pop() if len(found) == 1 else None
 
 
 def _lines(file: str) -> Iterator[str]:
@@ -259,6 +258,8 @@ def _lines(file: str) -> Iterator[str]:
 
 
 def _decision_table(decisions: Iterator[dict[str, Any]]) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table()
     for column in ("library", "subject", "rule", "action", "cite", "why"):
         table.add_column(column)
@@ -275,13 +276,14 @@ def _tick(flag: bool) -> str:
 
 
 @app.command("init")
-def init_command(policy: PolicyOption = None) -> None:
+def init_command(ctx: typer.Context, policy: PolicyOption = None) -> None:
     """Create what kodex needs and is missing: master key, database (SQLite by default), config with the schedule."""
 
     def body() -> None:
-        settings = load_settings()
-        ruleset = load_ruleset(policy or settings.policy)
-        for line in initialise(settings, ruleset):
+        from kodex.services.setup import initialise  # noqa: PLC0415
+
+        command = invocation(ctx, policy)
+        for line in initialise(command.settings, command.ruleset):
             out.print(line, markup=False)
 
     _run(body)
@@ -289,6 +291,7 @@ def init_command(policy: PolicyOption = None) -> None:
 
 @app.command("import")
 def import_command(
+    ctx: typer.Context,
     file: RecordFile,
     skip_invalid: Annotated[
         bool,
@@ -299,9 +302,13 @@ def import_command(
     """Import records (upsert by library and id). A file with an invalid line imports nothing unless --skip-invalid."""
 
     def body() -> None:
-        settings = load_settings()
-        ruleset = load_ruleset(policy or settings.policy)
-        work = open_workspace(settings)
+        from rich.progress import Progress  # noqa: PLC0415
+        from rich.table import Table  # noqa: PLC0415
+
+        from kodex.services.importing import import_records  # noqa: PLC0415
+
+        command = invocation(ctx, policy)
+        ruleset, settings, work = command.ruleset, command.settings, command.workspace
         lines = list(sys.stdin) if file == "-" else None
         read = (lambda: iter(lines)) if lines is not None else (lambda: _lines(file))
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -315,7 +322,7 @@ def import_command(
                 work.engine,
                 ruleset,
                 work.master,
-                date.today(),
+                date.today(),  # the import's day, as before: each record's own day is decided at the run
                 skip_invalid=skip_invalid,
                 progress=advance,
                 recordings=settings.recordings,
@@ -346,13 +353,16 @@ def import_command(
 
 @app.command("export")
 def export_command(
+    ctx: typer.Context,
     reader: Annotated[str, typer.Option("--reader", help="The reader's id (as in the records).")],
     library: Annotated[str, typer.Option("--library", help="The reader's library.")],
 ) -> None:
     """Everything kodex holds about one reader, decrypted, as JSON (the copy owed under GDPR Art. 15)."""
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        from kodex.services.access_copy import access_copy  # noqa: PLC0415
+
+        work = invocation(ctx).workspace
         copy = access_copy(work.engine, work.master, library, reader)
         sys.stdout.write(json.dumps(copy, ensure_ascii=False, indent=2) + "\n")
 
@@ -361,6 +371,7 @@ def export_command(
 
 @app.command("run")
 def run_command(
+    ctx: typer.Context,
     library: LibraryOption = None,
     as_of: Annotated[
         str | None,
@@ -377,31 +388,30 @@ def run_command(
     policy: PolicyOption = None,
 ) -> None:
     """The nightly job: decide for the subjects due, carry out what the rules decide, record every decision."""
-    moment = _as_of(as_of) if as_of is not None else None
+    moment = parse_as_of(as_of) if as_of is not None else None
     if output not in {"jsonl", "table"}:
         raise typer.BadParameter("use jsonl or table", param_hint="--format")
 
     def body() -> None:
-        settings = load_settings()
-        ruleset = load_ruleset(policy or settings.policy)
-        if library is not None and library not in ruleset.libraries:
-            raise typer.BadParameter(
-                f"unknown library; the policy has: {', '.join(ruleset.libraries)}", param_hint="--library"
-            )
-        chosen = [library] if library else list(ruleset.libraries)
+        from rich.progress import Progress  # noqa: PLC0415
+
+        from kodex.retention.run import plan_decisions, refuse_look_ahead, run_decisions, run_library  # noqa: PLC0415
+
+        command = invocation(ctx, policy)
+        ruleset, settings = command.ruleset, command.settings
+        chosen = [command.library(library)] if library else list(ruleset.libraries)
         for library_id in chosen:  # no library runs if one of them may not look that far ahead
             if moment is not None:
                 refuse_look_ahead(ruleset, library_id, moment, dry_run=dry_run)
-        work = open_workspace(settings)
+        work = command.workspace
         results = []
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             for library_id in chosen:
                 task = bar.add_task(f"{library_id}{' (dry run)' if dry_run else ''}", total=None)
-                zone = ruleset.library(library_id).zone
                 results.append(
                     run_library(
                         work.engine, ruleset, work.master, library_id,
-                        moment if moment is not None else datetime.now(zone),
+                        moment if moment is not None else command.now(library_id),
                         dry_run=dry_run, full=full, batch_size=settings.batch_size, wait=wait,
                         progress=_advance(bar, task), recordings_folder=settings.recordings.folder(library_id),
                     )
@@ -430,6 +440,10 @@ PLAN_ROWS = 200
 
 
 def _plan_table(engine: Any, results: list[Any]) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
+    from kodex.retention.run import plan_decisions  # noqa: PLC0415
+
     total = sum(result.planned for result in results)
     items = [item for result in results for item in plan_decisions(engine, result.run_id, PLAN_ROWS)][:PLAN_ROWS]
     table = Table(
@@ -456,6 +470,8 @@ def _plan_table(engine: Any, results: list[Any]) -> Table:
 
 
 def _summary_table(results: list[Any], dry_run: bool) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
     outcomes = ("applied", "reported", "proposed", "retained", "failed", "error")
     table = Table(title="plan summary (nothing was changed)" if dry_run else "run summary")
     table.add_column("library")
@@ -471,46 +487,6 @@ def _summary_table(results: list[Any], dry_run: bool) -> Table:
     return table
 
 
-exceptions_app = typer.Typer(
-    help="Exceptions to a rule: grant, list, revoke; each grant and revocation logged.", no_args_is_help=True
-)
-app.add_typer(exceptions_app, name="exceptions")
-register_exception_commands(exceptions_app)
-
-
-@exceptions_app.command("revoke")
-def revoke_command(
-    exception_id: Annotated[str, typer.Argument(help="The exception's id, as in the records (e.g. E-1).")],
-    library: Annotated[str, typer.Option("--library", help="The exception's library.")],
-    role: Annotated[
-        str, typer.Option("--role", help="Your authority: a role the rule lets grant exceptions (policies.yaml).")
-    ] = "director",
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Day it stops applying (default: today).")] = None,
-    policy: PolicyOption = None,
-) -> None:
-    """Revoke an exception: it stops applying, the subject is reviewed at the next run, the decision log records it."""
-    given = _as_of(as_of) if as_of is not None else None
-    given_day = given.date() if isinstance(given, datetime) else given
-
-    def body() -> None:
-        settings = load_settings()
-        ruleset = load_ruleset(policy or settings.policy)
-        if library not in ruleset.libraries:
-            raise typer.BadParameter(
-                f"unknown library; the policy has: {', '.join(ruleset.libraries)}", param_hint="--library"
-            )
-        work = open_workspace(settings)
-        day = given_day or library_today(ruleset, library)
-        entry = revoke_exception(
-            work.engine, work.master, library, exception_id, day,
-            actor={"type": "user", "id": None, "role": role}, revision=ruleset.revision,
-            authority=exception_authority(ruleset, library),
-        )  # fmt: skip
-        out.print(f"exception {exception_id} revoked as of {day}; logged as entry {entry['id']}", markup=False)
-
-    _run(body)
-
-
 @app.command(
     "serve",
     epilog=(
@@ -521,6 +497,7 @@ def revoke_command(
     ),
 )
 def serve_command(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
     no_scheduler: Annotated[
@@ -548,12 +525,14 @@ def serve_command(
     Each night, at its configured local time in its own time zone, each library's job runs as `kodex run` would (deciding as of the scheduled moment). On start, a night missed while the service was down is caught up once. However many service processes share the store, a library's night runs once: the others wait for it, then skip it. Stop with Ctrl-C or SIGTERM.
     """
 
+    command = invocation(ctx, policy)
+
     def body() -> tuple[Workspace, Ruleset]:  # a missing store, key or bad config stops here, with its exit code
-        settings = load_settings()
-        ruleset = load_ruleset(policy or settings.policy)
-        return open_workspace(settings), ruleset
+        return command.workspace, command.ruleset
 
     # imported here: the web stack takes a third of a second that every other command need not wait
+    import os  # noqa: PLC0415
+
     import uvicorn  # noqa: PLC0415
 
     from kodex.api.serving import UVICORN, serve_workers  # noqa: PLC0415
@@ -561,6 +540,8 @@ def serve_command(
     from kodex.services.scheduler import build_scheduler  # noqa: PLC0415
 
     work, ruleset = _run(body)
+    import logging  # noqa: PLC0415
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scheduler = None if no_scheduler else build_scheduler(work, ruleset)
     if scheduler is not None:
@@ -574,7 +555,7 @@ def serve_command(
         if workers == 1:
             uvicorn.run(create_app(work, ruleset, scheduler), host=host, port=port, **UVICORN)  # type: ignore[arg-type]
         else:  # each worker opens the same installation and policy itself (api.web.app_from_environment)
-            os.environ["KODEX_POLICY"] = str(policy_path(policy or work.settings.policy))
+            os.environ["KODEX_POLICY"] = str(command.policy_file)
             _run(lambda: serve_workers(host, port, workers))
     finally:
         if scheduler is not None:

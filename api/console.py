@@ -1,9 +1,10 @@
-"""What every command shares: the two consoles and the one wrapper that maps errors to exit codes."""
+"""What every command shares: the two consoles, the one wrapper that maps errors to exit codes, --as-of's reading."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import TypeVar
 
 import typer
@@ -11,7 +12,7 @@ from rich.console import Console
 
 from kodex.errors import failure_for
 
-__all__ = ["err", "out", "run_body"]
+__all__ = ["err", "out", "parse_as_of", "run_body"]
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -29,3 +30,19 @@ def run_body(command: Callable[[], T]) -> T:
         err.print(f"[bold red]{failure.title}[/]", markup=True)
         err.print(str(error), markup=False)
         raise typer.Exit(failure.exit_code) from None
+
+
+def parse_as_of(text: str) -> date | datetime:
+    """A day (YYYY-MM-DD) or a moment with offset; anything else, or a moment without one, is wrong usage."""
+    from kodex.rules.values import aware  # noqa: PLC0415
+
+    try:
+        moment = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            "write a day as YYYY-MM-DD or a moment as 2026-11-22T02:00:00+01:00", param_hint="--as-of"
+        ) from None
+    try:
+        return aware(moment)  # a moment without offset would be read in whatever zone this machine is in
+    except ValueError as naive:
+        raise typer.BadParameter(str(naive), param_hint="--as-of") from None

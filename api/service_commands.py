@@ -1,30 +1,28 @@
 """Commands a person scripts against the service layer: tenants, users, requests, holds, exceptions, proposals.
 
 Each is a thin wrapper over the same function the HTTP service calls (api/routes), so the two cannot drift.
+Built only when one of them is called (api.deferred): this module imports the store.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from kodex.api.console import out, run_body
-from kodex.clock import library_today
-from kodex.config import load_settings
-from kodex.rules.ruleset import Ruleset
+from kodex.api.console import out, parse_as_of, run_body
+from kodex.api.invocation import invocation
 from kodex.services.holds import release_hold, set_hold
 from kodex.services.policy_diff import policy_diff
-from kodex.services.policy_source import load_ruleset, policy_path
+from kodex.services.policy_source import load_ruleset
 from kodex.services.proposals import decide_proposal, list_proposals
 from kodex.services.requests import KINDS, due_requests, file_request, outlook
-from kodex.services.rule_exceptions import grant_exception, list_exceptions
-from kodex.services.setup import Workspace, open_workspace
+from kodex.services.rule_exceptions import exception_authority, grant_exception, list_exceptions, revoke_exception
 from kodex.services.tenants import (
     Agreement,
     agreement_history,
@@ -34,23 +32,29 @@ from kodex.services.tenants import (
 )
 from kodex.services.users import ROLES, User, add_user, list_users, revoke_user
 
-__all__ = ["holds_app", "libraries_app", "proposals_app", "register_exception_commands", "requests_app", "users_app"]
+__all__ = [
+    "exceptions_app",
+    "holds_app",
+    "libraries_app",
+    "policy_diff_command",
+    "proposals_app",
+    "requests_app",
+    "users_app",
+]
 
 libraries_app = typer.Typer(help="Libraries (tenants) and their data-processing agreements.", no_args_is_help=True)
 users_app = typer.Typer(help="Users of the HTTP service and their bearer tokens.", no_args_is_help=True)
 requests_app = typer.Typer(help="Data-subject requests: erasure, loan-history erasure.", no_args_is_help=True)
 holds_app = typer.Typer(help="Legal holds kept in kodex (they outlast imports).", no_args_is_help=True)
 proposals_app = typer.Typer(help="Proposals (e.g. exclusions) for their deciding role.", no_args_is_help=True)
+exceptions_app = typer.Typer(
+    help="Exceptions to a rule: grant, list, revoke; each grant and revocation logged.", no_args_is_help=True
+)
 
 LibraryArg = Annotated[str, typer.Option("--library", help="The library's id (e.g. svkpk).")]
 PolicyOption = Annotated[
     Path | None, typer.Option("--policy", help="Policy file (default: the active policy).", show_default=False)
 ]
-
-
-def _open(policy: Path | None = None) -> tuple[Workspace, Ruleset]:
-    settings = load_settings()
-    return open_workspace(settings), load_ruleset(policy or settings.policy)
 
 
 def _given_day(text: str, hint: str) -> date:
@@ -69,11 +73,11 @@ def _day(text: str | None, hint: str) -> date | None:
 
 
 @libraries_app.command("list")
-def libraries_list() -> None:
+def libraries_list(ctx: typer.Context) -> None:
     """Every library of the installation, with its agreement (or none: it takes no personal data yet)."""
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         table = Table()
         for column in ("library", "name", "agreement signed", "reference"):
             table.add_column(column)
@@ -87,6 +91,7 @@ def libraries_list() -> None:
 
 @libraries_app.command("agreement")
 def libraries_agreement(
+    ctx: typer.Context,
     library_ids: Annotated[list[str], typer.Argument(help="One or more library ids.")],
     signed: Annotated[str, typer.Option("--signed", help="Day the data-processing agreement was signed.")],
     reference: Annotated[str, typer.Option("--reference", help="The agreement's number or file reference.")],
@@ -98,7 +103,8 @@ def libraries_agreement(
         raise typer.BadParameter("give the agreement's number or file reference", param_hint="--reference")
 
     def body() -> None:
-        work, ruleset = _open(policy)
+        command = invocation(ctx, policy)
+        work, ruleset = command.workspace, command.ruleset
         for library in library_ids:
             onboard(work.engine, ruleset, library)
             record_agreement(work.engine, library, Agreement(day, reference.strip()))
@@ -108,11 +114,11 @@ def libraries_agreement(
 
 
 @libraries_app.command("agreements")
-def libraries_agreements(library: Annotated[str, typer.Argument(help="The library's id.")]) -> None:
+def libraries_agreements(ctx: typer.Context, library: Annotated[str, typer.Argument(help="The library's id.")]) -> None:
     """Every data-processing agreement recorded for the library, newest (the one in force) first: when and by whom."""
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         table = Table(title=f"{library}: data-processing agreements, newest first")
         for column in ("signed", "reference", "recorded", "recorded by", ""):
             table.add_column(column)
@@ -131,6 +137,7 @@ def libraries_agreements(library: Annotated[str, typer.Argument(help="The librar
 
 @users_app.command("add")
 def users_add(
+    ctx: typer.Context,
     role: Annotated[str, typer.Option("--role", help=f"One of: {', '.join(ROLES)}.")],
     name: Annotated[str, typer.Option("--name", help="Who (a person) or what (a system) uses the token.")],
     library: Annotated[
@@ -142,7 +149,7 @@ def users_add(
         raise typer.BadParameter(f"use one of {', '.join(ROLES)}", param_hint="--role")
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         _, token = add_user(work.engine, work.master, library, role, name)
         sys.stdout.write(token + "\n")
 
@@ -151,13 +158,14 @@ def users_add(
 
 @users_app.command("list")
 def users_list(
+    ctx: typer.Context,
     library: Annotated[str | None, typer.Option("--library", help="The library (default: the operators).")] = None,
 ) -> None:
     """The users of a library (or the operators), revoked ones too, with who issued each token. Tokens are never
     shown again. A dpo or director token the library's admin issued is flagged: those roles read personal data."""
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         table = Table()
         for column in ("id", "role", "name", "created", "issued by", "revoked", "check"):
             table.add_column(column)
@@ -191,13 +199,14 @@ def _by(role: str | None, user_id: str | None) -> str:
 
 @users_app.command("revoke")
 def users_revoke(
+    ctx: typer.Context,
     user_id: Annotated[str, typer.Argument(help="The user's id (from `kodex users list`).")],
     library: Annotated[str | None, typer.Option("--library", help="The user's library (none: an operator).")] = None,
 ) -> None:
     """Revoke a user's token at once."""
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         revoke_user(work.engine, library, user_id)
         out.print(f"user {user_id} revoked", markup=False)
 
@@ -209,6 +218,7 @@ def users_revoke(
 
 @requests_app.command("add")
 def requests_add(
+    ctx: typer.Context,
     library: LibraryArg,
     reader: Annotated[str, typer.Option("--reader", help="The reader's id (as in the records).")],
     kind: Annotated[str, typer.Option("--kind", help=f"One of: {', '.join(KINDS)}.")],
@@ -219,8 +229,9 @@ def requests_add(
     day = _day(received, "--received")
 
     def body() -> None:
-        work, ruleset = _open(policy)
-        received_on = day or library_today(ruleset, library)
+        command = invocation(ctx, policy)
+        work, ruleset = command.workspace, command.ruleset
+        received_on = day or command.today(library)
         request, forecast = file_request(work.engine, ruleset, work.master, library, reader, kind, received_on)
         out.print(f"request {request.id}: {kind}, received {request.received_on}, due {request.due_on}", markup=False)
         for f in forecast:
@@ -233,6 +244,7 @@ def requests_add(
 
 @requests_app.command("due")
 def requests_due(
+    ctx: typer.Context,
     library: LibraryArg,
     within: Annotated[int, typer.Option("--within", min=0, help="Days ahead.")] = 7,
     today: Annotated[str | None, typer.Option("--today", help="Count from this day (default: today).")] = None,
@@ -241,8 +253,9 @@ def requests_due(
     day = _day(today, "--today")
 
     def body() -> None:
-        work, ruleset = _open()
-        counted = day or library_today(ruleset, library)
+        command = invocation(ctx)
+        work = command.workspace
+        counted = day or command.today(library)
         table = Table(title=f"requests due by {counted.isoformat()} + {within} days")
         for column in ("id", "reader", "kind", "received", "due", ""):
             table.add_column(column)
@@ -268,6 +281,7 @@ def _said(status: str) -> str:
 
 @holds_app.command("set")
 def holds_set(
+    ctx: typer.Context,
     library: LibraryArg,
     subject: Annotated[str, typer.Option("--subject", help="The reader's or camera recording's id.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (kept encrypted).")],
@@ -278,7 +292,7 @@ def holds_set(
     end = _day(until, "--until") if until else None
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         kind = "camera_recording" if recording else "reader"
         set_hold(work.engine, work.master, library, kind, subject, reason, end)
         out.print(f"legal hold set on {kind.replace('_', ' ')} {subject} until {end or 'released'}", markup=False)
@@ -288,6 +302,7 @@ def holds_set(
 
 @holds_app.command("release")
 def holds_release(
+    ctx: typer.Context,
     library: LibraryArg,
     subject: Annotated[str, typer.Option("--subject", help="The reader's or camera recording's id.")],
     recording: Annotated[bool, typer.Option("--recording", help="The subject is a camera recording.")] = False,
@@ -295,22 +310,19 @@ def holds_release(
     """Release kodex's legal hold; the subject is reviewed at the next run."""
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         release_hold(work.engine, library, "camera_recording" if recording else "reader", subject)
         out.print(f"legal hold on {subject} released", markup=False)
 
     run_body(body)
 
 
-# -- exceptions (grant, list; revoke is in api.cli) ---------------------------------------------------------------
+# -- exceptions -----------------------------------------------------------------------------------------------
 
 
-def register_exception_commands(exceptions_app: typer.Typer) -> None:
-    exceptions_app.command("grant")(exceptions_grant)
-    exceptions_app.command("list")(exceptions_list)
-
-
+@exceptions_app.command("grant")
 def exceptions_grant(
+    ctx: typer.Context,
     library: LibraryArg,
     subject: Annotated[str, typer.Option("--subject", help="The reader's or camera recording's id.")],
     rule: Annotated[str, typer.Option("--rule", help="The rule suspended (its id in policies.yaml).")],
@@ -326,23 +338,62 @@ def exceptions_grant(
     first, last = _day(from_, "--from"), _given_day(until, "--until")
 
     def body() -> None:
-        work, ruleset = _open(policy)
+        command = invocation(ctx, policy)
+        work, ruleset = command.workspace, command.ruleset
         grant = {"id": exception_id, "subject": subject, "rule": rule, "reason": reason, "from": first, "until": last}
         actor = {"id": None, "role": role, "name": granted_by}
-        today = library_today(ruleset, library)
-        stored = grant_exception(work.engine, ruleset, work.master, library, grant, actor, today)
+        stored = grant_exception(work.engine, ruleset, work.master, library, grant, actor, command.today(library))
         out.print(f"exception {stored['id']} granted: {rule} suspended for {subject} until {last}", markup=False)
 
     run_body(body)
 
 
-def exceptions_list(library: LibraryArg) -> None:
+@exceptions_app.command("list")
+def exceptions_list(ctx: typer.Context, library: LibraryArg) -> None:
     """The library's exceptions, revoked ones too, as JSON Lines."""
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         for row in list_exceptions(work.engine, work.master, library):
             sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+
+    run_body(body)
+
+
+@exceptions_app.command("revoke")
+def revoke_command(
+    ctx: typer.Context,
+    exception_id: Annotated[str, typer.Argument(help="The exception's id, as in the records (e.g. E-1).")],
+    library: Annotated[str, typer.Option("--library", help="The exception's library.")],
+    role: Annotated[
+        str, typer.Option("--role", help="Your authority: a role the rule lets grant exceptions (policies.yaml).")
+    ] = "director",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Day it stops applying (default: today).")] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Policy file. Default: $KODEX_POLICY, else the config's `policy`, else the bundled policies.yaml.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Revoke an exception: it stops applying, the subject is reviewed at the next run, the decision log records it."""
+    given = parse_as_of(as_of) if as_of is not None else None
+    given_day = given.date() if isinstance(given, datetime) else given
+
+    def body() -> None:
+        command = invocation(ctx, policy)
+        ruleset = command.ruleset
+        command.library(library)
+        work = command.workspace
+        day = given_day or command.today(library)
+        entry = revoke_exception(
+            work.engine, work.master, library, exception_id, day,
+            actor={"type": "user", "id": None, "role": role}, revision=ruleset.revision,
+            authority=exception_authority(ruleset, library),
+        )  # fmt: skip
+        out.print(f"exception {exception_id} revoked as of {day}; logged as entry {entry['id']}", markup=False)
 
     run_body(body)
 
@@ -352,13 +403,14 @@ def exceptions_list(library: LibraryArg) -> None:
 
 @proposals_app.command("list")
 def proposals_list(
+    ctx: typer.Context,
     library: LibraryArg,
     status: Annotated[str, typer.Option("--status", help="open, accepted, rejected, resolved or all.")] = "open",
 ) -> None:
     """Proposals awaiting (or past) their deciding role's decision."""
 
     def body() -> None:
-        work = open_workspace(load_settings())
+        work = invocation(ctx).workspace
         table = Table()
         for column in ("id", "reader", "rule", "action", "decided by", "status", "opened"):
             table.add_column(column)
@@ -373,6 +425,7 @@ def proposals_list(
 
 def _decide(accept: bool) -> Any:
     def command(
+        ctx: typer.Context,
         proposal_id: Annotated[str, typer.Argument(help="The proposal's id (from `kodex proposals list`).")],
         library: LibraryArg,
         reason: Annotated[str, typer.Option("--reason", help="Why (kept encrypted).")],
@@ -380,10 +433,11 @@ def _decide(accept: bool) -> Any:
         policy: PolicyOption = None,
     ) -> None:
         def body() -> None:
-            work, ruleset = _open(policy)
+            command = invocation(ctx, policy)
+            work, ruleset = command.workspace, command.ruleset
             decided = decide_proposal(
                 work.engine, ruleset, work.master, library, proposal_id, accept=accept, reason=reason,
-                actor={"type": "user", "id": None, "role": role}, as_of=library_today(ruleset, library),
+                actor={"type": "user", "id": None, "role": role}, as_of=command.today(library),
             )  # fmt: skip
             out.print(f"proposal {decided.id} {decided.status}; logged", markup=False)
 
@@ -405,6 +459,7 @@ proposals_app.command("reject")(_decide(False))
 
 
 def policy_diff_command(
+    ctx: typer.Context,
     candidate: Annotated[Path, typer.Argument(help="The candidate policy file.")],
     library: LibraryArg,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Day to decide for (default: today).")] = None,
@@ -414,9 +469,10 @@ def policy_diff_command(
     day = _day(as_of, "--as-of")
 
     def body() -> None:
-        work, active = _open()
-        proposed = load_ruleset(policy_path(candidate))
-        as_of_day = day or library_today(active, library)
+        command = invocation(ctx)
+        work, active = command.workspace, command.ruleset
+        proposed = load_ruleset(candidate)
+        as_of_day = day or command.today(library)
         diff = policy_diff(work.engine, work.master, active, proposed, library, as_of_day, limit=limit)
         out.print(
             f"{library} as of {as_of_day}: {diff.changed_subjects} of {diff.subjects} subjects would be decided differently "

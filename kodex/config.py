@@ -30,11 +30,20 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from kodex.errors import ConfigError
 
@@ -84,34 +93,65 @@ class Recordings(_Strict):
         return self.libraries.get(library, self.root / library)
 
 
-class _File(_Strict):
-    database_url: str | None = None
-    master_key_file: Path | None = None
-    policy: Path | None = None
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    max_request_mb: Annotated[int, Field(ge=1, le=4096)] | None = None
-    web_threads: Annotated[int, Field(ge=1, le=256)] | None = None
-    heavy_requests: Annotated[int, Field(ge=1, le=256)] | None = None
-    schedule: Schedule = Schedule()
-    recordings: Recordings = Recordings()
+# The environment's variables (README "Configuration"): each sets one key of the config file, and says what to
+# write when its value is wrong. No other KODEX_… variable is read: a key without a variable is set in the file.
+_VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
+    "KODEX_DATABASE_URL": (("database_url",), "write a database URL"),
+    "KODEX_MASTER_KEY_FILE": (("master_key_file",), "write the path of the master key file"),
+    "KODEX_POLICY": (("policy",), "write the path of the policy file"),
+    "KODEX_BATCH_SIZE": (("batch_size",), "write a whole number of subjects, 1 or more (at most 100000)"),
+    "KODEX_SCHEDULE_TIME": (("schedule", "time"), "write a local time such as 02:00"),
+    "KODEX_RECORDINGS_ROOT": (("recordings", "root"), "write the absolute path of the recordings folder"),
+}
+_FROM_ENVIRONMENT_ONLY = ("home", "config_file")  # where the config file is cannot be said inside it
 
 
-class Settings(_Strict):
+class Settings(BaseSettings):
+    """The installation's settings: the environment (KODEX_…), then the config file, then the defaults."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
     home: Path
     config_file: Path
-    database_url: str
-    master_key_file: Path
-    policy: Path | None
-    batch_size: int
-    max_request_mb: int = 16  # the largest HTTP request body the service takes (an import is sent in parts)
-    web_threads: int = 4  # requests one service process works on at once (the rest wait their turn, in order)
-    heavy_requests: int = 2  # of those, CPU-heavy ones at once (api/heavy.py): the rest keep threads to answer
-    schedule: Schedule
-    recordings: Recordings
+    database_url: str  # default: the SQLite file in the kodex home
+    master_key_file: Path  # default: master.key in the kodex home
+    policy: Path | None = None  # None: the bundled policies.yaml (services.policy_source)
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = BATCH_SIZE
+    max_request_mb: Annotated[int, Field(ge=1, le=4096)] = 16  # the largest HTTP request body the service takes
+    web_threads: Annotated[int, Field(ge=1, le=256)] = 4  # requests one service process works on at once
+    heavy_requests: Annotated[int, Field(ge=1, le=256)] = 2  # of those, CPU-heavy ones at once (api/heavy.py)
+    schedule: Schedule = Schedule()
+    recordings: Recordings = Recordings()
 
     @property
     def embedded(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _in_the_home(cls, data: Any) -> Any:
+        """The store and the master key lie in the kodex home unless the environment or the file says otherwise."""
+        if isinstance(data, dict):
+            home = Path(data["home"])
+            data = {
+                **data,
+                "database_url": data.get("database_url") or f"sqlite:///{home / 'kodex.sqlite3'}",
+                "master_key_file": data.get("master_key_file") or home / "master.key",
+            }
+        return data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The precedence, highest first: the kodex home found, the environment, the config file. No .env file."""
+        config_file = Path(init_settings()["config_file"])
+        return init_settings, _Environment(settings_cls, _environment.get()), _config(settings_cls, config_file)
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -122,63 +162,66 @@ def default_home(env: Mapping[str, str]) -> Path:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings from `env` (default: this process's environment) and the config file it leads to."""
     env = os.environ if env is None else env
     home = default_home(env)
     config_file = Path(env["KODEX_CONFIG"]).expanduser() if env.get("KODEX_CONFIG") else home / "kodex.toml"
-    file = _read(config_file) if config_file.exists() else _File()
     if env.get("KODEX_CONFIG") and not config_file.exists():
         raise ConfigError(f"KODEX_CONFIG names {config_file}, which does not exist")
-    schedule = file.schedule
-    if env.get("KODEX_SCHEDULE_TIME"):
-        try:
-            schedule = Schedule(**{**schedule.model_dump(), "time": env["KODEX_SCHEDULE_TIME"]})
-        except ValidationError:
-            raise ConfigError("KODEX_SCHEDULE_TIME: write a local time such as 02:00") from None
-    recordings = file.recordings
-    if env.get("KODEX_RECORDINGS_ROOT"):
-        try:
-            recordings = Recordings(**{**recordings.model_dump(), "root": env["KODEX_RECORDINGS_ROOT"]})
-        except ValidationError:
-            raise ConfigError("KODEX_RECORDINGS_ROOT: write the absolute path of the recordings folder") from None
-    batch = file.batch_size or BATCH_SIZE
-    if env.get("KODEX_BATCH_SIZE"):
-        try:
-            batch = int(env["KODEX_BATCH_SIZE"])
-            if batch < 1:
-                raise ValueError
-        except ValueError:
-            raise ConfigError("KODEX_BATCH_SIZE: write a whole number of subjects, 1 or more") from None
-    database_url = env.get("KODEX_DATABASE_URL") or file.database_url or f"sqlite:///{home / 'kodex.sqlite3'}"
-    key_file = env.get("KODEX_MASTER_KEY_FILE")
-    policy = env.get("KODEX_POLICY")
-    return Settings(
-        home=home,
-        config_file=config_file,
-        database_url=database_url,
-        master_key_file=Path(key_file).expanduser() if key_file else (file.master_key_file or home / "master.key"),
-        policy=Path(policy) if policy else file.policy,
-        batch_size=batch,
-        max_request_mb=file.max_request_mb or 16,
-        web_threads=file.web_threads or 4,
-        heavy_requests=file.heavy_requests or 2,
-        schedule=schedule,
-        recordings=recordings,
-    )
-
-
-def _read(path: Path) -> _File:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with _reading(env):
+            return Settings(home=home, config_file=config_file)
+    except ValidationError as error:
+        raise ConfigError("\n".join(_problems(error, env, config_file))) from None
+
+
+_environment: ContextVar[Mapping[str, str]] = ContextVar("kodex_environment")
+
+
+@contextmanager
+def _reading(env: Mapping[str, str]) -> Iterator[None]:
+    token = _environment.set(env)
+    try:
+        yield
+    finally:
+        _environment.reset(token)
+
+
+class _Environment(EnvSettingsSource):
+    """The variables of _VARIABLES set (non-empty) in `env`; KODEX_SCHEDULE_TIME sets [schedule] time, and so on."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls, env_prefix="KODEX_", env_nested_delimiter="_", env_nested_max_split=1)
+        self.env_vars = {name.lower(): _expanded(name, env[name]) for name in _VARIABLES if env.get(name)}
+
+
+def _expanded(name: str, value: str) -> str:
+    return str(Path(value).expanduser()) if name == "KODEX_MASTER_KEY_FILE" else value
+
+
+def _config(settings_cls: type[BaseSettings], path: Path) -> PydanticBaseSettingsSource:
+    """The config file's keys (none when there is no file); a file that cannot be read or parsed names itself."""
+    try:
+        source = TomlConfigSettingsSource(settings_cls, toml_file=path)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: {error}") from None
     except OSError as error:
         raise ConfigError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        return _File.model_validate(data)
-    except ValidationError as error:
-        problems = []
-        for detail in error.errors(include_input=False, include_url=False):
-            key = ".".join(str(p) for p in detail["loc"])
+    misplaced = [key for key in _FROM_ENVIRONMENT_ONLY if key in source.toml_data]
+    if misplaced:
+        raise ConfigError("\n".join(f"{path}: {key}: unknown key" for key in misplaced))
+    return source
+
+
+def _problems(error: ValidationError, env: Mapping[str, str], path: Path) -> Iterator[str]:
+    """Each problem named by the variable that set the value, else by the config file and its key."""
+    for detail in error.errors(include_input=False, include_url=False):
+        loc = tuple(str(part) for part in detail["loc"])
+        variable = next(
+            (name for name, (key, _) in _VARIABLES.items() if env.get(name) and loc[: len(key)] == key), None
+        )
+        if variable is not None:
+            yield f"{variable}: {_VARIABLES[variable][1]}"
+        else:
             message = "unknown key" if detail["type"] == "extra_forbidden" else detail["msg"]
-            problems.append(f"{path}: {key}: {message}")
-        raise ConfigError("\n".join(problems)) from None
+            yield f"{path}: {'.'.join(loc)}: {message}"

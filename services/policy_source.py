@@ -1,8 +1,9 @@
-"""Where the active policy comes from: `--policy`, then KODEX_POLICY, then the bundled policies.yaml."""
+"""Where the active policy comes from: `--policy`, then KODEX_POLICY, then the config file's `policy`, then the
+bundled policies.yaml. KODEX_POLICY and the config file come resolved as one value, `Settings.policy` (kodex.config:
+the environment wins over the file), so the order is written here once."""
 
 from __future__ import annotations
 
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -20,12 +21,12 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("kodex") / name))
 
 
-def policy_path(explicit: Path | None = None) -> Path:
+def policy_path(explicit: Path | None = None, configured: Path | None = None) -> Path:
+    """The policy file: the one given (`--policy`), else the configured one (`Settings.policy`), else the bundled."""
     if explicit is not None:
         return explicit
-    configured = os.environ.get("KODEX_POLICY")
-    return Path(configured) if configured else bundled_path("policies.yaml")
+    return configured if configured is not None else bundled_path("policies.yaml")
 
 
-def load_ruleset(explicit: Path | None = None) -> Ruleset:
-    return Ruleset(load_policy(policy_path(explicit)))
+def load_ruleset(explicit: Path | None = None, configured: Path | None = None) -> Ruleset:
+    return Ruleset(load_policy(policy_path(explicit, configured)))

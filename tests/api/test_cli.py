@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from kodex.api.cli import app
+from kodex.api.deferred import DEFERRED, real_command
 from tests.conftest import POLICY, ROOT, SHARED
 
 runner = CliRunner()
@@ -189,3 +192,82 @@ def test_an_as_of_moment_without_offset_is_refused_with_exit_2_saying_to_add_it(
     assert result.exit_code == 2, result.output
     assert "needs its UTC offset" in result.output
     assert "or give a day" in result.output
+
+
+# -- one invocation: the policy and the library's today, resolved once for every command --------------------------
+
+
+def _configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: str) -> None:
+    """An installation home in tmp_path whose kodex.toml says `config`; no KODEX_POLICY."""
+    (tmp_path / "kodex.toml").write_text(config, encoding="utf-8")
+    monkeypatch.setenv("KODEX_HOME", str(tmp_path))
+    monkeypatch.delenv("KODEX_CONFIG", raising=False)
+    monkeypatch.delenv("KODEX_POLICY", raising=False)
+
+
+def _broken_policy(tmp_path: Path) -> Path:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("libraries: [\n", encoding="utf-8")
+    return broken
+
+
+@pytest.mark.parametrize("command", ["evaluate", "explain"])
+def test_evaluate_and_explain_file_honour_the_config_policy(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = _broken_policy(tmp_path)
+    _configured(tmp_path, monkeypatch, f'policy = "{broken}"\n')
+    args = [command, "--as-of", "2026-11-22", *(["--reader", "R-1"] if command == "explain" else []), "-"]
+    result = kodex(*args, stdin=EXPIRED + "\n")
+    assert result.exit_code == 3, result.output
+    assert str(broken) in result.stderr
+
+
+def test_evaluate_honours_the_config_policy_below_policy_and_kodex_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configured(tmp_path, monkeypatch, f'policy = "{_broken_policy(tmp_path)}"\n')
+    given = kodex("evaluate", "--as-of", "2026-11-22", "--policy", str(POLICY), "-", stdin=EXPIRED + "\n")
+    assert given.exit_code == 0, given.output
+    monkeypatch.setenv("KODEX_POLICY", str(POLICY))
+    from_environment = kodex("evaluate", "--as-of", "2026-11-22", "-", stdin=EXPIRED + "\n")
+    assert from_environment.exit_code == 0, from_environment.output
+    assert from_environment.stdout == given.stdout
+
+
+def test_explain_file_counts_today_in_the_librarys_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 23:30 UTC on 21 Nov 2026 is already 22 Nov in Plzeň: the card expired 21 Nov 2024, 24 months have passed there
+    monkeypatch.setattr("kodex.clock.now", lambda: datetime(2026, 11, 21, 23, 30, tzinfo=UTC))
+    result = kodex("explain", "--reader", "R-1", "-", stdin=EXPIRED + "\n")
+    assert result.exit_code == 0, result.output
+    assert "R-1 (svkpk) as of 22 Nov 2026 00:30:00 +0100" in result.stdout
+    same = kodex("explain", "--reader", "R-1", "--as-of", "2026-11-22T00:30:00+01:00", "-", stdin=EXPIRED + "\n")
+    assert result.stdout == same.stdout
+    day_before = kodex("explain", "--reader", "R-1", "--as-of", "2026-11-21", "-", stdin=EXPIRED + "\n")
+    assert day_before.stdout.split("\n", 1)[1] != result.stdout.split("\n", 1)[1]  # the day decides the outcome
+
+
+# -- start-up: what `kodex --help` does not load -----------------------------------------------------------------
+
+
+def test_kodex_help_imports_no_store_web_cryptography_or_rule_engine() -> None:
+    probe = (
+        "import sys; from typer.testing import CliRunner; from kodex.api.cli import app; "
+        "result = CliRunner().invoke(app, ['--help']); assert result.exit_code == 0, result.output; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'sqlalchemy', 'fastapi', 'uvicorn', 'cryptography', 'durable', 'alembic', 'pydantic'})))"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert completed.stdout.split() == []
+
+
+@pytest.mark.parametrize("path", sorted(DEFERRED))
+def test_a_deferred_command_is_listed_with_what_the_real_command_says(path: str) -> None:
+    *group, name = path.split()
+    listed = typer.main.get_command(app)
+    for word in group:
+        listed = listed.commands[word]  # type: ignore[attr-defined]
+    stand_in = listed.commands[name]  # type: ignore[attr-defined]
+    real = real_command(path)
+    assert stand_in.help == (real.help or "").split("\n\n")[0].strip()
+    assert getattr(real, "commands", None) or real.params  # the real one: its subcommands or its options
