@@ -8,17 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from kodex.api.cli import app
-from tests.conftest import POLICY, ROOT, SHARED
-
-runner = CliRunner()
-SAMPLE = ROOT / "samples" / "readers.jsonl"
-
-
-def kodex(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, list(args), input=stdin)
+from tests.support import POLICY, SAMPLE, SHARED, kodex
 
 
 def line(**fields: object) -> str:
