@@ -25,6 +25,7 @@ BLOCK = re.compile(r"^```sh\n(.*?)^```", re.MULTILINE | re.DOTALL)
 NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
 TEST_COMMAND = "<!-- test-command -->"  # the README's test command: CI runs it, and it runs these tests
 HEADING = re.compile(r"^#+ (.+)$", re.MULTILINE)
+FENCED = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 
 # Sourced before each block: the variables the blocks before it set, an error stops the block naming its command.
 PRELUDE = """set -a
@@ -48,7 +49,7 @@ def blocks() -> list[Block]:
     found = []
     for match in BLOCK.finditer(text):
         before = text[: match.start()]
-        headings = HEADING.findall(before)
+        headings = HEADING.findall(FENCED.sub("", before))  # a shell comment in a block is no heading
         heading = headings[-1] if headings else "README"
         first = match.group(1).splitlines()[0]
         comment = first.split("#", 1)[1].strip() if "#" in first else first[:40]
