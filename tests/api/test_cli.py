@@ -10,18 +10,10 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from kodex.api.cli import app
 from kodex.api.deferred import DEFERRED, real_command
-from tests.conftest import POLICY, ROOT, SHARED
-
-runner = CliRunner()
-SAMPLE = ROOT / "samples" / "readers.jsonl"
-
-
-def kodex(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, list(args), input=stdin)
+from tests.support import POLICY, SAMPLE, SHARED, kodex
 
 
 def line(**fields: object) -> str:

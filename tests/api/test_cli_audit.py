@@ -14,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -24,34 +23,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import ColumnElement, Engine, func, select, update
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from kodex.api.cli import app
 from kodex.audit.merkle import verify_inclusion
 from kodex.store.database import connect
 from kodex.store.schema import decision_log, log_checkpoints, runs
 from tests.audit.support import around_the_triggers
-from tests.conftest import AGREEMENT, ROOT, fresh_store, installation_env
 from tests.retention.support import clock_at
+from tests.support import AGREEMENT, KODEX, SAMPLE, fresh_store, installation_env, kodex, ok
 
-runner = CliRunner()
-SAMPLE = ROOT / "samples" / "readers.jsonl"
 FIRST_NIGHT, SECOND_NIGHT = "2026-11-22", "2027-03-15"
 FIRST_DAY, SECOND_DAY = date.fromisoformat(FIRST_NIGHT), date.fromisoformat(SECOND_NIGHT)
 LIBRARIES = ("kntb", "svkpk", "zdirec")
-KODEX = Path(sys.executable).with_name("kodex")
 MORE = re.compile(r"add --after (\d+)")
 log = decision_log.c
-
-
-def kodex(*args: str) -> Result:
-    return runner.invoke(app, list(args))
-
-
-def ok(*args: str) -> Result:
-    result = kodex(*args)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def installed(url: str) -> Engine:
@@ -230,7 +215,7 @@ def test_verify_proof_passes_on_a_machine_with_no_database_configured(shared: En
 def test_verify_proof_reads_the_proof_from_standard_input(shared: Engine, tmp_path: Path) -> None:
     proof = ok("audit", "prove", a_decision(shared).id).stdout
 
-    result = runner.invoke(app, ["audit", "verify-proof", "-", "--public-key", str(keys_file(tmp_path))], input=proof)
+    result = kodex("audit", "verify-proof", "-", "--public-key", str(keys_file(tmp_path)), stdin=proof)
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("proof verifies: ")
@@ -241,7 +226,7 @@ def test_verify_proof_refuses_a_deeply_nested_file_with_exit_2_before_parsing_it
 ) -> None:
     crafted = "[" * 100_000 + "]" * 100_000  # json.loads would end in a RecursionError
 
-    result = runner.invoke(app, ["audit", "verify-proof", "-", "--public-key", str(keys_file(tmp_path))], input=crafted)
+    result = kodex("audit", "verify-proof", "-", "--public-key", str(keys_file(tmp_path)), stdin=crafted)
 
     assert result.exit_code == 2, result.output
     assert "nested more than 32 levels" in result.output

@@ -9,16 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from kodex.api.cli import app
+from tests.support import kodex
 
-runner = CliRunner()
 AS_OF = "2026-11-22"
-
-
-def kodex(*args: str):  # type: ignore[no-untyped-def]
-    return runner.invoke(app, list(args))
 
 
 def reader(library: str, id_: str) -> dict[str, Any]:

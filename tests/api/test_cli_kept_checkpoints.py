@@ -27,9 +27,10 @@ from kodex.audit.merkle import Frontier
 from kodex.config import load_settings
 from kodex.services.setup import open_workspace
 from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_subtrees, metadata
-from tests.api.test_cli_audit import installed, keys_file, kodex, ok
+from tests.api.test_cli_audit import installed, keys_file
 from tests.audit.support import around_the_triggers
 from tests.retention.support import clock_at
+from tests.support import kodex, ok
 
 LIBRARY = "svkpk"
 THIRD_NIGHT = "2027-06-01"

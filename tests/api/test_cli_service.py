@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from kodex.api.cli import app
 from kodex.api.web import create_app
 from kodex.audit.log import LogFilter, query
 from kodex.config import load_settings
@@ -28,22 +27,11 @@ from kodex.services.proposals import list_proposals
 from kodex.services.setup import Workspace, open_workspace
 from kodex.services.users import list_users
 from kodex.store.schema import runs
-from tests.conftest import AGREEMENT, POLICY
 from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, person, recording
+from tests.support import AGREEMENT, POLICY, kodex, ok
 
-runner = CliRunner()
 NIGHT, NEXT_NIGHT = "2026-11-22", "2026-11-23"
 RULE = "svkpk.retention.after_settlement"
-
-
-def kodex(*args: str) -> Result:
-    return runner.invoke(app, list(args))
-
-
-def ok(*args: str) -> Result:
-    result = kodex(*args)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def records_file(tmp_path: Path, records: Iterable[Mapping[str, Any]], name: str = "records.jsonl") -> str:
@@ -61,8 +49,8 @@ def installed(kodex_env: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def store(installed: dict[str, str]) -> Iterator[Workspace]:
-    """The installation's store, to look at what the commands did."""
+def workspace(installed: dict[str, str]) -> Iterator[Workspace]:
+    """The installation (`kodex init` and the agreements, from the command line), to look at what the commands did."""
     work = open_workspace(load_settings())
     yield work
     work.engine.dispose()
@@ -112,36 +100,36 @@ def test_kodex_libraries_agreement_refuses_a_library_not_in_the_policy_and_a_mal
 
 
 def test_users_add_prints_only_the_token_and_that_token_works_against_the_api(
-    installed: dict[str, str], ruleset: Ruleset, store: Workspace
+    installed: dict[str, str], ruleset: Ruleset, workspace: Workspace
 ) -> None:
     added = kodex("users", "add", "--library", "svkpk", "--role", "dpo", "--name", "Eva Pověřená")
 
     assert added.exit_code == 0, added.output
     (token,) = added.stdout.splitlines()
     assert token.startswith("kodex_") and " " not in token
-    client = TestClient(create_app(store, ruleset))
+    client = TestClient(create_app(workspace, ruleset))
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/v1/libraries/svkpk/requests", headers=headers).status_code == 200
     assert client.get("/v1/libraries/kntb/requests", headers=headers).status_code == 403  # its own library only
 
-    (user,) = list_users(store.engine, store.master, "svkpk")
+    (user,) = list_users(workspace.engine, workspace.master, "svkpk")
     ok("users", "revoke", user.id, "--library", "svkpk")
     assert client.get("/v1/libraries/svkpk/requests", headers=headers).status_code == 401
 
 
 def test_an_operator_is_added_without_a_library_and_every_other_role_needs_one(
-    installed: dict[str, str], ruleset: Ruleset, store: Workspace
+    installed: dict[str, str], ruleset: Ruleset, workspace: Workspace
 ) -> None:
     operator = ok("users", "add", "--role", "operator", "--name", "ZÍSKEJ desk").stdout.strip()
 
     headers = {"Authorization": f"Bearer {operator}"}
-    listed = TestClient(create_app(store, ruleset)).get("/v1/libraries", headers=headers)
+    listed = TestClient(create_app(workspace, ruleset)).get("/v1/libraries", headers=headers)
     assert listed.status_code == 200
-    assert [u.library for u in list_users(store.engine, store.master, None)] == [None]
+    assert [u.library for u in list_users(workspace.engine, workspace.master, None)] == [None]
     assert kodex("users", "add", "--role", "operator", "--name", "X", "--library", "svkpk").exit_code == 2
     assert kodex("users", "add", "--role", "dpo", "--name", "X").exit_code == 2
     assert kodex("users", "add", "--role", "janitor", "--name", "X", "--library", "svkpk").exit_code == 2
-    assert list_users(store.engine, store.master, "svkpk") == []
+    assert list_users(workspace.engine, workspace.master, "svkpk") == []
 
 
 # -- data-subject requests ---------------------------------------------------------------------------------------
@@ -200,7 +188,7 @@ def test_kodex_requests_due_lists_overdue_and_due_within_the_days_but_not_later(
 
 
 def test_kodex_holds_set_keeps_a_reader_and_release_lets_the_next_run_anonymise(
-    installed: dict[str, str], store: Workspace, tmp_path: Path
+    installed: dict[str, str], workspace: Workspace, tmp_path: Path
 ) -> None:
     ok("import", records_file(tmp_path, [LAPSED]))
 
@@ -208,16 +196,16 @@ def test_kodex_holds_set_keeps_a_reader_and_release_lets_the_next_run_anonymise(
 
     assert held.stdout.strip() == "legal hold set on reader SV-LAPSED until released"
     night()
-    assert reader_status(store.engine, "svkpk", "SV-LAPSED").state != "anonymised"
+    assert reader_status(workspace.engine, "svkpk", "SV-LAPSED").state != "anonymised"
     released = ok("holds", "release", "--library", "svkpk", "--subject", "SV-LAPSED")
     assert released.stdout.strip() == "legal hold on SV-LAPSED released"
     assert kodex("holds", "release", "--library", "svkpk", "--subject", "SV-LAPSED").exit_code == 6
     night(NEXT_NIGHT)
-    assert reader_status(store.engine, "svkpk", "SV-LAPSED").state == "anonymised"
+    assert reader_status(workspace.engine, "svkpk", "SV-LAPSED").state == "anonymised"
 
 
 def test_kodex_holds_set_on_a_recording_keeps_it_past_its_7_days(
-    installed: dict[str, str], store: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    installed: dict[str, str], workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KODEX_RECORDINGS_ROOT", str(tmp_path / "cctv"))
     video = tmp_path / "cctv" / "svkpk" / "cam-1.mp4"
@@ -247,7 +235,7 @@ def grant(*extra: str, rule: str = RULE) -> Result:
 
 
 def test_kodex_exceptions_grant_stores_and_lists_it_and_it_holds_the_rule_back(
-    installed: dict[str, str], store: Workspace, tmp_path: Path
+    installed: dict[str, str], workspace: Workspace, tmp_path: Path
 ) -> None:
     ok("import", records_file(tmp_path, [LAPSED]))
 
@@ -261,12 +249,12 @@ def test_kodex_exceptions_grant_stores_and_lists_it_and_it_holds_the_rule_back(
         "Mgr. Ivana Ředitelová", "2026-11-01", "2027-03-31", None
     )  # fmt: skip
     night()
-    assert reader_status(store.engine, "svkpk", "SV-LAPSED").state != "anonymised"
+    assert reader_status(workspace.engine, "svkpk", "SV-LAPSED").state != "anonymised"
 
     revoked = ok("exceptions", "revoke", "E-1", "--library", "svkpk", "--as-of", NIGHT)
     assert revoked.stdout.startswith(f"exception E-1 revoked as of {NIGHT}; logged as entry ")
     night(NEXT_NIGHT)
-    assert reader_status(store.engine, "svkpk", "SV-LAPSED").state == "anonymised"
+    assert reader_status(workspace.engine, "svkpk", "SV-LAPSED").state == "anonymised"
 
 
 def test_kodex_exceptions_grant_to_a_rule_that_allows_none_exits_4_and_stores_nothing(
@@ -333,7 +321,7 @@ def test_kodex_exceptions_revoke_backdated_before_the_grant_exits_2_and_keeps_it
 
 
 def test_kodex_proposals_list_accept_and_reject_with_their_exit_codes(
-    installed: dict[str, str], store: Workspace, tmp_path: Path
+    installed: dict[str, str], workspace: Workspace, tmp_path: Path
 ) -> None:
     ok("import", records_file(tmp_path, EXPELLED))
     night()
@@ -341,7 +329,7 @@ def test_kodex_proposals_list_accept_and_reject_with_their_exit_codes(
     listed = ok("proposals", "list", "--library", "svkpk").stdout
 
     assert "SV-EX1" in listed and "SV-EX2" in listed and "SV-ONCE" not in listed
-    ids = {p.subject: p.id for p in list_proposals(store.engine, "svkpk")}
+    ids = {p.subject: p.id for p in list_proposals(workspace.engine, "svkpk")}
     accepted = ok("proposals", "accept", ids["SV-EX1"], "--library", "svkpk", "--reason", "expelled twice")
     assert accepted.stdout.strip() == f"proposal {ids['SV-EX1']} accepted; logged"
     assert kodex("proposals", "accept", ids["SV-EX1"], "--library", "svkpk", "--reason", "again").exit_code == 2
@@ -351,8 +339,8 @@ def test_kodex_proposals_list_accept_and_reject_with_their_exit_codes(
     assert rejected.stdout.strip() == f"proposal {ids['SV-EX2']} rejected; logged"
     assert kodex("proposals", "accept", "nope", "--library", "svkpk", "--reason", "x").exit_code == 6
 
-    assert reader_status(store.engine, "svkpk", "SV-EX1").services_blocked
-    assert not reader_status(store.engine, "svkpk", "SV-EX2").services_blocked
+    assert reader_status(workspace.engine, "svkpk", "SV-EX1").services_blocked
+    assert not reader_status(workspace.engine, "svkpk", "SV-EX2").services_blocked
     remaining = ok("proposals", "list", "--library", "svkpk").stdout
     assert "SV-EX1" not in remaining and "SV-EX2" not in remaining
     every = ok("proposals", "list", "--library", "svkpk", "--status", "all").stdout
@@ -407,7 +395,7 @@ def test_kodex_explain_without_a_file_explains_the_stored_reader(installed: dict
 
 
 def test_kodex_run_past_tomorrow_exits_2_saying_to_use_dry_run_and_changes_nothing_in_any_library(
-    store: Workspace, tmp_path: Path
+    workspace: Workspace, tmp_path: Path
 ) -> None:
     ok("import", records_file(tmp_path, [LAPSED, CURRENT]))
 
@@ -415,18 +403,20 @@ def test_kodex_run_past_tomorrow_exits_2_saying_to_use_dry_run_and_changes_nothi
 
     assert refused.exit_code == 2, refused.output
     assert "--dry-run" in refused.stderr
-    assert reader_status(store.engine, "svkpk", "SV-LAPSED").state == "active"
-    with store.engine.connect() as connection:
+    assert reader_status(workspace.engine, "svkpk", "SV-LAPSED").state == "active"
+    with workspace.engine.connect() as connection:
         assert connection.execute(select(runs.c.id)).all() == []
     looked_ahead = ok("run", "--as-of", "8999-01-01", "--dry-run")
     assert "anonymise" in looked_ahead.stdout
-    assert reader_status(store.engine, "svkpk", "SV-LAPSED").state == "active"
+    assert reader_status(workspace.engine, "svkpk", "SV-LAPSED").state == "active"
 
 
-def test_a_run_from_the_command_line_names_the_cli_as_its_starter_in_the_log(store: Workspace, tmp_path: Path) -> None:
+def test_a_run_from_the_command_line_names_the_cli_as_its_starter_in_the_log(
+    workspace: Workspace, tmp_path: Path
+) -> None:
     ok("import", records_file(tmp_path, [LAPSED]))
 
     night()
 
-    (summary,) = query(store.engine, LogFilter(library="svkpk", kind="run_summary"))
+    (summary,) = query(workspace.engine, LogFilter(library="svkpk", kind="run_summary"))
     assert summary[1]["details"]["started_by"] == {"type": "cli", "id": None, "role": None}

@@ -34,17 +34,15 @@ from kodex.api.auth import PERMISSIONS
 from kodex.api.throttle import FailedTokens
 from kodex.api.web import create_app
 from kodex.audit.log import LogFilter, query
-from kodex.config import load_settings
 from kodex.retention.run import run_library
 from kodex.rules.ruleset import Ruleset
 from kodex.services.holds import set_hold
 from kodex.services.importing import import_records
 from kodex.services.proposals import list_proposals
 from kodex.services.rule_exceptions import grant_exception
-from kodex.services.setup import Workspace, initialise, open_workspace
-from kodex.services.tenants import Agreement, onboard
+from kodex.services.setup import Workspace
 from kodex.services.users import ROLES, add_user, revoke_user
-from tests.conftest import POLICY, ROOT, fresh_store, installation_env
+from tests.support import POLICY, ROOT, fresh_installation
 
 HOME, OTHER = "svkpk", "kntb"  # the library the tokens act for, and another one's
 NOWHERE = "nosuchlibrary"  # a library neither the policy nor the store has
@@ -164,27 +162,19 @@ def user_tokens(work: Workspace) -> dict[tuple[str | None, str], str]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> Iterator[Site]:
     where = tmp_path_factory.mktemp("http_access")
-    with fresh_store(where) as url, pytest.MonkeyPatch.context() as patch:
-        installation_env(where, url, patch)
-        settings = load_settings()
-        initialise(settings, ruleset)
-        work = open_workspace(settings)
-        try:
-            for library in (HOME, OTHER):  # zdirec, in the policy too, is not onboarded here
-                onboard(work.engine, ruleset, library, Agreement(date(2026, 1, 5), "DPA-T-1"))
-            home, other = stock(work, ruleset, HOME), stock(work, ruleset, OTHER)
-            assert home.reader == READER, "svkpk's proposal should be about the reader expelled twice"
-            set_hold(work.engine, work.master, OTHER, "reader", other.reader, "a court asked for the records", None)
-            tokens = user_tokens(work)
-            gone, revoked = add_user(work.engine, work.master, HOME, "dpo", "Revoked Dpo")
-            revoke_user(work.engine, HOME, gone.id)
-            # every endpoint is called with unknown and revoked tokens from the one test client: without room for them
-            # all, the failed-token throttle (tests/api/test_http_door.py) would answer 429 instead of 401
-            room = FailedTokens(burst=100_000)
-            with TestClient(create_app(work, ruleset, failed_tokens=room)) as client:
-                yield Site(work, ruleset, client, tokens, revoked, home, other)
-        finally:
-            work.engine.dispose()
+    # zdirec, in the policy too, is not onboarded here
+    with fresh_installation(where, ruleset, agreements=[HOME, OTHER]) as (work, _):
+        home, other = stock(work, ruleset, HOME), stock(work, ruleset, OTHER)
+        assert home.reader == READER, "svkpk's proposal should be about the reader expelled twice"
+        set_hold(work.engine, work.master, OTHER, "reader", other.reader, "a court asked for the records", None)
+        tokens = user_tokens(work)
+        gone, revoked = add_user(work.engine, work.master, HOME, "dpo", "Revoked Dpo")
+        revoke_user(work.engine, HOME, gone.id)
+        # every endpoint is called with unknown and revoked tokens from the one test client: without room for them
+        # all, the failed-token throttle (tests/api/test_http_door.py) would answer 429 instead of 401
+        room = FailedTokens(burst=100_000)
+        with TestClient(create_app(work, ruleset, failed_tokens=room)) as client:
+            yield Site(work, ruleset, client, tokens, revoked, home, other)
 
 
 # -- every /v1 endpoint -----------------------------------------------------------------------------------------------

@@ -13,36 +13,37 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from kodex.api.web import create_app
-from kodex.config import load_settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.setup import Workspace, initialise, open_workspace
-from kodex.services.tenants import Agreement, onboard
+from kodex.services.tenants import onboard
 from kodex.services.users import add_user
 from kodex.store.schema import camera_recordings, readers
+from tests import support
 from tests.audit.test_no_personal_data import leaks
-from tests.conftest import fresh_store, installation_env
+from tests.support import (
+    KODEX,
+    free_port,
+    fresh_installation,
+    fresh_store,
+    installation_env,
+    ok_process,
+    wait_for_health,
+)
 
 LIMIT_MB = 1
 LIMIT = LIMIT_MB * 1024 * 1024
-KODEX = Path(sys.executable).with_name("kodex")
 
 
 # -- planted personal data -----------------------------------------------------------------------------------------
@@ -86,16 +87,11 @@ def fresh(card: str, library: str = "svkpk") -> dict[str, Any]:
 # -- the installation in process ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Installation:
-    work: Workspace
-    app: FastAPI
-    tokens: dict[str, str]  # "librarian", "dpo", "kntb librarian" → token
+class Installation(support.Installation):
+    """tokens: "librarian", "dpo", "kntb librarian" → token; a client is the librarian's unless another is named."""
 
     def client(self, who: str = "librarian") -> TestClient:
-        client = TestClient(self.app, raise_server_exceptions=False)
-        client.headers["Authorization"] = f"Bearer {self.tokens[who]}"
-        return client
+        return super().client(who)
 
     def stored(self, table: Any, ids: list[str]) -> int:
         with self.work.engine.connect() as connection:
@@ -111,14 +107,8 @@ def limit_requests_to_one_mib(settings_file: Path) -> None:
 def installation(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> Iterator[Installation]:
     """svkpk with its agreement, kntb onboarded without one; bodies limited to 1 MiB."""
     home = tmp_path_factory.mktemp("bad-input")
-    with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
-        installation_env(home, url, patch)
-        initialise(load_settings(), ruleset)
-        limit_requests_to_one_mib(load_settings().config_file)
-        settings = load_settings()
-        assert settings.max_request_mb == LIMIT_MB
-        work = open_workspace(settings)
-        onboard(work.engine, ruleset, "svkpk", Agreement(date(2026, 1, 5), "DPA-T-1"))
+    with fresh_installation(home, ruleset, agreements=["svkpk"], configure=limit_requests_to_one_mib) as (work, _):
+        assert work.settings.max_request_mb == LIMIT_MB
         onboard(work.engine, ruleset, "kntb")  # no agreement: it takes no personal data
         tokens = {
             "librarian": add_user(work.engine, work.master, "svkpk", "librarian", "Librarian L")[1],
@@ -126,7 +116,6 @@ def installation(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> 
             "kntb librarian": add_user(work.engine, work.master, "kntb", "librarian", "Librarian K")[1],
         }
         yield Installation(work, create_app(work, ruleset), tokens)
-        work.engine.dispose()
 
 
 def is_problem(body: Any) -> bool:
@@ -472,30 +461,18 @@ class Server:
     stderr: str
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def kodex(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([str(KODEX), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`kodex init`, svkpk's agreement, a librarian and a dpo, then `kodex serve` driven through the scenario."""
     home = tmp_path_factory.mktemp("serve")
     with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
         env = {**os.environ, **installation_env(home, url, patch)}
-        kodex(env, "init")
+        ok_process(["init"], env)
         limit_requests_to_one_mib(home / "home" / "kodex.toml")
-        kodex(env, "libraries", "agreement", "svkpk", "--signed", "2026-01-05", "--reference", "X")
+        ok_process(["libraries", "agreement", "svkpk", "--signed", "2026-01-05", "--reference", "X"], env)
         tokens = {}
         for role, name in (("librarian", "L"), ("dpo", "D")):
-            printed = kodex(env, "users", "add", "--library", "svkpk", "--role", role, "--name", name)
+            printed = ok_process(["users", "add", "--library", "svkpk", "--role", role, "--name", name], env).stdout
             assert printed.count("\n") == 1 and printed.startswith("kodex_")  # the token, alone on stdout
             tokens[role] = printed.strip()
         port = free_port()
@@ -507,7 +484,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         base = f"http://127.0.0.1:{port}"
         exchange = Exchange()
         try:
-            _wait_for(base, process)
+            wait_for_health(base, process)
             clients: dict[str, httpx.Client] = {}
 
             def client(who: str) -> httpx.Client:
@@ -524,18 +501,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             process.terminate()
             process.wait(timeout=30)
         yield Server(base, tokens, exchange, out.read_text("utf-8", "replace"), err.read_text("utf-8", "replace"))
-
-
-def _wait_for(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "kodex serve stopped"
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError("kodex serve did not answer GET /health within 60 s")
 
 
 def test_kodex_serve_was_sent_every_planted_value_and_token_and_logged_the_requests(server: Server) -> None:

@@ -28,7 +28,7 @@ from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.tenants import Agreement, onboard
 from kodex.services.users import add_user
-from tests.conftest import fresh_store, installation_env
+from tests.support import fresh_store, installation_env
 
 ATTACKER, OFFICE = ("192.0.2.66", 40000), ("198.51.100.7", 40000)
 READER = "SV-CARD-4711"

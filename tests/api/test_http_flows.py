@@ -1,4 +1,4 @@
-"""The HTTP API end to end (TestClient): onboarding, users, requests, holds, exceptions, proposals, runs, policy.
+"""The HTTP API end to end (TestClient): not_onboarded, users, requests, holds, exceptions, proposals, runs, policy.
 
 Each test works on a fresh installation on the engine CI chose. Users are added through the service layer (as
 `kodex users add` does) unless the test is about issuing them through the API. Nightly runs are started through
@@ -31,8 +31,8 @@ from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.users import add_user
 from kodex.store.schema import camera_recordings, loans, readers, runs, users
-from tests.conftest import POLICY
 from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person, with_recordings
+from tests.support import POLICY
 
 PRAGUE = ZoneInfo("Europe/Prague")
 NIGHT = "2026-11-22"
@@ -115,7 +115,7 @@ def api(workspace: Workspace, ruleset: Ruleset, tmp_path: Path) -> Iterator[Api]
 
 
 @pytest.fixture
-def bare(kodex_env: dict[str, str], ruleset: Ruleset, tmp_path: Path) -> Iterator[Api]:
+def not_onboarded(kodex_env: dict[str, str], ruleset: Ruleset, tmp_path: Path) -> Iterator[Api]:
     """An installation after `kodex init` only: no library has a data-processing agreement yet."""
     settings = load_settings()
     initialise(settings, ruleset)
@@ -129,13 +129,15 @@ def summary_counts(run: Mapping[str, Any]) -> dict[tuple[str, str], int]:
     return {(d["action"], d["outcome"]): d["count"] for d in run["summary"]["decisions"]}
 
 
-# -- onboarding (ZÍSKEJ, seed 000) ---------------------------------------------------------------------------------
+# -- not_onboarded (ZÍSKEJ, seed 000) ---------------------------------------------------------------------------------
 
 
 def test_the_operator_onboards_a_library_with_an_admin_whose_token_is_shown_once_and_stored_only_as_its_hash(
-    bare: Api,
+    not_onboarded: Api,
 ) -> None:
-    response = bare.call("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
+    response = not_onboarded.call(
+        "POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"}
+    )
 
     assert response.status_code == 201, response.text
     body = response.json()
@@ -143,7 +145,7 @@ def test_the_operator_onboards_a_library_with_an_admin_whose_token_is_shown_once
     assert body["library"]["agreement"] is None  # takes no personal data yet
     admin, token = body["admin"], body["admin"]["token"]
     assert (admin["library"], admin["role"], admin["revoked"]) == ("svkpk", "library_admin", False)
-    with bare.work.engine.connect() as connection:
+    with not_onboarded.work.engine.connect() as connection:
         rows = [dict(row._mapping) for row in connection.execute(select(users))]
     (row,) = [r for r in rows if r["id"] == admin["id"]]
     assert row["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
@@ -153,41 +155,48 @@ def test_the_operator_onboards_a_library_with_an_admin_whose_token_is_shown_once
             assert token.encode() not in raw
             assert "Petra Správcová".encode() not in raw
     # the token is never shown again: the users list has none
-    listed = bare.ok("GET", "/v1/libraries/svkpk/users", "operator")
+    listed = not_onboarded.ok("GET", "/v1/libraries/svkpk/users", "operator")
     assert [u["token"] for u in listed] == [None]
     # and it works
     headers = {"Authorization": f"Bearer {token}"}
-    assert bare.client.get("/v1/libraries/svkpk", headers=headers).status_code == 200
+    assert not_onboarded.client.get("/v1/libraries/svkpk", headers=headers).status_code == 200
 
 
 def test_no_personal_data_is_accepted_until_the_data_processing_agreement_is_recorded(
-    bare: Api, tmp_path: Path
+    not_onboarded: Api, tmp_path: Path
 ) -> None:
-    bare.ok("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
+    not_onboarded.ok("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
     recording = {
         "id": "cam-1", "camera": "entrance", "start": "2026-11-20T10:00:00+01:00", "end": "2026-11-20T11:00:00+01:00",
-        "location": str(bare.work.settings.recordings.folder("svkpk") / "cam-1.mp4"),
+        "location": str(not_onboarded.work.settings.recordings.folder("svkpk") / "cam-1.mp4"),
     }  # fmt: skip
     body, ndjson_type = ndjson([CURRENT]).encode(), {"Content-Type": "application/x-ndjson"}
 
-    refused_import = bare.call("POST", "/v1/libraries/svkpk/records", "librarian", content=body, headers=ndjson_type)
-    refused_camera = bare.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording)
+    refused_import = not_onboarded.call(
+        "POST", "/v1/libraries/svkpk/records", "librarian", content=body, headers=ndjson_type
+    )
+    refused_camera = not_onboarded.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording)
 
     assert (refused_import.status_code, refused_camera.status_code) == (409, 409)
     assert refused_import.json()["title"] == "no data-processing agreement"
-    with bare.work.engine.connect() as connection:
+    with not_onboarded.work.engine.connect() as connection:
         assert connection.execute(select(readers.c.id)).all() == []
         assert connection.execute(select(camera_recordings.c.id)).all() == []
 
-    agreed = bare.ok(
+    agreed = not_onboarded.ok(
         "PUT", "/v1/libraries/svkpk/agreement", "operator", json={"signed_on": "2026-01-05", "reference": "DPA-7"}
     )
     assert agreed["agreement"] == {"signed_on": "2026-01-05", "reference": "DPA-7"}
     assert (
-        bare.call("POST", "/v1/libraries/svkpk/records", "librarian", content=body, headers=ndjson_type).status_code
+        not_onboarded.call(
+            "POST", "/v1/libraries/svkpk/records", "librarian", content=body, headers=ndjson_type
+        ).status_code
         == 200
     )
-    assert bare.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording).status_code == 201
+    assert (
+        not_onboarded.call("POST", "/v1/libraries/svkpk/camera-recordings", "librarian", json=recording).status_code
+        == 201
+    )
 
 
 @pytest.mark.parametrize("location", ["master.key", "{folder}/../../home/master.key", "{home}/master.key"])
@@ -214,27 +223,30 @@ def test_librarian_cannot_register_a_recording_outside_the_recordings_folder(api
     assert key.exists()
 
 
-def test_an_exception_grant_is_refused_with_409_until_the_agreement_is_recorded(bare: Api) -> None:
-    bare.ok("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
+def test_an_exception_grant_is_refused_with_409_until_the_agreement_is_recorded(not_onboarded: Api) -> None:
+    not_onboarded.ok("POST", "/v1/libraries", "operator", json={"id": "svkpk", "admin_name": "Petra Správcová"})
     grant = {
         "subject": "SV-CURRENT", "rule": "svkpk.retention.after_settlement", "reason": "abroad",
         "from": "2026-11-01", "until": "2027-03-31",
     }  # fmt: skip
 
-    refused = bare.call("POST", "/v1/libraries/svkpk/exceptions", "director", json=grant)
+    refused = not_onboarded.call("POST", "/v1/libraries/svkpk/exceptions", "director", json=grant)
 
     assert refused.status_code == 409, refused.text
 
 
-def test_a_library_the_policy_has_no_rules_for_is_not_onboarded(bare: Api) -> None:
-    refused = bare.call("POST", "/v1/libraries", "operator", json={"id": "nowhere", "admin_name": "Nikdo"})
+def test_a_library_the_policy_has_no_rules_for_is_not_onboarded(not_onboarded: Api) -> None:
+    refused = not_onboarded.call("POST", "/v1/libraries", "operator", json={"id": "nowhere", "admin_name": "Nikdo"})
 
     assert refused.status_code == 422
     assert refused.json()["title"] == "library not in the policy"
-    assert [lib["id"] for lib in bare.ok("GET", "/v1/libraries", "operator")] == ["kntb", "svkpk", "zdirec"]
+    assert [lib["id"] for lib in not_onboarded.ok("GET", "/v1/libraries", "operator")] == ["kntb", "svkpk", "zdirec"]
     # and only the operator onboards
     assert (
-        bare.call("POST", "/v1/libraries", "library_admin", json={"id": "svkpk", "admin_name": "X"}).status_code == 403
+        not_onboarded.call(
+            "POST", "/v1/libraries", "library_admin", json={"id": "svkpk", "admin_name": "X"}
+        ).status_code
+        == 403
     )
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -21,12 +21,14 @@ from fastapi.testclient import TestClient
 from kodex.api.headers import API_POLICY, DOCS_POLICY
 from kodex.api.serving import UVICORN
 from kodex.api.web import create_app
-from kodex.config import load_settings
 from kodex.rules.ruleset import Ruleset
-from kodex.services.setup import initialise, open_workspace
-from kodex.services.tenants import Agreement, onboard
 from kodex.services.users import add_user
-from tests.conftest import fresh_store, installation_env
+from tests.support import client, fresh_installation
+
+
+def limit_requests_to_one_mib(config: Path) -> None:
+    config.write_text("max_request_mb = 1\n" + config.read_text(encoding="utf-8"), encoding="utf-8")
+
 
 READER = {"type": "reader", "library": "svkpk", "id": "SV-HDR-1", "kind": "person", "birth_date": "1990-05-05",
           "renewed_at": "2026-06-01", "debt": 0, "active_loans": 0, "personal": {"last_name": "Hlavičková"}}  # fmt: skip
@@ -36,25 +38,18 @@ READER = {"type": "reader", "library": "svkpk", "id": "SV-HDR-1", "kind": "perso
 def dpo(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> Iterator[TestClient]:
     """A dpo's client over svkpk with one reader imported; bodies limited to 1 MiB."""
     home = tmp_path_factory.mktemp("headers")
-    with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
-        installation_env(home, url, patch)
-        initialise(load_settings(), ruleset)
-        config = load_settings().config_file
-        config.write_text("max_request_mb = 1\n" + config.read_text(encoding="utf-8"), encoding="utf-8")
-        work = open_workspace(load_settings())
-        onboard(work.engine, ruleset, "svkpk", Agreement(date(2026, 1, 5), "DPA-T-1"))
+    with fresh_installation(home, ruleset, agreements=["svkpk"], configure=limit_requests_to_one_mib) as (work, _):
         librarian = add_user(work.engine, work.master, "svkpk", "librarian", "Koha")[1]
         token = add_user(work.engine, work.master, "svkpk", "dpo", "Officer D")[1]
-        client = TestClient(create_app(work, ruleset), raise_server_exceptions=False)
-        imported = client.post(
+        dpo = client(create_app(work, ruleset))
+        imported = dpo.post(
             "/v1/libraries/svkpk/records",
             content=json.dumps(READER).encode(),
             headers={"Authorization": f"Bearer {librarian}"},
         )
         assert imported.status_code == 200, imported.text
-        client.headers["Authorization"] = f"Bearer {token}"
-        yield client
-        work.engine.dispose()
+        dpo.headers["Authorization"] = f"Bearer {token}"
+        yield dpo
 
 
 ANSWERS = {

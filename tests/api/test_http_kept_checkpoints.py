@@ -17,8 +17,8 @@ from kodex.services.importing import import_records
 from kodex.services.setup import Workspace
 from kodex.services.users import add_user
 from tests.api.test_cli_kept_checkpoints import backup, restore
-from tests.conftest import ROOT
 from tests.retention.support import clock_at
+from tests.support import ROOT
 
 LIBRARY = "svkpk"
 SAMPLE = ROOT / "samples" / "readers.jsonl"

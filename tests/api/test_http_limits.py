@@ -17,14 +17,11 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -36,10 +33,9 @@ from kodex.config import load_settings
 from kodex.rules import loading
 from kodex.rules.nesting import MAX_POLICY_ALIASES, MAX_POLICY_BYTES, MAX_POLICY_DEPTH, MAX_RECORD_DEPTH, json_too_deep
 from kodex.rules.ruleset import Ruleset
-from kodex.services.setup import Workspace, initialise, open_workspace
-from kodex.services.tenants import Agreement, onboard
+from kodex.services.setup import Workspace
 from kodex.services.users import add_user
-from tests.conftest import POLICY, fresh_store, installation_env
+from tests.support import POLICY, Installation, fresh_installation
 
 DEEP_FLOW = "a: " + "[" * 5000 + "]" * 5000 + "\n"  # the attack: 5,000 levels in 10 KB
 DEEP_BLOCK = "a:\n" + "".join(" " * level + "- \n" for level in range(200)) + " " * 200 + "- x\n"
@@ -52,31 +48,13 @@ YAML_TYPE = {"Content-Type": "application/yaml"}
 POLICY_PATHS = {"validation": "/v1/policy/validation", "diff": "/v1/libraries/svkpk/policy/diff"}
 
 
-@dataclass
-class Installation:
-    work: Workspace
-    app: FastAPI
-    tokens: dict[str, str]
-
-    def client(self, role: str) -> TestClient:
-        client = TestClient(self.app, raise_server_exceptions=False)
-        client.headers["Authorization"] = f"Bearer {self.tokens[role]}"
-        return client
-
-
 @pytest.fixture(scope="module")
 def installation(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> Iterator[Installation]:
-    home = tmp_path_factory.mktemp("limits")
-    with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
-        installation_env(home, url, patch)
-        initialise(load_settings(), ruleset)
-        work = open_workspace(load_settings())
-        onboard(work.engine, ruleset, "svkpk", Agreement(date(2026, 1, 5), "DPA-T-1"))
+    with fresh_installation(tmp_path_factory.mktemp("limits"), ruleset, agreements=["svkpk"]) as (work, _):
         tokens = {
             role: add_user(work.engine, work.master, "svkpk", role, f"{role} L")[1] for role in ("dpo", "librarian")
         }
         yield Installation(work, create_app(work, ruleset), tokens)
-        work.engine.dispose()
 
 
 @pytest.fixture

@@ -59,11 +59,10 @@ from kodex.rules.loading import load_policy
 from kodex.rules.ruleset import Ruleset
 from kodex.services.importing import import_records
 from kodex.services.proposals import list_proposals
-from kodex.services.setup import Workspace, initialise, open_workspace
-from kodex.services.tenants import Agreement, onboard
+from kodex.services.setup import Workspace
 from kodex.services.users import ROLES, add_user
 from kodex.store.schema import decision_log
-from tests.conftest import POLICY, ROOT, fresh_store, installation_env
+from tests.support import POLICY, ROOT, client, fresh_installation
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 LIBRARY = "svkpk"
@@ -162,13 +161,8 @@ def _sample() -> list[str]:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> Iterator[Service]:
-    home = tmp_path_factory.mktemp("schema")
-    with fresh_store(home) as url, pytest.MonkeyPatch.context() as patch:
-        installation_env(home, url, patch)
-        found = load_settings()
-        initialise(found, ruleset)
-        work = open_workspace(found)
-        onboard(work.engine, ruleset, LIBRARY, Agreement(date(2026, 1, 5), "DPA-T-1"))
+    with fresh_installation(tmp_path_factory.mktemp("schema"), ruleset, agreements=[LIBRARY]) as (work, _):
+        found = work.settings
         lines = _sample()
         imported = import_records(
             lambda: iter(lines), work.engine, ruleset, work.master, date(2026, 11, 21), recordings=found.recordings
@@ -203,7 +197,6 @@ def service(tmp_path_factory: pytest.TempPathFactory, ruleset: Ruleset) -> Itera
         # them the failed-token throttle (tests/api/test_http_door.py) would answer 429 where 401 is expected
         app = create_app(work, ruleset, failed_tokens=FailedTokens(burst=1_000_000))
         yield Service(app, tokens, known, lines)
-        work.engine.dispose()
 
 
 def _pick(case: schemathesis.Case) -> int:
@@ -356,9 +349,7 @@ def test_the_server_answers_the_operator_what_its_schema_declares(case: schemath
 
 
 def _client(service: Service, role: str) -> TestClient:
-    client = TestClient(service.app, raise_server_exceptions=False)
-    client.headers["Authorization"] = f"Bearer {service.tokens[role]}"
-    return client
+    return client(service.app, service.tokens[role])
 
 
 @pytest.mark.parametrize(

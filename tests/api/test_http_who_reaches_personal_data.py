@@ -26,14 +26,14 @@ from kodex.services.importing import import_records
 from kodex.services.setup import Workspace
 from kodex.services.users import User, add_user
 from kodex.store.schema import decision_log, readers
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 LIBRARY = "svkpk"
 READER = "SV-0000077"
 SAMPLE = ROOT / "samples" / "readers.jsonl"
 
 
-class Site:
+class Desk:
     def __init__(self, client: TestClient, work: Workspace) -> None:
         self.client, self.work = client, work
         self.operator, self.operator_token = add_user(work.engine, work.master, None, "operator", "Desk")
@@ -57,124 +57,124 @@ def actor(user: User) -> dict[str, Any]:
 
 
 @pytest.fixture
-def site(workspace: Workspace, ruleset: Ruleset) -> Iterator[Site]:
+def desk(workspace: Workspace, ruleset: Ruleset) -> Iterator[Desk]:
     lines = [line for line in SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True) if READER in line]
     import_records(
         lambda: iter(lines), workspace.engine, ruleset, workspace.master, date(2026, 11, 22),
         recordings=workspace.settings.recordings,
     )  # fmt: skip
     with TestClient(create_app(workspace, ruleset)) as client:
-        yield Site(client, workspace)
+        yield Desk(client, workspace)
 
 
 @pytest.mark.parametrize("role", ["operator", "library_admin"])
-def test_a_library_admin_cannot_issue_an_operator_or_another_admin_token(site: Site, role: str) -> None:
-    answer = site.call("POST", f"/v1/libraries/{LIBRARY}/users", site.admin_token, json={"role": role, "name": "X"})
+def test_a_library_admin_cannot_issue_an_operator_or_another_admin_token(desk: Desk, role: str) -> None:
+    answer = desk.call("POST", f"/v1/libraries/{LIBRARY}/users", desk.admin_token, json={"role": role, "name": "X"})
     assert answer.status_code == 403
     assert answer.json()["detail"].startswith(f"role library_admin may not issue or revoke {role} tokens")
-    assert site.entries("user_added")[-1]["details"]["user"] == site.admin.id  # nothing issued after the admin
+    assert desk.entries("user_added")[-1]["details"]["user"] == desk.admin.id  # nothing issued after the admin
 
 
-def test_a_library_admin_cannot_issue_a_token_in_another_library(site: Site) -> None:
-    answer = site.call("POST", "/v1/libraries/kntb/users", site.admin_token, json={"role": "dpo", "name": "X"})
+def test_a_library_admin_cannot_issue_a_token_in_another_library(desk: Desk) -> None:
+    answer = desk.call("POST", "/v1/libraries/kntb/users", desk.admin_token, json={"role": "dpo", "name": "X"})
     assert answer.status_code == 403
-    assert [e["details"]["role"] for e in site.entries("user_added", "kntb")] == ["operator"]
+    assert [e["details"]["role"] for e in desk.entries("user_added", "kntb")] == ["operator"]
 
 
-def test_a_library_admin_cannot_revoke_the_token_of_an_admin(site: Site) -> None:
-    other, _ = add_user(site.work.engine, site.work.master, LIBRARY, "library_admin", "Second admin")
-    answer = site.call("DELETE", f"/v1/libraries/{LIBRARY}/users/{other.id}", site.admin_token)
+def test_a_library_admin_cannot_revoke_the_token_of_an_admin(desk: Desk) -> None:
+    other, _ = add_user(desk.work.engine, desk.work.master, LIBRARY, "library_admin", "Second admin")
+    answer = desk.call("DELETE", f"/v1/libraries/{LIBRARY}/users/{other.id}", desk.admin_token)
     assert answer.status_code == 403
-    assert site.entries("user_revoked") == []
+    assert desk.entries("user_revoked") == []
 
 
-def test_an_issued_and_a_revoked_token_are_logged_with_who_did_it_and_no_name(site: Site) -> None:
-    issued = site.call("POST", f"/v1/libraries/{LIBRARY}/users", site.admin_token,
+def test_an_issued_and_a_revoked_token_are_logged_with_who_did_it_and_no_name(desk: Desk) -> None:
+    issued = desk.call("POST", f"/v1/libraries/{LIBRARY}/users", desk.admin_token,
                        json={"role": "auditor", "name": "Alžběta Revizorová"}).json()  # fmt: skip
-    assert site.call("DELETE", f"/v1/libraries/{LIBRARY}/users/{issued['id']}", site.operator_token).status_code == 204
+    assert desk.call("DELETE", f"/v1/libraries/{LIBRARY}/users/{issued['id']}", desk.operator_token).status_code == 204
 
-    added, revoked = site.entries("user_added")[-1], site.entries("user_revoked")[-1]
+    added, revoked = desk.entries("user_added")[-1], desk.entries("user_revoked")[-1]
     assert (added["actor"], added["details"], added["outcome"]) == (
-        actor(site.admin), {"user": issued["id"], "role": "auditor"}, "added"
+        actor(desk.admin), {"user": issued["id"], "role": "auditor"}, "added"
     )  # fmt: skip
-    assert (revoked["actor"], revoked["details"]) == (actor(site.operator), {"user": issued["id"], "role": "auditor"})
+    assert (revoked["actor"], revoked["details"]) == (actor(desk.operator), {"user": issued["id"], "role": "auditor"})
     assert "Revizorová" not in json.dumps(added, ensure_ascii=False)
 
 
-def test_an_operator_token_is_logged_in_every_librarys_log(site: Site) -> None:
-    assert [e["details"]["user"] for e in site.entries("user_added", "kntb")] == [site.operator.id]
-    assert [e["actor"] for e in site.entries("user_added", "zdirec")] == [{"type": "cli", "id": None, "role": None}]
+def test_an_operator_token_is_logged_in_every_librarys_log(desk: Desk) -> None:
+    assert [e["details"]["user"] for e in desk.entries("user_added", "kntb")] == [desk.operator.id]
+    assert [e["actor"] for e in desk.entries("user_added", "zdirec")] == [{"type": "cli", "id": None, "role": None}]
 
 
-def test_a_dpo_token_issued_by_the_admin_is_flagged_in_the_operators_listing(site: Site) -> None:
-    issued = site.call("POST", f"/v1/libraries/{LIBRARY}/users", site.admin_token,
+def test_a_dpo_token_issued_by_the_admin_is_flagged_in_the_operators_listing(desk: Desk) -> None:
+    issued = desk.call("POST", f"/v1/libraries/{LIBRARY}/users", desk.admin_token,
                        json={"role": "dpo", "name": "Admin Herself"}).json()  # fmt: skip
-    by_operator, _ = add_user(site.work.engine, site.work.master, LIBRARY, "director", "Ředitel", actor(site.operator))
+    by_operator, _ = add_user(desk.work.engine, desk.work.master, LIBRARY, "director", "Ředitel", actor(desk.operator))
 
-    listed = {u["id"]: u for u in site.call("GET", f"/v1/libraries/{LIBRARY}/users", site.operator_token).json()}
+    listed = {u["id"]: u for u in desk.call("GET", f"/v1/libraries/{LIBRARY}/users", desk.operator_token).json()}
 
     assert (listed[issued["id"]]["flagged"], listed[issued["id"]]["created_by"]) == (
-        True, {"id": site.admin.id, "role": "library_admin"}
+        True, {"id": desk.admin.id, "role": "library_admin"}
     )  # fmt: skip
     assert listed[by_operator.id]["flagged"] is False
-    assert listed[site.admin.id]["created_by"] == {"id": None, "role": "cli"}
+    assert listed[desk.admin.id]["created_by"] == {"id": None, "role": "cli"}
 
 
-def test_the_cli_listing_flags_an_admin_issued_dpo_token_for_the_operator(site: Site) -> None:
-    site.call("POST", f"/v1/libraries/{LIBRARY}/users", site.admin_token, json={"role": "dpo", "name": "Self"})
+def test_the_cli_listing_flags_an_admin_issued_dpo_token_for_the_operator(desk: Desk) -> None:
+    desk.call("POST", f"/v1/libraries/{LIBRARY}/users", desk.admin_token, json={"role": "dpo", "name": "Self"})
     result = CliRunner().invoke(cli, ["users", "list", "--library", LIBRARY])
     assert result.exit_code == 0, result.output
     assert "ADMIN-ISSUED DPO" in result.stdout
     assert "1 active dpo/director token(s) issued by the library's admin" in result.stdout
 
 
-def pseudonym(site: Site) -> str:
-    with site.work.engine.connect() as connection:
+def pseudonym(desk: Desk) -> str:
+    with desk.work.engine.connect() as connection:
         found = connection.execute(
             select(readers.c.pseudonym).where(readers.c.library == LIBRARY, readers.c.id == READER)
         ).scalar_one()
     return str(found)
 
 
-def test_reading_an_access_copy_over_http_is_logged_with_who_and_the_readers_pseudonym(site: Site) -> None:
-    dpo, token = add_user(site.work.engine, site.work.master, LIBRARY, "dpo", "Pověřenec")
-    answer = site.call("GET", f"/v1/libraries/{LIBRARY}/readers/{READER}/access-copy", token)
+def test_reading_an_access_copy_over_http_is_logged_with_who_and_the_readers_pseudonym(desk: Desk) -> None:
+    dpo, token = add_user(desk.work.engine, desk.work.master, LIBRARY, "dpo", "Pověřenec")
+    answer = desk.call("GET", f"/v1/libraries/{LIBRARY}/readers/{READER}/access-copy", token)
     assert answer.status_code == 200
 
-    (read,) = site.entries("access_copy_read")
+    (read,) = desk.entries("access_copy_read")
     assert (read["actor"], read["subject_type"], read["subject"], read["outcome"]) == (
-        actor(dpo), "reader", pseudonym(site), "read"
+        actor(dpo), "reader", pseudonym(desk), "read"
     )  # fmt: skip
     assert READER not in json.dumps(read)
 
 
-def test_kodex_export_is_logged_as_a_read_from_the_command_line(site: Site) -> None:
+def test_kodex_export_is_logged_as_a_read_from_the_command_line(desk: Desk) -> None:
     result = CliRunner().invoke(cli, ["export", "--library", LIBRARY, "--reader", READER])
     assert result.exit_code == 0, result.output
-    (read,) = site.entries("access_copy_read")
-    assert (read["actor"], read["subject"]) == ({"type": "cli", "id": None, "role": None}, pseudonym(site))
+    (read,) = desk.entries("access_copy_read")
+    assert (read["actor"], read["subject"]) == ({"type": "cli", "id": None, "role": None}, pseudonym(desk))
 
 
-def test_replacing_an_agreement_keeps_the_old_one_and_logs_each_newest_first(site: Site) -> None:
+def test_replacing_an_agreement_keeps_the_old_one_and_logs_each_newest_first(desk: Desk) -> None:
     put = {"signed_on": "2026-09-01", "reference": "DPA-2026-002"}
-    assert site.call("PUT", f"/v1/libraries/{LIBRARY}/agreement", site.operator_token, json=put).status_code == 200
-    assert site.call("PUT", f"/v1/libraries/{LIBRARY}/agreement", site.operator_token, json=put).status_code == 200
+    assert desk.call("PUT", f"/v1/libraries/{LIBRARY}/agreement", desk.operator_token, json=put).status_code == 200
+    assert desk.call("PUT", f"/v1/libraries/{LIBRARY}/agreement", desk.operator_token, json=put).status_code == 200
 
-    history = site.call("GET", f"/v1/libraries/{LIBRARY}/agreements", site.admin_token).json()
+    history = desk.call("GET", f"/v1/libraries/{LIBRARY}/agreements", desk.admin_token).json()
 
     assert [(a["signed_on"], a["reference"], a["current"]) for a in history] == [
         ("2026-09-01", "DPA-2026-002", True), ("2026-01-05", "DPA-T-1", False)
     ]  # fmt: skip
-    assert history[0]["recorded_by"] == {"id": site.operator.id, "role": "operator"}
-    logged = site.entries("agreement_recorded")
+    assert history[0]["recorded_by"] == {"id": desk.operator.id, "role": "operator"}
+    logged = desk.entries("agreement_recorded")
     assert [e["details"] for e in logged] == [
         {"signed_on": "2026-01-05", "reference_sha256": hashlib.sha256(b"DPA-T-1").hexdigest()},
         {"signed_on": "2026-09-01", "reference_sha256": hashlib.sha256(b"DPA-2026-002").hexdigest()},
     ]  # the same agreement recorded again is not a change
-    assert logged[-1]["actor"] == actor(site.operator)
+    assert logged[-1]["actor"] == actor(desk.operator)
 
 
-def test_kodex_libraries_agreements_lists_the_history_newest_first(site: Site) -> None:
+def test_kodex_libraries_agreements_lists_the_history_newest_first(desk: Desk) -> None:
     runner = CliRunner()
     replaced = runner.invoke(cli, ["libraries", "agreement", LIBRARY, "--signed", "2026-09-01", "--reference", "R-2"])
     assert replaced.exit_code == 0, replaced.output

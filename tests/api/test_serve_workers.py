@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_http_bad_input import KODEX, free_port
-from tests.conftest import fresh_store, installation_env
+from tests.support import KODEX, free_port, fresh_store, installation_env, wait_for_health
 
 CONNECTIONS = 16  # a client pool opened at once; all on one of two workers has odds 2 / 2**16
 
@@ -33,18 +32,6 @@ def serve(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
             [str(KODEX), "serve", "--no-scheduler", "--workers", "2", "--port", str(port)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-
-
-def wait_for_health(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "kodex serve stopped"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError("kodex serve did not answer GET /health within 60 s")
 
 
 def children(pid: int) -> list[int]:
@@ -98,7 +85,7 @@ def test_two_workers_share_the_port_each_takes_connections_and_sigterm_stops_the
     port, workers = free_port(), []
     process = serve(env, port, tmp_path / "serve.log")
     try:
-        wait_for_health(port, process)
+        wait_for_health(f"http://127.0.0.1:{port}", process)
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
         assert "server" not in health.headers  # uvicorn's banner is off in each worker too (api.serving.UVICORN)
         assert health.headers["cache-control"] == "no-store"

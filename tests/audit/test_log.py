@@ -60,8 +60,8 @@ from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.store.schema import LOG_TABLES, decision_log, libraries, log_checkpoints, log_heads, log_keys, log_subtrees
 from tests.audit.support import around_the_triggers
-from tests.conftest import on_postgresql
-from tests.retention.support import SAMPLE, import_file, import_lines, reader, run, run_all
+from tests.retention.support import import_file, import_lines, reader, run, run_all
+from tests.support import SAMPLE, on_postgresql
 
 LIBRARY = "svkpk"
 DAY = date(2026, 11, 22)

@@ -25,16 +25,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
-from typer.testing import CliRunner, Result
 
-from kodex.api.cli import app
 from kodex.audit.entries import WITHHELD
 from kodex.store.database import connect
 from kodex.store.schema import decision_log, log_checkpoints, log_heads, log_keys, log_subtrees, users
-from tests.conftest import AGREEMENT, fresh_store, installation_env
 from tests.retention.support import clock_at
+from tests.support import AGREEMENT, fresh_store, installation_env, ok
 
-runner = CliRunner()
 FIRST_NIGHT, SECOND_NIGHT = "2026-11-22", "2027-03-15"
 LOG_TABLES = (decision_log, log_checkpoints, log_subtrees, log_heads, log_keys)
 HALL_RECORDINGS = 280  # svkpk's log passes 256 entries: log_subtrees gets rows to search too
@@ -238,12 +235,6 @@ def as_text(value: Any) -> str:
 # -- everything run once -------------------------------------------------------------------------------
 
 
-def kodex(*args: str) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result
-
-
 class Everything:
     """The store after every command has run over the population, and what the audit commands printed."""
 
@@ -266,33 +257,33 @@ def everything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Everything]
         installation_env(home, url, patch)
         clock_at(patch, SECOND_NIGHT)
         patch.setenv("KODEX_RECORDINGS_ROOT", str(home / "cctv"))
-        kodex("init")
-        kodex(*AGREEMENT)
-        kodex("import", str(source))
-        kodex("run", "--as-of", FIRST_NIGHT, "--dry-run", "--wait", "60")  # the officer's plan: not searched
+        ok("init")
+        ok(*AGREEMENT)
+        ok("import", str(source))
+        ok("run", "--as-of", FIRST_NIGHT, "--dry-run", "--wait", "60")  # the officer's plan: not searched
         printed = {
-            "run --format jsonl": kodex("run", "--as-of", FIRST_NIGHT, "--format", "jsonl", "--wait", "60").output,
-            "run (a later night)": kodex("run", "--as-of", SECOND_NIGHT, "--wait", "60").output,
-            "audit checkpoint": kodex("audit", "checkpoint").output,
-            "audit export": kodex("audit", "export").output,
-            "decisions --format jsonl --all": kodex("decisions", "--format", "jsonl", "--all").output,
-            "decisions (table)": kodex("decisions", "--all").output,
-            "audit verify": kodex("audit", "verify").output,
-            "audit public-key --all": kodex("audit", "public-key", "--all").output,
+            "run --format jsonl": ok("run", "--as-of", FIRST_NIGHT, "--format", "jsonl", "--wait", "60").output,
+            "run (a later night)": ok("run", "--as-of", SECOND_NIGHT, "--wait", "60").output,
+            "audit checkpoint": ok("audit", "checkpoint").output,
+            "audit export": ok("audit", "export").output,
+            "decisions --format jsonl --all": ok("decisions", "--format", "jsonl", "--all").output,
+            "decisions (table)": ok("decisions", "--all").output,
+            "audit verify": ok("audit", "verify").output,
+            "audit public-key --all": ok("audit", "public-key", "--all").output,
         }
-        token_holder = kodex("users", "add", "--role", "dpo", "--name", USER_NAME, "--library", "zdirec")
+        token_holder = ok("users", "add", "--role", "dpo", "--name", USER_NAME, "--library", "zdirec")
         assert token_holder.stdout.startswith("kodex_")
         engine = connect(url)
         with engine.connect() as connection:
             (dpo,) = connection.execute(select(users.c.id).where(users.c.role == "dpo")).scalars()
-        kodex("users", "revoke", dpo, "--library", "zdirec")
-        kodex("export", "--library", "zdirec", "--reader", "CARD-77123456")  # the copy itself: not searched
-        kodex("libraries", "agreement", "zdirec", "--signed", "2026-07-01", "--reference", REFERENCE)
-        printed["audit checkpoint --format note"] = kodex("audit", "checkpoint", "--format", "note").output
-        printed["decisions --kind user_added"] = kodex("decisions", "--kind", "user_added", "--all").output
+        ok("users", "revoke", dpo, "--library", "zdirec")
+        ok("export", "--library", "zdirec", "--reader", "CARD-77123456")  # the copy itself: not searched
+        ok("libraries", "agreement", "zdirec", "--signed", "2026-07-01", "--reference", REFERENCE)
+        printed["audit checkpoint --format note"] = ok("audit", "checkpoint", "--format", "note").output
+        printed["decisions --kind user_added"] = ok("decisions", "--kind", "user_added", "--all").output
         found = Everything(engine, records, printed)
         for entry in proved(found.entries):
-            printed[f"audit prove {entry['id']}"] = kodex("audit", "prove", entry["id"]).output
+            printed[f"audit prove {entry['id']}"] = ok("audit", "prove", entry["id"]).output
         yield found
         engine.dispose()
 

@@ -1,30 +1,24 @@
-"""Helpers shared by the retention tests: records, imports, table snapshots, a second store, the real CLI."""
+"""Helpers shared by the retention tests: records, imports, runs, table snapshots, the service's test readers.
+
+The store, installations, the kodex command and HTTP clients are in tests/support.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, select
 
-from kodex.config import Recordings, load_settings
+from kodex.config import Recordings
 from kodex.retention.run import LibraryRun, run_library
 from kodex.rules.ruleset import Ruleset
 from kodex.services.importing import ImportSummary, import_records
-from kodex.services.setup import Workspace, initialise, open_workspace
-from tests.conftest import ROOT, agree_all, fresh_store
+from kodex.services.setup import Workspace
 
 AS_OF = date(2026, 11, 22)
-SAMPLE = ROOT / "samples" / "readers.jsonl"
-KODEX = Path(sys.executable).with_name("kodex")
 
 
 # -- records -------------------------------------------------------------------------------------
@@ -183,54 +177,6 @@ def sqlite_files(url: str) -> list[Path]:
     """The SQLite database file and its -wal and -shm companions that exist."""
     base = Path(url.removeprefix("sqlite:///"))
     return [p for p in (base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")) if p.exists()]
-
-
-# -- a second store ------------------------------------------------------------------------------
-
-
-@contextmanager
-def another_store(tmp_path: Path) -> Iterator[str]:
-    """A second fresh store on the engine CI chose (an SQLite file, or a PostgreSQL schema dropped afterwards)."""
-    with fresh_store(tmp_path, "second") as url:
-        yield url
-
-
-def installation(home: Path, url: str, ruleset: Ruleset) -> tuple[dict[str, str], Workspace]:
-    """An initialised installation in `home` on `url`: its environment and its workspace."""
-    env = {"KODEX_HOME": str(home), "KODEX_DATABASE_URL": url, "KODEX_MASTER_KEY_FILE": str(home / "master.key")}
-    settings = load_settings(env)
-    initialise(settings, ruleset)
-    work = open_workspace(settings)
-    agree_all(work, ruleset)
-    return env, work
-
-
-# -- the real command ----------------------------------------------------------------------------
-
-
-def kodex_command() -> list[str]:
-    found = KODEX if KODEX.exists() else shutil.which("kodex")
-    assert found is not None, "the kodex command is not installed in this environment"
-    return [str(found)]
-
-
-def child_env(kodex_env: Mapping[str, str], **extra: str) -> dict[str, str]:
-    env = {**os.environ, **kodex_env, **extra}
-    env.pop("KODEX_CONFIG", None)
-    env.pop("KODEX_POLICY", None)
-    return env
-
-
-def kodex(args: Iterable[str], env: Mapping[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*kodex_command(), *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def start_kodex(args: Iterable[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*kodex_command(), *args], env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
 
 
 # -- the service's test readers (tests/api/test_http_flows.py, test_cli_service.py, tests/retention/test_service_cases.py)

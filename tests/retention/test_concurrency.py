@@ -19,15 +19,12 @@ from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import Workspace
 from kodex.store.schema import decision_log as decisions
 from kodex.store.schema import plan_items, runs
-from tests.conftest import ROOT, on_postgresql
 from tests.retention.support import (
-    SAMPLE,
-    child_env,
     import_file,
     run,
     snapshot,
-    start_kodex,
 )
+from tests.support import ROOT, SAMPLE, child_env, on_postgresql, start_kodex
 
 RUN = ["run", "--library", "svkpk", "--as-of", "2026-11-22"]
 

@@ -29,16 +29,8 @@ from kodex.store.schema import (
     runs,
 )
 from kodex.store.schema import decision_log as decisions
-from tests.conftest import ROOT, on_postgresql
-from tests.retention.support import (
-    another_store,
-    child_env,
-    import_file,
-    installation,
-    kodex,
-    run_all,
-    start_kodex,
-)
+from tests.retention.support import import_file, run_all
+from tests.support import ROOT, child_env, fresh_installation, kodex_process, on_postgresql, start_kodex
 
 # a population whose run takes a few seconds in batches of 50 on either engine (PostgreSQL is slower per batch)
 READERS = 1200 if on_postgresql() else 2500
@@ -131,17 +123,13 @@ def test_a_run_killed_mid_run_and_rerun_ends_as_an_uninterrupted_run(
     with workspace.engine.connect() as connection:
         assert connection.execute(select(runs.c.status)).scalars().all() == ["running"]  # killed mid-run
     kill_after_progress(workspace.engine, env, first + 5 * BATCH)
-    finished = kodex(RUN, env)
+    finished = kodex_process(RUN, env)
     assert finished.returncode == 0, finished.stderr
 
-    with another_store(tmp_path) as url:
-        _, work = installation(tmp_path / "uninterrupted", url, ruleset)
-        try:
-            import_file(work, ruleset, records)
-            run_all(work, ruleset, batch_size=BATCH)
-            expected = state(work.engine)
-        finally:
-            work.engine.dispose()
+    with fresh_installation(tmp_path / "uninterrupted", ruleset) as (work, _):
+        import_file(work, ruleset, records)
+        run_all(work, ruleset, batch_size=BATCH)
+        expected = state(work.engine)
 
     got = state(workspace.engine)
     assert sum(expected["decisions"].values()) > 500  # a population that calls for plenty

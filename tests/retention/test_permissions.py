@@ -20,7 +20,7 @@ from kodex.config import Settings, load_settings
 from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import initialise
 from kodex.store.database import connect
-from tests.conftest import installation_env
+from tests.support import installation_env
 
 
 @contextmanager

@@ -38,11 +38,9 @@ from kodex.store.schema import (
     runs,
 )
 from kodex.store.schema import decision_log as decisions
-from tests.conftest import on_postgresql
 from tests.retention.support import (
     AS_OF,
     LAPSED,
-    SAMPLE,
     import_file,
     import_lines,
     incident,
@@ -54,6 +52,7 @@ from tests.retention.support import (
     snapshot,
     with_recordings,
 )
+from tests.support import SAMPLE, on_postgresql
 
 NEXT_DAY = AS_OF + timedelta(days=1)
 COMPLETE = {"first_name": "Jana", "last_name": "Malá", "address": "Plzeň, Smetanova 3", "id_document": "OP 1"}

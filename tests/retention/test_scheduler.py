@@ -29,7 +29,7 @@ from kodex.services.scheduler import (
 )
 from kodex.services.setup import Workspace, open_workspace
 from kodex.store.schema import runs
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 PRAGUE = ZoneInfo("Europe/Prague")
 NEW_YORK = ZoneInfo("America/New_York")

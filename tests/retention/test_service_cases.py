@@ -36,7 +36,6 @@ from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.tenants import Agreement, library_info, onboard, record_agreement
 from kodex.services.users import add_user, authenticate, list_users, revoke_user
 from kodex.store.schema import camera_recordings, decision_log, exceptions, libraries, loans, readers, users
-from tests.conftest import POLICY
 from tests.retention.support import (
     AS_OF,
     CURRENT,
@@ -53,6 +52,7 @@ from tests.retention.support import (
     run,
     with_recordings,
 )
+from tests.support import POLICY
 
 NEXT_DAY = AS_OF + timedelta(days=1)
 DAY_AFTER = AS_OF + timedelta(days=2)

@@ -16,10 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.dialects import postgresql
-from typer.testing import CliRunner
 
 import kodex.store.database
-from kodex.api.cli import app
 from kodex.config import load_settings
 from kodex.errors import InvalidRecords, MasterKeyError, StoreNotReady
 from kodex.rules.ruleset import Ruleset
@@ -30,14 +28,11 @@ from kodex.store.crypto import MasterKey
 from kodex.store.database import connect
 from kodex.store.repositories.batches import _FINDINGS, _GRANTS, _HOLDS, _INCIDENTS, _RETURNED
 from kodex.store.schema import incidents, loans, metadata, readers
-from tests.conftest import on_postgresql
 from tests.retention.support import (
     all_values,
-    child_env,
     import_file,
     import_lines,
     incident,
-    kodex,
     loan,
     reader,
     recording,
@@ -45,9 +40,9 @@ from tests.retention.support import (
     run_all,
     snapshot,
     sqlite_files,
-    start_kodex,
     write_jsonl,
 )
+from tests.support import child_env, kodex, kodex_process, on_postgresql, start_kodex
 
 # -- a small hand-written population --------------------------------------------------------------
 
@@ -166,11 +161,10 @@ def test_import_then_export_round_trip(workspace: Workspace, ruleset: Ruleset, t
     assert held["reader"]["legal_hold"] == {"reason": HOLD_REASON, "until": None}
 
     # the same through the command line: `kodex import FILE`, then `kodex export --reader --library`
-    runner = CliRunner()
     path = write_jsonl(tmp_path / "again.jsonl", [{**ADULT, "last_activity_at": "2026-11-01"}])
-    imported = runner.invoke(app, ["import", str(path)])
+    imported = kodex("import", str(path))
     assert imported.exit_code == 0, imported.output
-    exported = runner.invoke(app, ["export", "--reader", "SV-4411", "--library", "svkpk"])
+    exported = kodex("export", "--reader", "SV-4411", "--library", "svkpk")
     assert exported.exit_code == 0, exported.output
     copy = json.loads(exported.stdout)
     assert copy["reader"]["personal"] == PERSONAL
@@ -246,12 +240,12 @@ def test_skip_invalid_imports_the_valid_lines_and_reports_the_bad_ones(
 
 def test_the_import_command_refuses_a_file_with_an_invalid_line(workspace: Workspace, tmp_path: Path) -> None:
     before = snapshot(workspace.engine)
-    result = CliRunner().invoke(app, ["import", str(mixed_file(tmp_path))])
+    result = kodex("import", str(mixed_file(tmp_path)))
     assert result.exit_code == 4
     assert "line 2: debt" in result.output
     assert snapshot(workspace.engine) == before
 
-    result = CliRunner().invoke(app, ["import", "--skip-invalid", str(mixed_file(tmp_path))])
+    result = kodex("import", "--skip-invalid", str(mixed_file(tmp_path)))
     assert result.exit_code == 0, result.output
     assert "skipped line 4" in result.output
 
@@ -432,7 +426,7 @@ def test_a_store_not_initialised_says_to_run_kodex_init(kodex_env: dict[str, str
         open_workspace(load_settings())
     assert "`kodex init`" in str(raised.value)
 
-    result = kodex(["run", "--as-of", "2026-11-22"], child_env(kodex_env))
+    result = kodex_process(["run", "--as-of", "2026-11-22"], child_env(kodex_env))
     assert result.returncode == 7, result.stderr
     assert "kodex init" in result.stderr
     assert "Traceback" not in result.stderr

@@ -15,7 +15,7 @@ from kodex.rules.evaluator import Outcome, Status, evaluate_subject
 from kodex.rules.loading import load_policy
 from kodex.rules.records import RECORD, CameraRecording, ExceptionGrant, Reader
 from kodex.rules.ruleset import Ruleset
-from tests.conftest import POLICY
+from tests.support import POLICY
 
 AS_OF = date(2026, 11, 22)
 

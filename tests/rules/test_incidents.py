@@ -37,7 +37,7 @@ from kodex.rules.records import Incident
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.validation import RecordSet, read_records
 from kodex.services.evaluation import evaluate
-from tests.conftest import POLICY, ROOT
+from tests.support import POLICY, ROOT
 
 AS_OF = date(2026, 11, 22)
 PRAGUE = ZoneInfo("Europe/Prague")

@@ -12,7 +12,7 @@ import pytest
 from kodex.rules.examples import run_examples
 from kodex.rules.loading import load_policy
 from kodex.rules.ruleset import Ruleset
-from tests.conftest import POLICY
+from tests.support import POLICY
 
 _RULESET = Ruleset(load_policy(POLICY))
 _COVERAGE = run_examples(_RULESET)
