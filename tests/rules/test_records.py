@@ -1,4 +1,4 @@
-"""The record contract (DESIGN.md): JSON Lines, strictly typed, checked against the policy.
+"""The record contract: JSON Lines, strictly typed, checked against the policy.
 
 Every rejected line is reported with its number and field; the other lines are
 still read; no message repeats the rejected value.
