@@ -223,8 +223,8 @@ def explain_command(
         if file is None:
             if library is None:
                 raise typer.BadParameter("give the reader's library to explain a stored reader", param_hint="--library")
-            when = moment if moment is not None else command.now(library)
             work = command.workspace
+            when = moment if moment is not None else command.now(library)
             lines = explain_stored(work.engine, ruleset, work.master, library, reader, when).lines
         else:  # by default as of now in the reader's library's time zone, as a stored reader is explained
             at = moment if moment is not None else now()
@@ -232,7 +232,7 @@ def explain_command(
             for problem in validated.skipped:
                 err.print(f"skipped {problem}", markup=False)
             found = library or _library_of(validated.records.readers, reader)
-            when = at if moment is not None or found is None else command.now(found)
+            when = command.now(found) if moment is None and found in ruleset.libraries else at
             lines = explain_reader(validated.records, ruleset, when, reader, library)
         for line in lines:
             out.print(line, markup=False)
