@@ -31,7 +31,7 @@ def problem(
 
 
 def answer(error: Exception, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The Problem for a domain error, with the status api.errors maps it to."""
+    """The Problem for a domain error, with the status kodex.errors maps it to."""
     failure = failure_for(error)
     if failure is None:
         raise BrokenInvariant(f"{type(error).__name__} has no mapping in kodex.errors.FAILURES")

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.dialects import postgresql
 
-import kodex.store.database
+import kodex.store.database as store_database
 from kodex.config import load_settings
 from kodex.errors import InvalidRecords, MasterKeyError, StoreNotReady
 from kodex.rules.ruleset import Ruleset
@@ -457,7 +457,7 @@ def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced_unseen(
     with admin.begin() as connection:  # the server ends the pooled connection's backend (as a restart would)
         connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     admin.dispose()
-    monkeypatch.setattr(kodex.store.database, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr(store_database, "IDLE_PING_SECONDS", 0.0)
     with engine.connect() as connection:  # idle long enough: pinged, found dead, replaced; the caller sees nothing
         assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
     assert pings == [1]
