@@ -60,9 +60,8 @@ def grant_exception(
         require_agreement(connection, [library])  # a library without one holds no subject to grant for
         if exceptions.exists(connection, library, exception_id):
             raise InvalidRequest("an exception with this id exists already; grant under a new id")
-        known = readers.is_live(connection, library, grant["subject"]) or recordings.exists(
-            connection, library, grant["subject"]
-        )
+        subject = grant["subject"]
+        known = readers.is_live(connection, library, subject) or recordings.exists(connection, library, subject)
     if not known:
         raise SubjectNotFound(f"library {library!r} holds no reader or camera recording with this id")
     record = {
