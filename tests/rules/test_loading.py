@@ -275,6 +275,7 @@ def test_a_library_without_its_categories_is_rejected():
     assert any("libraries.1.categories" in p.message and "missing" in p.message.lower() for p in problems)
 
 
+@needs_seeds
 def test_a_category_quote_that_is_not_verbatim_is_reported_at_its_line():
     line = "        - Interní uživatelé (všichni),"
     text = replace_once("        - Interní uživatelé (zaměstnanci nemocnice),", line)
