@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # the engine only passes through: kodex.api imports no SQLAlc
 __all__ = ["audit_app", "decisions_command"]
 
 audit_app = typer.Typer(
+    rich_markup_mode=None,
     help=(
         "The tamper-evident decision log: verify it, prove an entry, export it, sign checkpoints, manage the "
         "signing key. Exit code 9: the log or a proof does not verify."

@@ -29,13 +29,19 @@ if TYPE_CHECKING:  # the commands import what they use when they run: `kodex --h
     from kodex.rules.ruleset import Ruleset
     from kodex.services.setup import Workspace
 
+# Help is click's plain text, not rich's panels: rendering with rich costs more than the rest of `kodex --help`
+# (bench/cli_startup.py). Lines run to the terminal's width, up to 160 columns, so a command's summary is whole.
 app = typer.Typer(
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 160},
     help="kodex: library regulations and GDPR retention as executable, cited rules.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     cls=Deferring,
 )
-policy_app = typer.Typer(help="Check and test the policy (policies.yaml).", no_args_is_help=True, cls=Deferring)
+policy_app = typer.Typer(
+    rich_markup_mode=None, help="Check and test the policy (policies.yaml).", no_args_is_help=True, cls=Deferring
+)
 _AUDIT, _SERVICE = "kodex.api.audit_commands", "kodex.api.service_commands"
 stand_in(app, "decisions", _AUDIT, "decisions_command", "Query the decision log: by library, rule, action, subject pseudonym, run, kind, outcome and as_of days.")  # fmt: skip
 app.add_typer(policy_app, name="policy")
@@ -44,7 +50,7 @@ stand_in(app, "libraries", _SERVICE, "libraries_app", "Libraries (tenants) and t
 stand_in(app, "users", _SERVICE, "users_app", "Users of the HTTP service and their bearer tokens.")
 stand_in(app, "requests", _SERVICE, "requests_app", "Data-subject requests: erasure, loan-history erasure.")
 stand_in(app, "holds", _SERVICE, "holds_app", "Legal holds kept in kodex (they outlast imports).")
-stand_in(app, "proposals", _SERVICE, "proposals_app", "Proposals (e.g. exclusions) for their deciding role.")
+stand_in(app, "proposals", _SERVICE, "proposals_app", "Proposals, such as exclusions, for their deciding role.")
 stand_in(app, "exceptions", _SERVICE, "exceptions_app", "Exceptions to a rule: grant, list, revoke; each grant and revocation logged.")  # fmt: skip
 stand_in(policy_app, "policy diff", _SERVICE, "policy_diff_command", "Which decisions would change for the library's current readers and recordings if CANDIDATE were adopted.")  # fmt: skip
 
@@ -357,7 +363,7 @@ def export_command(
     reader: Annotated[str, typer.Option("--reader", help="The reader's id (as in the records).")],
     library: Annotated[str, typer.Option("--library", help="The reader's library.")],
 ) -> None:
-    """Everything kodex holds about one reader, decrypted, as JSON (the copy owed under GDPR Art. 15)."""
+    """Everything kodex holds about one reader, decrypted, as JSON (the copy owed under GDPR Article 15)."""
 
     def body() -> None:
         from kodex.services.access_copy import access_copy  # noqa: PLC0415

@@ -5,18 +5,37 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from kodex.errors import failure_for
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = ["err", "out", "parse_as_of", "run_body"]
 
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 T = TypeVar("T")
+
+
+class _Console:
+    """A rich Console made on first use: importing rich costs more than `kodex --help` may (bench/cli_startup.py)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console  # noqa: PLC0415
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out: Any = _Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err: Any = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def run_body(command: Callable[[], T]) -> T:

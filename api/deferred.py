@@ -25,7 +25,7 @@ def stand_in(parent: typer.Typer, path: str, module: str, attribute: str, help: 
     DEFERRED[path] = (module, attribute)
     name = path.rsplit(maxsplit=1)[-1]
     if attribute.endswith("_app"):
-        parent.add_typer(typer.Typer(help=help), name=name)
+        parent.add_typer(typer.Typer(rich_markup_mode=None, help=help), name=name)
     else:
         parent.command(name, help=help)(_never_called)
 
@@ -35,7 +35,7 @@ def real_command(path: str) -> Any:  # a click command (typer's own click, which
     module, attribute = DEFERRED[path]
     target: Any = getattr(importlib.import_module(module), attribute)
     name = path.rsplit(maxsplit=1)[-1]
-    wrapper = typer.Typer(add_completion=False)
+    wrapper = typer.Typer(rich_markup_mode=None, add_completion=False)
     if isinstance(target, typer.Typer):
         wrapper.add_typer(target, name=name)
         return typer.main.get_command(wrapper).commands[name]  # type: ignore[attr-defined]

@@ -42,13 +42,25 @@ __all__ = [
     "users_app",
 ]
 
-libraries_app = typer.Typer(help="Libraries (tenants) and their data-processing agreements.", no_args_is_help=True)
-users_app = typer.Typer(help="Users of the HTTP service and their bearer tokens.", no_args_is_help=True)
-requests_app = typer.Typer(help="Data-subject requests: erasure, loan-history erasure.", no_args_is_help=True)
-holds_app = typer.Typer(help="Legal holds kept in kodex (they outlast imports).", no_args_is_help=True)
-proposals_app = typer.Typer(help="Proposals (e.g. exclusions) for their deciding role.", no_args_is_help=True)
+libraries_app = typer.Typer(
+    rich_markup_mode=None, help="Libraries (tenants) and their data-processing agreements.", no_args_is_help=True
+)
+users_app = typer.Typer(
+    rich_markup_mode=None, help="Users of the HTTP service and their bearer tokens.", no_args_is_help=True
+)
+requests_app = typer.Typer(
+    rich_markup_mode=None, help="Data-subject requests: erasure, loan-history erasure.", no_args_is_help=True
+)
+holds_app = typer.Typer(
+    rich_markup_mode=None, help="Legal holds kept in kodex (they outlast imports).", no_args_is_help=True
+)
+proposals_app = typer.Typer(
+    rich_markup_mode=None, help="Proposals, such as exclusions, for their deciding role.", no_args_is_help=True
+)
 exceptions_app = typer.Typer(
-    help="Exceptions to a rule: grant, list, revoke; each grant and revocation logged.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Exceptions to a rule: grant, list, revoke; each grant and revocation logged.",
+    no_args_is_help=True,
 )
 
 LibraryArg = Annotated[str, typer.Option("--library", help="The library's id (e.g. svkpk).")]
@@ -97,7 +109,7 @@ def libraries_agreement(
     reference: Annotated[str, typer.Option("--reference", help="The agreement's number or file reference.")],
     policy: PolicyOption = None,
 ) -> None:
-    """Record the data-processing agreement (GDPR Art. 28) of libraries: from then on they take personal data."""
+    """Record the data-processing agreement (GDPR Article 28) of libraries: from then on they take personal data."""
     day = _given_day(signed, "--signed")
     if not reference.strip():
         raise typer.BadParameter("give the agreement's number or file reference", param_hint="--reference")
