@@ -18,7 +18,6 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.dialects import postgresql
 from typer.testing import CliRunner
 
-import kodex.store.database
 from kodex.api.cli import app
 from kodex.config import load_settings
 from kodex.errors import InvalidRecords, MasterKeyError, StoreNotReady
@@ -463,7 +462,7 @@ def test_a_pooled_postgresql_connection_that_died_while_idle_is_replaced_unseen(
     with admin.begin() as connection:  # the server ends the pooled connection's backend (as a restart would)
         connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     admin.dispose()
-    monkeypatch.setattr(kodex.store.database, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr("kodex.store.database.IDLE_PING_SECONDS", 0.0)  # by name: `kodex` here is the CLI helper
     with engine.connect() as connection:  # idle long enough: pinged, found dead, replaced; the caller sees nothing
         assert connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
     assert pings == [1]
