@@ -28,6 +28,7 @@ from kodex.store.crypto import MasterKey
 from kodex.store.database import connect
 from kodex.store.repositories.batches import _FINDINGS, _GRANTS, _HOLDS, _INCIDENTS, _RETURNED
 from kodex.store.schema import incidents, loans, metadata, readers
+from tests import support
 from tests.retention.support import (
     all_values,
     import_file,
@@ -42,7 +43,7 @@ from tests.retention.support import (
     sqlite_files,
     write_jsonl,
 )
-from tests.support import child_env, kodex, kodex_process, on_postgresql, start_kodex
+from tests.support import child_env, kodex_process, on_postgresql, start_kodex
 
 # -- a small hand-written population --------------------------------------------------------------
 
@@ -162,9 +163,9 @@ def test_import_then_export_round_trip(workspace: Workspace, ruleset: Ruleset, t
 
     # the same through the command line: `kodex import FILE`, then `kodex export --reader --library`
     path = write_jsonl(tmp_path / "again.jsonl", [{**ADULT, "last_activity_at": "2026-11-01"}])
-    imported = kodex("import", str(path))
+    imported = support.kodex("import", str(path))
     assert imported.exit_code == 0, imported.output
-    exported = kodex("export", "--reader", "SV-4411", "--library", "svkpk")
+    exported = support.kodex("export", "--reader", "SV-4411", "--library", "svkpk")
     assert exported.exit_code == 0, exported.output
     copy = json.loads(exported.stdout)
     assert copy["reader"]["personal"] == PERSONAL
@@ -240,12 +241,12 @@ def test_skip_invalid_imports_the_valid_lines_and_reports_the_bad_ones(
 
 def test_the_import_command_refuses_a_file_with_an_invalid_line(workspace: Workspace, tmp_path: Path) -> None:
     before = snapshot(workspace.engine)
-    result = kodex("import", str(mixed_file(tmp_path)))
+    result = support.kodex("import", str(mixed_file(tmp_path)))
     assert result.exit_code == 4
     assert "line 2: debt" in result.output
     assert snapshot(workspace.engine) == before
 
-    result = kodex("import", "--skip-invalid", str(mixed_file(tmp_path)))
+    result = support.kodex("import", "--skip-invalid", str(mixed_file(tmp_path)))
     assert result.exit_code == 0, result.output
     assert "skipped line 4" in result.output
 
