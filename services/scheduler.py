@@ -47,7 +47,7 @@ from kodex.retention.run import SCHEDULER, LibraryRun, run_library
 from kodex.rules.ruleset import Ruleset
 from kodex.services.setup import Workspace
 from kodex.store.database import Engine
-from kodex.store.repositories import libraries
+from kodex.store.repositories import runs
 
 __all__ = [
     "Clock",
@@ -112,7 +112,7 @@ def scheduled_night(now: datetime, zone: ZoneInfo, at: time) -> datetime:
 def night_done(engine: Engine, library: str, day: date) -> bool:
     """A finished, non-dry run of `library` exists for the local `day`."""
     with engine.connect() as connection:
-        return libraries.night_done(connection, library, day)
+        return runs.night_done(connection, library, day)
 
 
 def nightly_job(

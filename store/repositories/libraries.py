@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, exists, select, update
+from sqlalchemy import Connection, Row, select, update
 
-from kodex.store.schema import agreements, libraries, runs
+from kodex.store.schema import agreements, libraries
 
 __all__ = [
-    "add", "agreement", "agreements_of", "every", "find", "ids", "is_known", "mark_onboarded", "night_done",
+    "add", "agreement", "agreements_of", "every", "find", "ids", "is_known", "mark_onboarded",
     "record_agreement", "with_agreement",
 ]  # fmt: skip
 
@@ -82,16 +82,3 @@ def with_agreement(connection: Connection, library_ids: Iterable[str]) -> set[st
         select(libraries.c.id, libraries.c.agreement_signed_on).where(libraries.c.id.in_(list(library_ids)))
     ).all()
     return {row.id for row in rows if row.agreement_signed_on is not None}
-
-
-def night_done(connection: Connection, library: str, day: date) -> bool:
-    """A finished, non-dry run of `library` exists for the local `day` (the scheduler's night)."""
-    query = select(
-        exists().where(
-            runs.c.library == library,
-            runs.c.as_of_day == day,
-            runs.c.dry_run.is_(False),
-            runs.c.status == "finished",
-        )
-    )
-    return bool(connection.execute(query).scalar())

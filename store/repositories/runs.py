@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, Row, delete, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from kodex.store.schema import camera_recordings, plan_items, readers, run_leases, runs
@@ -24,6 +24,7 @@ __all__ = [
     "lease",
     "lease_holder",
     "mark_interrupted",
+    "night_done",
     "open_run",
     "plan_rows",
     "release_lease",
@@ -158,3 +159,16 @@ def add_lease(connection: Connection, library: str, run_id: str, holder: str, ac
     except IntegrityError:
         return False
     return True
+
+
+def night_done(connection: Connection, library: str, day: date) -> bool:
+    """A finished, non-dry run of `library` exists for the local `day` (the scheduler's night)."""
+    query = select(
+        exists().where(
+            runs.c.library == library,
+            runs.c.as_of_day == day,
+            runs.c.dry_run.is_(False),
+            runs.c.status == "finished",
+        )
+    )
+    return bool(connection.execute(query).scalar())
