@@ -4,13 +4,13 @@ Every entry has the same keys, null where a key does not apply:
 
     version         1, the schema of this entry
     kind            decision | run_summary | exception_granted | exception_revoked | proposal_decided |
-                    user_added | user_revoked | access_copy_read | agreement_recorded
+                    user_added | user_revoked | access_copy_read | agreement_recorded | instruction_outcome
     id              the entry's (decision's) id, a UUID
     library         the library whose log it is in
     time            when it was logged (UTC, ISO 8601)
     as_of           the moment the decision is about
     run             the run that logged it, if a run did
-    actor           who caused it: {"type": "run"|"import"|"user"|"cli", "id": …, "role": …}
+    actor           who caused it: {"type": "run"|"import"|"user"|"cli"|"connector", "id": …, "role": …}
                     (`cli`: someone at the server's command line, who holds the master key)
     subject_type    reader | camera_recording
     subject         the subject's pseudonym: random, stored with the subject, erased when a reader is anonymised
@@ -18,13 +18,15 @@ Every entry has the same keys, null where a key does not apply:
     action, effect  what the rule calls for, and whether kodex applies, reports or proposes it
     outcome         applied | reported | proposed | retained | failed | error (decisions);
                     finished | failed (run summary); granted | revoked (exceptions); accepted | rejected
-                    (proposals); added | revoked (users); read (an Art. 15 copy); recorded (an agreement)
+                    (proposals); added | revoked (users); read (an Art. 15 copy); recorded (an agreement);
+                    done | failed | rejected | not_carried_out (an instruction to the library system)
     reasons         each condition, whether it held and the values it compared (personal values withheld)
     policy_revision the policy the decision was taken under
     exception       the pseudonym of the exception that applied, or that was granted or revoked
     details         what the kind adds: incidents counted, who decides a proposal, a hold's end, an error,
                     an exception's role and dates, a run's counts and who started it (`started_by`), a user's
-                    id and role, an agreement's day and the SHA-256 of its reference
+                    id and role, an agreement's day and the SHA-256 of its reference, an instruction's id,
+                    sequence, decision and the library system's code
 
 The canonical form is JSON with sorted keys, no spaces, UTF-8: the bytes that
 are hashed into the Merkle tree (`canonical`). Nothing in an entry names a
@@ -64,6 +66,7 @@ __all__ = [
     "canonical",
     "decision_entry",
     "exception_entry",
+    "instruction_entry",
     "now",
     "proposal_entry",
     "run_summary_entry",
@@ -82,6 +85,7 @@ KINDS = (
     "user_revoked",
     "access_copy_read",
     "agreement_recorded",
+    "instruction_outcome",
 )
 CLI: dict[str, Any] = {"type": "cli", "id": None, "role": None}  # the server's command line (it holds the master key)
 _DECISION_DETAILS = ("incidents", "decided_by", "legal_hold", "blocked_action", "error")
@@ -92,7 +96,7 @@ class _Strict(BaseModel):
 
 
 class Actor(_Strict):
-    type: Literal["run", "import", "user", "cli"]
+    type: Literal["run", "import", "user", "cli", "connector"]
     id: str | None
     role: str | None
 
@@ -118,6 +122,7 @@ class LogEntry(_Strict):
         "user_revoked",
         "access_copy_read",
         "agreement_recorded",
+        "instruction_outcome",
     ]
     id: str
     library: str
@@ -317,6 +322,45 @@ def agreement_entry(
         actor=dict(actor),
         outcome="recorded",
         details={"signed_on": signed_on, "reference_sha256": hashlib.sha256(reference.encode()).hexdigest()},
+    )
+
+
+def instruction_entry(
+    entry_id: str,
+    library: str,
+    *,
+    instruction: str,
+    sequence: int,
+    decision: str,
+    subject_type: str,
+    rule: str,
+    cite: str | None,
+    action: str,
+    outcome: str,
+    code: str | None,
+    as_of: str,
+    actor: Mapping[str, Any],
+    time: str,
+) -> dict[str, Any]:
+    """An instruction's outcome in the library system (or found not carried out): ids and the system's code only.
+
+    The subject is named by neither id nor pseudonym: the instruction's `decision` is the entry that does. The
+    library system's free-text detail is never copied in.
+    """
+    return _entry(
+        kind="instruction_outcome",
+        id=entry_id,
+        library=library,
+        time=time,
+        as_of=as_of,
+        actor=dict(actor),
+        subject_type=subject_type,
+        rule=rule,
+        cite=cite,
+        action=action,
+        effect="apply",
+        outcome=outcome,
+        details={"instruction": instruction, "sequence": sequence, "decision": decision, "code": code},
     )
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "FAILURES",
     "BrokenInvariant",
     "ConfigError",
+    "Conflict",
     "Denied",
     "ExamplesFailed",
     "Failure",
@@ -125,6 +126,10 @@ class SubjectNotFound(Exception):
 
 class InvalidRequest(Exception):
     """The request is well formed but breaks a rule of kodex or the policy; the message says which and what to do."""
+
+
+class Conflict(Exception):
+    """The request contradicts what is recorded already (e.g. an instruction's outcome given otherwise before)."""
 
 
 class NotAuthorised(Exception):
@@ -247,6 +252,7 @@ FAILURES: dict[type[Exception], Failure] = {  # a subclass before its base: the 
     Denied: Failure(10, 403, "forbidden"),
     Unauthenticated: Failure(10, 401, "not authenticated"),
     NoAgreement: Failure(11, 409, "no data-processing agreement"),
+    Conflict: Failure(12, 409, "conflict"),
     KeyFileError: Failure(2, 422, "not a public key file"),
     InvalidRequest: Failure(2, 422, "request refused"),
     TooManyFailedTokens: Failure(2, 429, "too many failed tokens"),

@@ -9,13 +9,14 @@ Per library, under its run lock (retention.locking):
 2. each subject is decided by the rules (trace on: the reasons give the
    deadlines that set its next review date);
 3. what the decisions call for is applied through the action registry
-   (retention.strategies) — or, in a dry run, stored as the plan and changed
-   nowhere. A decision is recorded only when it changes something: an action
+   (retention.strategies), each applied action with its instruction to the
+   library system (retention.outbox) — or, in a dry run, stored as the plan
+   and changed nowhere. A decision is recorded only when it changes something: an action
    applied, a finding or proposal opened, an action retained by an exception
    or legal hold that was not retained already, an error. So a second run at
    the same `as_of` records nothing new.
 
-A batch's actions, decisions and next review dates commit in one
+A batch's actions, instructions, decisions and next review dates commit in one
 transaction; if it fails, the batch is redone one subject per transaction,
 and a subject that still fails gets an error decision (fail closed) while the
 run goes on. A run killed at any moment leaves whole batches committed and the
@@ -37,7 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +48,7 @@ from kodex.clock import library_today
 from kodex.config import BATCH_SIZE
 from kodex.errors import InvalidRequest
 from kodex.retention.locking import library_lock
+from kodex.retention.outbox import instruction_row
 from kodex.retention.review import next_review, policy_changes
 from kodex.retention.strategies import STRATEGIES, Loaded, PurgeFailed, Writes
 from kodex.retention.subjects import SubjectLoader
@@ -429,6 +431,8 @@ class _Job:
                     p.decision["error"] = str(failure)
                     review = _tomorrow(self.day)
                     writes.purge_failed(subject.pk)
+                else:  # the library system is told to do the same, in the same transaction (retention.outbox)
+                    writes.instruct(self._instruction(subject, p))
             self._record(writes, p, batched)
         for rule in resolved:
             writes.resolve_finding(self._finding_key(subject, rule), self.as_of.isoformat())
@@ -438,6 +442,13 @@ class _Job:
             return (subject.subject_type, subject.pk, review)
         writes.review(subject.subject_type, subject.pk, review, self.as_of.isoformat())
         return None
+
+    def _instruction(self, subject: Loaded, p: _Planned) -> dict[str, Any]:
+        return instruction_row(
+            self.master, self.snapshot.library, subject_type=subject.subject_type, subject_id=subject.id,
+            action=p.action, decision_id=p.decision["decision_id"], rule=p.rule, cite=p.decision.get("cite"),
+            day=self.day, at=datetime.now(UTC), request_due=subject.request_due.get(p.action),
+        )  # fmt: skip
 
     def _finding_key(self, subject: Loaded, rule: str) -> FindingKey:
         return FindingKey(self.library, subject.subject_type, subject.pseudonym, rule)

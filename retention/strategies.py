@@ -47,6 +47,7 @@ class Loaded:
     excluded: bool = False  # an exclusion proposal was accepted: the block stays
     overlaid: dict[str, Any] = field(default_factory=dict)  # record fields kodex laid over (their stored values)
     open_requests: frozenset[str] = frozenset()  # kinds of the reader's open data-subject requests
+    request_due: dict[str, date] = field(default_factory=dict)  # action -> the earliest due day of its open requests
     decided_on: date | None = None  # the day a proposal's decision is applied for (in the library's zone)
     folder: Path | None = None  # a recording's library's recordings folder: the only place its purge deletes
 

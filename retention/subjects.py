@@ -45,6 +45,7 @@ from kodex.store.repositories.batches import (
 __all__ = ["REQUEST_FIELDS", "SubjectLoader", "hold_aad", "load_reader"]
 
 REQUEST_FIELDS = {"erasure": "erasure_requested_at", "loan_history_erasure": "history_erasure_requested_at"}
+REQUEST_ACTIONS = {"erasure": "anonymise", "loan_history_erasure": "erase_loan_history"}  # what carries each out
 
 
 class SubjectLoader:
@@ -74,7 +75,7 @@ class SubjectLoader:
         standing = self._findings(connection, "reader", [row.pseudonym for row in rows]) if "findings" in sides else {}
         if returned is None:
             returned = returned_loan_counts(connection, self.library, ids)
-        requested, kinds = self._requests(connection, ids) if "requests" in sides else ({}, {})
+        requested, kinds, dues = self._requests(connection, ids) if "requests" in sides else ({}, {}, {})
         holds = self._holds(connection, "reader", ids) if "holds" in sides else {}
         loaded = []
         for row in rows:
@@ -95,7 +96,7 @@ class SubjectLoader:
                     standing.get(row.pseudonym, {}), returned.get(row.id, 0),
                     grants.get(row.id, []), history.get(row.id, []), failure,
                     excluded=row.excluded_as_of is not None, overlaid=overlaid,
-                    open_requests=frozenset(kinds.get(row.id, ())),
+                    open_requests=frozenset(kinds.get(row.id, ())), request_due=dues.get(row.id, {}),
                 )
             )  # fmt: skip
         return loaded
@@ -153,15 +154,20 @@ class SubjectLoader:
 
     def _requests(
         self, connection: Connection, ids: list[str]
-    ) -> tuple[dict[str, dict[str, date]], dict[str, set[str]]]:
+    ) -> tuple[dict[str, dict[str, date]], dict[str, set[str]], dict[str, dict[str, date]]]:
+        """Per reader: the request fields laid over the record, the kinds open, and per action the earliest due day."""
         found: dict[str, dict[str, date]] = defaultdict(dict)
         kinds: dict[str, set[str]] = defaultdict(set)
+        dues: dict[str, dict[str, date]] = defaultdict(dict)
         for row in open_requests_of(connection, self.library, ids):
             kinds[row.reader].add(row.kind)
+            action = REQUEST_ACTIONS[row.kind]
+            due = dues[row.reader].get(action)
+            dues[row.reader][action] = row.due_on if due is None else min(due, row.due_on)
             field = REQUEST_FIELDS[row.kind]
             known = found[row.reader].get(field)
             found[row.reader][field] = row.received_on if known is None else min(known, row.received_on)
-        return found, kinds
+        return found, kinds, dues
 
     def _holds(self, connection: Connection, subject_type: str, ids: list[str]) -> dict[str, LegalHold]:
         found = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["ACTIONS", "RETAIN", "Action", "Effect", "action"]
+__all__ = ["ACTIONS", "EXCLUDE", "INSTRUCTED", "RETAIN", "Action", "Effect", "Instructed", "action"]
 
 
 class Effect(StrEnum):
@@ -66,3 +66,54 @@ ACTIONS: dict[str, Action] = {
 def action(name: str) -> Action:
     """The registered action called `name` (KeyError when there is none)."""
     return ACTIONS[name]
+
+
+@dataclass(frozen=True, slots=True)
+class Instructed:
+    """What the library system must do to mirror an applied action, in plain words (English and Czech)."""
+
+    en: str
+    cs: str
+
+
+# An accepted exclusion (the rule's action is propose_exclusion) reaches the library system as `exclude`.
+EXCLUDE = "exclude"
+
+# Every applied action the library system must mirror, and what it must do: the instruction's `what`
+# (services.instructions). kodex changes its own copy; these say what the library system still holds.
+INSTRUCTED: dict[str, Instructed] = {
+    "anonymise": Instructed(
+        "remove name, address, contacts, document numbers, birth date and guardian data; keep category, birth year, "
+        "dates and counts (statistics); detach the loan history from the reader",
+        "odstraňte jméno, adresu, kontakty, čísla dokladů, datum narození a údaje zákonného zástupce; ponechte "
+        "kategorii, rok narození, data a počty (statistika); odpojte historii výpůjček od čtenáře",
+    ),
+    "erase_guardian_data": Instructed(
+        "remove the guardian's name, address and contacts from the reader's record; keep the rest",
+        "odstraňte ze záznamu čtenáře jméno, adresu a kontakty zákonného zástupce; ostatní ponechte",
+    ),
+    "erase_loan_history": Instructed(
+        "delete the reader's returned loans (loan history); loans still out stay; keep the registration",
+        "smažte vrácené výpůjčky čtenáře (historii výpůjček); nevrácené výpůjčky ponechte; registrace zůstává",
+    ),
+    "registration_expired": Instructed(
+        "mark the registration as expired (lapsed); the reader must renew it before using services again",
+        "označte registraci jako propadlou; čtenář ji musí obnovit, než znovu využije služby",
+    ),
+    "block_services": Instructed(
+        "block the reader's services (loans, reservations, renewals) until kodex lifts the block",
+        "zablokujte čtenáři služby (výpůjčky, rezervace, prodlužování), dokud kodex blokaci nezruší",
+    ),
+    "lift_block": Instructed(
+        "lift the block on the reader's services that kodex set",
+        "zrušte blokaci služeb čtenáře, kterou kodex nastavil",
+    ),
+    "purge": Instructed(
+        "delete the camera recording and every copy of it",
+        "smažte kamerový záznam a všechny jeho kopie",
+    ),
+    EXCLUDE: Instructed(
+        "exclude the reader from services for good (the deciding role accepted the exclusion); the block stays",
+        "vylučte čtenáře ze služeb natrvalo (rozhodující osoba vyloučení schválila); blokace zůstává",
+    ),
+}

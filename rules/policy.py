@@ -13,9 +13,10 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from kodex.rules.actions import Effect
+from kodex.rules.actions import INSTRUCTED, Effect
+from kodex.rules.periods import Period
 
 __all__ = [
     "INCIDENT_KINDS",
@@ -27,6 +28,7 @@ __all__ = [
     "ExampleException",
     "ExceptionAuthority",
     "IncidentPattern",
+    "InstructionDeadlines",
     "Inventory",
     "Library",
     "Policy",
@@ -95,6 +97,37 @@ class ExceptionAuthority(_Strict):
     cite: Text
     quote: Quote
     max_period: Annotated[dict[date, DatedValue], Field(min_length=1)]
+
+
+def _instructed(action: str) -> str:
+    if action not in INSTRUCTED:
+        raise ValueError(f"{action!r} is not an instructed action; one of: {', '.join(INSTRUCTED)}")
+    return action
+
+
+InstructedAction = Annotated[str, AfterValidator(_instructed)]
+
+
+class InstructionDeadlines(_Strict):
+    """How long the library system has to carry out each kind of instruction (services.instructions).
+
+    `due` is a dated period per instructed action, counted from the day the action is applied in kodex; an
+    instruction that carries out a data-subject request is due no later than the request itself (GDPR Art. 12(3)).
+    An action without a period has no `due_on` and is never overdue.
+    """
+
+    cite: Text
+    due: dict[InstructedAction, Annotated[dict[date, DatedValue], Field(min_length=1)]]
+
+    @field_validator("due")
+    @classmethod
+    def _periods(cls, value: dict[str, dict[date, DatedValue]]) -> dict[str, dict[date, DatedValue]]:
+        for action, dated in value.items():
+            for day, item in dated.items():
+                if not isinstance(item.value, str):
+                    raise ValueError(f"due.{action} on {day}: a period such as '7 days' is expected")
+                Period.parse(item.value)
+        return value
 
 
 class Categories(_Strict):
@@ -235,6 +268,7 @@ class Library(_Strict):
     categories: Categories
     inventory: Inventory
     params: Params = {}
+    instructions: InstructionDeadlines | None = None  # None: instructions have no deadline (never overdue)
     rules: Annotated[list[Rule], Field(min_length=1)]
 
     @field_validator("time_zone")

@@ -12,14 +12,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from kodex.audit.entries import now, proposal_entry
 from kodex.audit.log import append, checkpoint
 from kodex.errors import InvalidRequest, NotAuthorised, SubjectNotFound
+from kodex.retention.outbox import instruction_row
 from kodex.retention.strategies import STRATEGIES, Writes
 from kodex.retention.subjects import SubjectLoader
+from kodex.rules.actions import EXCLUDE
 from kodex.rules.ruleset import Ruleset
 from kodex.store.crypto import MasterKey
 from kodex.store.database import Engine
@@ -69,6 +71,7 @@ def decide_proposal(
         versions = ruleset.library(library).versions(row.rule)
         cite = versions[-1].rule.cite if versions else None
         reader = readers.by_pseudonym(connection, row.subject)
+        entry_id = str(uuid.uuid4())  # the decision behind the accepted action and its instruction
         if reader is None:
             raise InvalidRequest("the reader this proposal is about is anonymised: there is nothing to decide")
         if accept:
@@ -77,13 +80,28 @@ def decide_proposal(
             if STRATEGIES[row.action].changes(subject):
                 writes = Writes(connection)
                 STRATEGIES[row.action].apply(writes, subject, master)
+                compiled = ruleset.library(library)
+                writes.instruct(
+                    instruction_row(
+                        master,
+                        compiled,
+                        subject_type=row.subject_type,
+                        subject_id=subject.id,
+                        action=EXCLUDE,
+                        decision_id=entry_id,
+                        rule=row.rule,
+                        cite=cite,
+                        day=as_of,
+                        at=datetime.now(UTC),
+                    )
+                )  # the library system excludes the reader too, told in the same transaction
                 writes.flush()
         findings.close_proposal(
             connection, row.fid, status="accepted" if accept else "rejected", closed_as_of=as_of.isoformat(),
             reason=master.wrap(reason.encode(), f"proposal/{proposal_id}".encode()),
         )  # fmt: skip
         entry = proposal_entry(
-            str(uuid.uuid4()), library, proposal=proposal_id, accepted=accept, subject_type=row.subject_type,
+            entry_id, library, proposal=proposal_id, accepted=accept, subject_type=row.subject_type,
             subject=row.subject, rule=row.rule, cite=cite, action=row.action, as_of=as_of.isoformat(),
             actor={"type": "user", "id": actor.get("id"), "role": actor.get("role")}, time=now(),
             revision=ruleset.revision,

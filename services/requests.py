@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from kodex.errors import InvalidRequest, SubjectNotFound
-from kodex.retention.subjects import REQUEST_FIELDS, load_reader
+from kodex.retention.subjects import REQUEST_ACTIONS, REQUEST_FIELDS, load_reader
 from kodex.rules.evaluator import Status, evaluate_subject
 from kodex.rules.periods import Period, add_period
 from kodex.rules.ruleset import Ruleset
@@ -29,7 +29,7 @@ from kodex.store.repositories.records import SUBJECTS
 __all__ = ["KINDS", "Forecast", "Request", "due_requests", "file_request", "list_requests", "outlook"]
 
 KINDS = tuple(REQUEST_FIELDS)
-_ACTIONS = {"erasure": "anonymise", "loan_history_erasure": "erase_loan_history"}
+_ACTIONS = REQUEST_ACTIONS
 _FACTS = {"erasure": "erasure_requested", "loan_history_erasure": "history_erasure_requested"}
 
 

@@ -45,6 +45,8 @@ __all__ = [
     "exceptions",
     "findings",
     "incidents",
+    "instruction_heads",
+    "instructions",
     "keyring",
     "legal_holds",
     "libraries",
@@ -61,6 +63,7 @@ __all__ = [
     "runs",
     "subject_requests",
     "users",
+    "webhooks",
 ]
 
 metadata = MetaData(
@@ -128,6 +131,8 @@ subject_requests = Table(  # data-subject requests (GDPR Art. 17, 12(3)): receiv
     Column("due_on", Date, nullable=False),
     Column("status", String(16), nullable=False),  # open, done
     Column("done_at", DateTime(timezone=True)),
+    # the instruction that carries the request out in the library system: the request stays open until it is done
+    Column("instruction", String(36)),
     Index("ix_subject_requests_due", "library", "status", "due_on"),
     Index("ix_subject_requests_reader", "library", "reader"),
 )
@@ -418,4 +423,57 @@ run_leases = Table(
     Column("run_id", String(36), nullable=False),
     Column("holder", String(200), nullable=False),  # host and process id
     Column("acquired_at", DateTime(timezone=True), nullable=False),
+)
+
+# The instruction feed (services.instructions): every applied action the library system must mirror, written in the
+# same transaction as its decision (a transactional outbox). The library system's own id of the subject is the one
+# thing that leaves kodex, to that library's integration only: at rest it is wrapped by the master key, and found
+# by a keyed digest (`subject_key`, MasterKey.digest) when an import shows whether it was carried out.
+instructions = Table(
+    "instructions",
+    metadata,
+    Column("iid", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("library", String(64), ForeignKey("libraries.id"), nullable=False),
+    Column("sequence", BigInteger, nullable=False),  # 1, 2, … per library, in commit order (instruction_heads)
+    Column("action", String(40), nullable=False),
+    Column("subject_type", String(32), nullable=False),
+    Column("subject_id", LargeBinary, nullable=False),  # the library system's id, wrapped by the master key
+    Column("subject_key", LargeBinary, nullable=False),  # keyed digest of (library, subject type, id): lookups
+    Column("decision_id", String(36), nullable=False, unique=True),  # one decision, one instruction
+    Column("rule", String(200), nullable=False),
+    Column("cite", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("due_on", Date),  # None: the policy gives the action no deadline
+    # pending, delivered (a webhook answered 2xx), done, failed, rejected, not_carried_out
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),  # deliveries tried (webhook or adapter)
+    Column("next_attempt_at", DateTime(timezone=True)),  # the next delivery; None: none scheduled
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("last_error", String(200)),  # the last delivery's failure: a status or an error type, never a body
+    Column("outcome_code", String(100)),  # the library system's code (e.g. Koha's has_debt)
+    Column("outcome_detail", LargeBinary),  # its free text, wrapped by the master key: it may name someone
+    Column("outcome_at", DateTime(timezone=True)),
+    Column("outcome_by", String(40)),  # integration, connector, cli, import (verification)
+    UniqueConstraint("library", "sequence"),
+    Index("ix_instructions_state", "library", "state", "sequence"),
+    Index("ix_instructions_subject", "library", "subject_key"),
+    Index("ix_instructions_next_attempt", "state", "next_attempt_at"),
+)
+
+instruction_heads = Table(  # each library's last instruction sequence: taken under its row lock, so commit order
+    "instruction_heads",
+    metadata,
+    Column("library", String(64), primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+)
+
+webhooks = Table(  # where a library's instructions are pushed (Standard Webhooks), one endpoint per library
+    "webhooks",
+    metadata,
+    Column("library", String(64), ForeignKey("libraries.id"), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),  # the signing secret (whsec_…), wrapped by the master key
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),  # the endpoint answered 410 Gone: nothing is pushed to it
 )

@@ -60,7 +60,9 @@ _FINDINGS = select(findings).where(
     findings.c.subject_type == bindparam("subject_type"),
     one_of(findings.c.subject, "pseudonyms"),
 )
-_REQUESTS = select(subject_requests.c.reader, subject_requests.c.kind, subject_requests.c.received_on).where(
+_REQUESTS = select(
+    subject_requests.c.reader, subject_requests.c.kind, subject_requests.c.received_on, subject_requests.c.due_on
+).where(
     subject_requests.c.library == _LIBRARY,
     one_of(subject_requests.c.reader, "ids"),
     subject_requests.c.status == "open",
@@ -99,7 +101,7 @@ def findings_of(connection: Connection, library: str, subject_type: str, pseudon
 
 
 def open_requests_of(connection: Connection, library: str, reader_ids: list[str]) -> Result[Any]:
-    """The readers' open data-subject requests: (reader, kind, received_on)."""
+    """The readers' open data-subject requests: (reader, kind, received_on, due_on)."""
     return connection.execute(_REQUESTS, {"library": library, "ids": reader_ids})
 
 

@@ -12,6 +12,8 @@ from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, String, bindparam, delete, func, literal_column, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kodex.store.schema import (
     camera_recordings,
@@ -19,6 +21,8 @@ from kodex.store.schema import (
     exceptions,
     findings,
     incidents,
+    instruction_heads,
+    instructions,
     legal_holds,
     loans,
     purged_recordings,
@@ -26,7 +30,7 @@ from kodex.store.schema import (
     subject_requests,
 )
 
-__all__ = ["FindingKey", "Writes", "set_next_review", "set_reviews"]
+__all__ = ["FindingKey", "Writes", "add_instructions", "set_next_review", "set_reviews"]
 
 
 class FindingKey(NamedTuple):
@@ -133,11 +137,21 @@ class Writes:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._queued: dict[Any, list[dict[str, Any]]] = {}
+        self._instructions: list[dict[str, Any]] = []
 
     def flush(self) -> None:
         for statement, rows in self._queued.items():
             self.connection.execute(statement, rows)
         self._queued.clear()
+        if self._instructions:
+            add_instructions(self.connection, self._instructions)
+            self._instructions = []
+
+    # -- the instruction feed (the outbox) -----------------------------------------------------------------------------
+
+    def instruct(self, row: dict[str, Any]) -> None:
+        """An instruction to the library system, written with the batch (its `sequence` is given at flush)."""
+        self._instructions.append(row)
 
     # -- readers -------------------------------------------------------------------------------------------------------
 
@@ -278,3 +292,39 @@ def _detach_incidents(dialect: str) -> Any:
             .values(reader=None, pseudonym=fresh)
         )
     return _NEW_INCIDENT_PSEUDONYMS[dialect]
+
+
+def add_instructions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert instructions (column values, without `sequence`), numbered on from each library's head.
+
+    The head's row is updated first: it stays locked until the transaction ends, so a library's instructions are
+    numbered in the order their transactions commit, and a reader of the feed paging by sequence misses none.
+    """
+    by_library: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_library.setdefault(row["library"], []).append(row)
+    numbered: list[dict[str, Any]] = []
+    for library, own in by_library.items():
+        last = _take_sequences(connection, library, len(own))
+        numbered.extend({**row, "sequence": last - len(own) + i + 1} for i, row in enumerate(own))
+    connection.execute(instructions.insert(), numbered)
+
+
+def _take_sequences(connection: Connection, library: str, count: int) -> int:
+    """Move the library's head on by `count` (creating it at 0 first); the new last sequence."""
+    bump = (
+        update(instruction_heads)
+        .where(instruction_heads.c.library == library)
+        .values(sequence=instruction_heads.c.sequence + count)
+        .returning(instruction_heads.c.sequence)
+    )
+    last = connection.execute(bump).scalar_one_or_none()
+    if last is None:
+        insert = _upsert(connection.dialect.name)(instruction_heads).values(library=library, sequence=0)
+        connection.execute(insert.on_conflict_do_nothing(index_elements=["library"]))
+        last = connection.execute(bump).scalar_one()
+    return int(last)
+
+
+def _upsert(dialect: str) -> Any:
+    return pg_insert if dialect == "postgresql" else sqlite_insert

@@ -1,0 +1,225 @@
+"""The instruction feed: what the library system must do to mirror what kodex applied, and what it did.
+
+Every applied action the library system must mirror becomes an instruction in the same transaction as its decision
+(retention.outbox). Here they are read (the pull API, `kodex instructions list`, the work list) and given their
+outcomes (`kodex instructions outcome`, POST …/outcome, the adapters, the import's verification).
+
+States: pending → delivered (a webhook answered 2xx) → done | failed | rejected (the library system says it
+cannot, with its code); not_carried_out when an import shows the data still there. `overdue` is a view: pending or
+delivered past `due_on` (in the library's time zone). An outcome is idempotent — the same one again changes nothing
+— and one that contradicts a final outcome (done, rejected) is a Conflict. Every outcome is a decision-log entry
+with ids and the library system's code only; its free-text detail is stored wrapped by the master key.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from kodex.audit.entries import instruction_entry, now
+from kodex.audit.log import append
+from kodex.clock import library_today
+from kodex.errors import BrokenInvariant, Conflict, InvalidRequest, SubjectNotFound
+from kodex.retention.outbox import subject_aad
+from kodex.rules.actions import INSTRUCTED
+from kodex.rules.ruleset import Ruleset
+from kodex.store.crypto import MasterKey
+from kodex.store.database import Engine
+from kodex.store.repositories import instructions as stored
+
+__all__ = [
+    "FINAL",
+    "OUTCOMES",
+    "STATES",
+    "VIEWS",
+    "Instruction",
+    "get_instruction",
+    "list_instructions",
+    "record_outcome",
+    "state_counts",
+]
+
+STATES = ("pending", "delivered", "done", "failed", "rejected", "not_carried_out")
+VIEWS = (*STATES, "overdue", "all")  # what `--state` and `?state=` take
+OUTCOMES = ("done", "failed", "rejected")  # what the library system may report
+FINAL = ("done", "rejected")  # an outcome after these must be the same one (else Conflict)
+CODE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")  # a machine code (e.g. has_debt): it is logged, so no free text
+MAX_DETAIL = 2000
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Instruction:
+    id: str
+    sequence: int
+    library: str
+    action: str
+    subject_type: str
+    subject_id: str  # the library system's own id: the one place it leaves kodex
+    decision_id: str
+    rule: str
+    cite: str | None
+    what: str
+    created_at: datetime
+    due_on: date | None
+    state: str
+    overdue: bool
+    attempts: int
+    outcome_code: str | None
+    outcome_detail: str | None
+    outcome_at: datetime | None
+
+    @property
+    def what_cs(self) -> str:
+        return INSTRUCTED[self.action].cs
+
+    def as_json(self) -> dict[str, Any]:
+        """The vendor-neutral form: the pull API, `--format jsonl`, the webhook's `data` (README, "Instructions")."""
+        outcome = None
+        if self.outcome_at is not None:
+            outcome = {"code": self.outcome_code, "detail": self.outcome_detail, "at": _iso(self.outcome_at)}
+        return {
+            "id": self.id,
+            "sequence": self.sequence,
+            "library": self.library,
+            "action": self.action,
+            "subject_type": self.subject_type,
+            "subject_id": self.subject_id,
+            "decision_id": self.decision_id,
+            "rule": self.rule,
+            "cite": self.cite,
+            "what": self.what,
+            "created_at": _iso(self.created_at),
+            "due_on": self.due_on.isoformat() if self.due_on else None,
+            "state": self.state,
+            "overdue": self.overdue,
+            "attempts": self.attempts,
+            "outcome": outcome,
+        }
+
+
+def list_instructions(
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    library: str,
+    *,
+    state: str = "all",
+    after: int = 0,
+    limit: int | None = None,
+) -> list[Instruction]:
+    """The library's instructions in `state` (a state, `overdue` or `all`) after sequence `after`, in order."""
+    if state not in VIEWS:
+        raise InvalidRequest(f"unknown state {state!r}; one of: {', '.join(VIEWS)}")
+    if after < 0:
+        raise InvalidRequest("after must be a sequence number, 0 or more")
+    if limit is not None and not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    today = library_today(ruleset, library)
+    states = None if state in {"all", "overdue"} else [state]
+    with engine.connect() as connection:
+        rows = stored.page(
+            connection, library, states=states, overdue_before=today if state == "overdue" else None, after=after,
+            limit=limit,
+        )  # fmt: skip
+    return [_instruction(row, master, today) for row in rows]
+
+
+def get_instruction(
+    engine: Engine, ruleset: Ruleset, master: MasterKey, library: str, instruction_id: str
+) -> Instruction:
+    with engine.connect() as connection:
+        row = stored.by_id(connection, library, instruction_id)
+    if row is None:
+        raise SubjectNotFound(f"library {library!r} has no instruction {instruction_id}")
+    return _instruction(row, master, library_today(ruleset, library))
+
+
+def record_outcome(
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    library: str,
+    instruction_id: str,
+    outcome: str,
+    *,
+    code: str | None = None,
+    detail: str | None = None,
+    actor: Mapping[str, Any],
+    by: str = "integration",
+) -> tuple[Instruction, bool]:
+    """Record what the library system did about an instruction; (the instruction, whether anything changed).
+
+    The same outcome again changes nothing; another outcome after done or rejected is a Conflict. `done` finishes
+    the data-subject requests that waited for the instruction. `not_carried_out` is the import's (verification),
+    never the library system's.
+    """
+    if outcome not in (*OUTCOMES, "not_carried_out"):
+        raise InvalidRequest(f"unknown outcome {outcome!r}; one of: {', '.join(OUTCOMES)}")
+    if code is not None and not CODE.match(code):
+        raise InvalidRequest("code must be 1 to 100 letters, digits or _ . : - (a machine code such as has_debt)")
+    if detail is not None and len(detail) > MAX_DETAIL:
+        raise InvalidRequest(f"detail may be {MAX_DETAIL} characters at most")
+    at = datetime.now(UTC)
+    with engine.begin() as connection:
+        row = stored.by_id(connection, library, instruction_id, lock=True)
+        if row is None:
+            raise SubjectNotFound(f"library {library!r} has no instruction {instruction_id}")
+        if row.state == outcome:
+            return _instruction(row, master, library_today(ruleset, library)), False
+        if row.state in FINAL:
+            raise Conflict(
+                f"instruction {instruction_id} is {row.state} already (since {_iso(row.outcome_at)}); "
+                f"it cannot become {outcome}"
+            )
+        wrapped = master.wrap(detail.encode(), _detail_aad(instruction_id)) if detail else None
+        stored.set_outcome(connection, row.iid, state=outcome, code=code, detail=wrapped, at=at, by=by)
+        if outcome == "done":
+            stored.finish_requests(connection, instruction_id, at)
+        day = library_today(ruleset, library)
+        entry = instruction_entry(
+            str(uuid.uuid4()), library, instruction=instruction_id, sequence=row.sequence, decision=row.decision_id,
+            subject_type=row.subject_type, rule=row.rule, cite=row.cite, action=row.action, outcome=outcome,
+            code=code, as_of=at.isoformat(), actor=actor, time=now(),
+        )  # fmt: skip
+        append(connection, library, day, [entry])
+        changed = stored.by_id(connection, library, instruction_id)
+    if changed is None:
+        raise BrokenInvariant("an instruction given its outcome is gone within the same transaction")
+    return _instruction(changed, master, day), True
+
+
+def state_counts(engine: Engine, ruleset: Ruleset, library: str) -> dict[str, int]:
+    """How many instructions are in each state, and `overdue`: what the run summary and the dpo see."""
+    with engine.connect() as connection:
+        counts = stored.count_by_state(connection, library, library_today(ruleset, library))
+    return {state: counts.get(state, 0) for state in (*STATES, "overdue")}
+
+
+def _instruction(row: Any, master: MasterKey, today: date) -> Instruction:
+    detail = None
+    if row.outcome_detail is not None:
+        detail = master.unwrap(row.outcome_detail, _detail_aad(row.id)).decode()
+    overdue = row.state in stored.OPEN_STATES and row.due_on is not None and row.due_on < today
+    return Instruction(
+        row.id, int(row.sequence), row.library, row.action, row.subject_type,
+        master.unwrap(row.subject_id, subject_aad(row.id)).decode(), row.decision_id, row.rule, row.cite,
+        INSTRUCTED[row.action].en, _aware(row.created_at), row.due_on, row.state, overdue, int(row.attempts),
+        row.outcome_code, detail, _aware(row.outcome_at) if row.outcome_at else None,
+    )  # fmt: skip
+
+
+def _detail_aad(instruction_id: str) -> bytes:
+    return f"instruction/{instruction_id}/detail".encode()
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _iso(at: datetime | None) -> str | None:
+    return _aware(at).isoformat() if at is not None else None
