@@ -21,6 +21,12 @@ The config file, all keys optional:
     root = "/var/cctv"             # each library's camera recordings lie under root/<library id> ...
     libraries = { svkpk = "/srv/cameras/plzen" }  # ... or under the folder named for it
 
+    [connectors.kntb]              # a library whose system kodex carries instructions out in itself
+    type = "koha"                  # koha or folio (services.connectors); see README "Connecting the library system"
+    url = "https://koha.example.cz"
+    client_id = "kodex"
+    client_secret = "…"            # never logged nor printed
+
 A recording's `location` must lie in its library's recordings folder (after resolving `..` and symbolic
 links); the nightly purge deletes nothing anywhere else (retention.recordings).
 """
@@ -34,9 +40,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -47,7 +53,17 @@ from pydantic_settings import (
 
 from kodex.errors import ConfigError
 
-__all__ = ["BATCH_SIZE", "RECORDINGS_ROOT", "Recordings", "Schedule", "Settings", "load_settings"]
+__all__ = [
+    "BATCH_SIZE",
+    "RECORDINGS_ROOT",
+    "ConnectorConfig",
+    "FolioConnector",
+    "KohaConnector",
+    "Recordings",
+    "Schedule",
+    "Settings",
+    "load_settings",
+]
 
 # Subjects decided and applied per transaction. Larger batches spend less per subject on queries and commits
 # (bench/README.md: 500 -> 2,000 cut a full sweep by a sixth); a batch is what a failure redoes one by one,
@@ -93,6 +109,43 @@ class Recordings(_Strict):
         return self.libraries.get(library, self.root / library)
 
 
+def _web_address(url: str) -> str:
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("write the system's address, starting with https:// (or http:// on a private network)")
+    return url.rstrip("/")
+
+
+WebAddress = Annotated[str, AfterValidator(_web_address)]
+
+
+class FolioConnector(_Strict):
+    """A FOLIO tenant, reached through Okapi with a user's login (services.connectors.folio)."""
+
+    type: Literal["folio"]
+    url: WebAddress  # Okapi's address
+    tenant: Annotated[str, Field(min_length=1, max_length=100)]
+    username: Annotated[str, Field(min_length=1, max_length=200)]
+    password: SecretStr
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class KohaConnector(_Strict):
+    """A Koha instance, reached through its REST API with OAuth2 client credentials (services.connectors.koha)."""
+
+    type: Literal["koha"]
+    url: WebAddress  # the staff interface's address; the API is under /api/v1
+    client_id: Annotated[str, Field(min_length=1, max_length=200)]
+    client_secret: SecretStr
+    # Koha cannot anonymise a patron in place over its API: with this, `anonymise` deletes the patron (the library's
+    # policy must allow erasure, and its deletedborrowers cleanup must run); without it, anonymise is left to the
+    # work list
+    delete_on_anonymise: bool = False
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+ConnectorConfig = Annotated[FolioConnector | KohaConnector, Field(discriminator="type")]
+
+
 # The environment's variables (README "Configuration"): each sets one key of the config file, and says what to
 # write when its value is wrong. No other KODEX_… variable is read: a key without a variable is set in the file.
 _VARIABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -122,6 +175,7 @@ class Settings(BaseSettings):
     heavy_requests: Annotated[int, Field(ge=1, le=256)] = 2  # of those, CPU-heavy ones at once (api/heavy.py)
     schedule: Schedule = Schedule()
     recordings: Recordings = Recordings()
+    connectors: dict[str, ConnectorConfig] = {}  # library id -> its library system's API (none: the work list)
 
     @property
     def embedded(self) -> bool:
