@@ -64,6 +64,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "policy.read": _ALL,
     "policy.validate": frozenset({"operator", "dpo"}),
     "policy.diff": frozenset({"dpo"}),
+    # the instruction feed: the library system's integration (librarian) and the dpo read and answer it; only the
+    # library's admin says where it is pushed (the signing secret is shown once, to them)
+    "instructions.read": frozenset({"librarian", "dpo"}),
+    "instructions.outcome": frozenset({"librarian", "dpo"}),
+    "webhooks.set": frozenset({"library_admin"}),
 }
 
 

@@ -4,7 +4,8 @@ Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
 5 a policy example failed or a rule lacks coverage; 6 subject not found;
 7 setup missing or wrong (store, master key, configuration); 8 a run is in progress;
 9 the decision log or a proof does not verify; 10 the role given has no authority for it;
-11 the library has no data-processing agreement recorded (it takes no personal data yet).
+11 the library has no data-processing agreement recorded (it takes no personal data yet);
+12 a conflict with what is recorded (an instruction's outcome given otherwise before).
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ stand_in(app, "requests", _SERVICE, "requests_app", "Data-subject requests: eras
 stand_in(app, "holds", _SERVICE, "holds_app", "Legal holds kept in kodex (they outlast imports).")
 stand_in(app, "proposals", _SERVICE, "proposals_app", "Proposals, such as exclusions, for their deciding role.")
 stand_in(app, "exceptions", _SERVICE, "exceptions_app", "Exceptions to a rule: grant, list, revoke; each grant and revocation logged.")  # fmt: skip
+_FEED = "kodex.api.instruction_commands"
+stand_in(app, "instructions", _FEED, "instructions_app", "Instructions to the library system: list them (CSV and a Czech work list too), record outcomes, deliver.")  # fmt: skip
+stand_in(app, "webhooks", _FEED, "webhooks_app", "Where a library's instructions are pushed (Standard Webhooks).")
+stand_in(app, "connectors", _FEED, "connectors_app", "Adapters that carry instructions out in Koha or FOLIO themselves ([connectors.<library>] in the config).")  # fmt: skip
 stand_in(policy_app, "policy diff", _SERVICE, "policy_diff_command", "Which decisions would change for the library's current readers and recordings if CANDIDATE were adopted.")  # fmt: skip
 
 

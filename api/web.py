@@ -60,7 +60,15 @@ from kodex.api.headers import SecurityHeaders
 from kodex.api.heavy import HeavySlots
 from kodex.api.problems import answer, problem
 from kodex.api.query import only_declared_query
-from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
+from kodex.api.routes import (
+    instruction_routes,
+    log_routes,
+    policy_routes,
+    record_routes,
+    run_routes,
+    subject_routes,
+    tenant_routes,
+)
 from kodex.api.routes.common import next_run
 from kodex.api.throttle import FailedTokens
 from kodex.config import load_settings
@@ -139,7 +147,7 @@ def create_app(
     )
     app.state.workspace, app.state.ruleset, app.state.scheduler = workspace, ruleset, scheduler
     app.state.heavy = HeavySlots(workspace.settings.heavy_requests)
-    modules = (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes)
+    modules = (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes, instruction_routes)
     for module in modules:
         app.include_router(module.router, prefix="/v1")
     routes = [route for module in modules for route in module.router.routes]  # without the /v1 prefix
