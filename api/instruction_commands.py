@@ -6,9 +6,21 @@ HTTP service calls (api/routes). Built only when one of them is called (api.defe
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from jinja2 import Environment, PackageLoader, select_autoescape
+from rich.table import Table
+
+from kodex.api.console import out, run_body
+from kodex.api.invocation import invocation
+from kodex.errors import InvalidRequest
+from kodex.services.instructions import OUTCOMES, VIEWS, Instruction, list_instructions, record_outcome
 
 __all__ = ["connectors_app", "instructions_app", "webhooks_app"]
 
@@ -30,6 +42,206 @@ LibraryArg = Annotated[str, typer.Option("--library", help="The library's id (e.
 
 
 # -- instructions: list, outcome -------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "sequence", "id", "action", "subject_type", "subject_id", "what", "due_on", "state", "overdue", "rule", "cite",
+    "decision_id", "outcome", "code", "detail",
+)  # fmt: skip
+_FORMATS = ("table", "jsonl", "csv", "html")
+_WORDS: dict[str, dict[str, Any]] = {
+    "cs": {
+        "title": "Pracovní seznam pro knihovní systém", "printed": "Vytištěno", "count": "Pokynů",
+        "overdue": "Po termínu", "done": "Hotovo", "subject": "Čtenář / záznam", "what": "Co udělat",
+        "due": "Do kdy", "why": "Proč (článek)", "instruction": "Pokyn", "late": "PO TERMÍNU",
+        "reader": "čtenář", "camera_recording": "kamerový záznam",
+        "nothing": "Žádné pokyny k provedení.",
+        "how": "Proveďte každý řádek v knihovním systému u čtenáře či záznamu s uvedeným ID a odškrtněte ho. "
+        "Provedené pokyny označte v kodexu: kodex instructions outcome ID --library KNIHOVNA --outcome done "
+        "(nebo vyplňte sloupec outcome v CSV a nahrajte ho: kodex instructions outcome --library KNIHOVNA --csv SOUBOR).",
+        "state": {
+            "pending": "čeká", "delivered": "doručeno", "done": "hotovo", "failed": "selhalo",
+            "rejected": "odmítnuto", "not_carried_out": "neprovedeno (data jsou zpět)",
+        },
+    },
+    "en": {
+        "title": "Work list for the library system", "printed": "Printed", "count": "Instructions",
+        "overdue": "Overdue", "done": "Done", "subject": "Reader / record", "what": "What to do", "due": "By",
+        "why": "Why (article)", "instruction": "Instruction", "late": "OVERDUE", "reader": "reader",
+        "camera_recording": "camera recording", "nothing": "Nothing to carry out.",
+        "how": "Carry each row out in the library system for the reader or record with the id shown, and tick it. "
+        "Mark what you did in kodex: kodex instructions outcome ID --library LIBRARY --outcome done "
+        "(or fill in the CSV's outcome column and load it: kodex instructions outcome --library LIBRARY --csv FILE).",
+        "state": {
+            "pending": "pending", "delivered": "delivered", "done": "done", "failed": "failed",
+            "rejected": "rejected", "not_carried_out": "not carried out (the data came back)",
+        },
+    },
+}  # fmt: skip
+
+
+@instructions_app.command("list")
+def instructions_list(
+    ctx: typer.Context,
+    library: LibraryArg,
+    state: Annotated[
+        str,
+        typer.Option(
+            "--state",
+            help="pending, delivered, done, failed, rejected, not_carried_out, overdue (pending or delivered past "
+            "their due day), or all.",
+        ),
+    ] = "all",
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table; jsonl (one instruction a line, as the pull API gives it); csv (for a spreadsheet: fill in "
+            "its outcome column and load it with `outcome --csv`); html (a printable work list).",
+        ),
+    ] = "table",
+    lang: Annotated[str, typer.Option("--lang", help="Language of the csv and html work list: cs or en.")] = "cs",
+    after: Annotated[int, typer.Option("--after", min=0, help="Only instructions after this sequence number.")] = 0,
+) -> None:
+    """What the library system must carry out: per instruction, the reader's or recording's id, what, by when, why.
+
+    The CSV and the printable HTML work list are for libraries that carry instructions out by hand in their
+    system: `kodex instructions list --library kntb --state pending --format html > work.html`.
+    """
+    if state not in VIEWS:
+        raise typer.BadParameter(f"use one of: {', '.join(VIEWS)}", param_hint="--state")
+    if output not in _FORMATS:
+        raise typer.BadParameter(f"use one of: {', '.join(_FORMATS)}", param_hint="--format")
+    if lang not in _WORDS:
+        raise typer.BadParameter("use cs or en", param_hint="--lang")
+
+    def body() -> None:
+        command = invocation(ctx)
+        work = command.workspace
+        found = list_instructions(work.engine, command.ruleset, work.master, library, state=state, after=after)
+        if output == "jsonl":
+            for instruction in found:
+                sys.stdout.write(json.dumps(instruction.as_json(), ensure_ascii=False) + "\n")
+        elif output == "csv":
+            _csv(found, lang)
+        elif output == "html":
+            name = command.ruleset.library(library).library.name
+            sys.stdout.write(work_list(found, lang, name, command.today(library).isoformat()))
+        else:
+            _table(found, state)
+
+    run_body(body)
+
+
+def work_list(found: list[Instruction], lang: str, library_name: str, today: str) -> str:
+    """The printable work list (HTML, Czech by default): what to do, for which id, by when, why with the article."""
+    words = _WORDS[lang]
+    rows = [{**i.as_json(), "what": i.what_cs if lang == "cs" else i.what} for i in found]
+    template = _templates().get_template("work_list.html")
+    overdue = sum(1 for i in found if i.overdue)
+    return template.render(t=words, lang=lang, rows=rows, library_name=library_name, today=today, overdue=overdue)
+
+
+def _templates() -> Environment:
+    return Environment(loader=PackageLoader("kodex.api", "templates"), autoescape=select_autoescape(["html"]))
+
+
+def _csv(found: Iterable[Instruction], lang: str) -> None:
+    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for i in found:
+        row = i.as_json()
+        writer.writerow(
+            {
+                **{k: row[k] for k in CSV_COLUMNS if k in row},
+                "what": i.what_cs if lang == "cs" else i.what,
+                "overdue": "yes" if i.overdue else "",
+                "outcome": "",
+                "code": "",
+                "detail": "",
+            }
+        )
+
+
+def _table(found: list[Instruction], state: str) -> None:
+    table = Table(title=f"instructions ({state}): {len(found)}")
+    for column in ("#", "action", "subject", "due", "state", "rule", "id"):
+        table.add_column(column)
+    for i in found:
+        due = (i.due_on.isoformat() if i.due_on else "") + (" OVERDUE" if i.overdue else "")
+        table.add_row(str(i.sequence), i.action, f"{i.subject_type} {i.subject_id}", due, i.state, i.rule, i.id)
+    out.print(table)
+
+
+@instructions_app.command("outcome")
+def instructions_outcome(
+    ctx: typer.Context,
+    library: LibraryArg,
+    instruction_id: Annotated[str | None, typer.Argument(help="The instruction's id (from `list`).")] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="done, failed, or rejected (the system cannot: give --code).")
+    ] = None,
+    code: Annotated[str | None, typer.Option("--code", help="The library system's code, e.g. has_debt.")] = None,
+    detail: Annotated[str | None, typer.Option("--detail", help="What happened, in words (kept encrypted).")] = None,
+    from_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="A work list from `list --format csv` with its outcome column filled in (done, failed, rejected; "
+            "code and detail optional): every filled row is recorded. '-' reads standard input.",
+        ),
+    ] = None,
+) -> None:
+    """Record what the library system did about an instruction: done, failed, or rejected with its code.
+
+    The same outcome again changes nothing; after done or rejected another outcome is refused (exit 12). Each
+    outcome is an entry in the decision log. Either give an ID and --outcome, or --csv.
+    """
+    if (instruction_id is None) == (from_csv is None):
+        raise typer.BadParameter("give either an instruction ID with --outcome, or --csv FILE", param_hint="ID")
+    if instruction_id is not None and outcome not in OUTCOMES:
+        raise typer.BadParameter(f"use one of: {', '.join(OUTCOMES)}", param_hint="--outcome")
+
+    def body() -> None:
+        command = invocation(ctx)
+        work = command.workspace
+        given = [(instruction_id, outcome, code, detail)] if from_csv is None else _outcomes_from(from_csv)
+        changed = 0
+        for number, (iid, said, said_code, said_detail) in enumerate(given, start=1):
+            if iid is None or said is None:
+                raise InvalidRequest(f"row {number}: give the instruction id and its outcome")
+            instruction, did = record_outcome(
+                work.engine, command.ruleset, work.master, library, iid, said, code=said_code, detail=said_detail,
+                actor={"type": "cli", "id": None, "role": None}, by="cli",
+            )  # fmt: skip
+            changed += did
+            verb = "recorded" if did else "already recorded, unchanged"
+            out.print(f"instruction {instruction.sequence} ({instruction.id}): {said} {verb}", markup=False)
+        if from_csv is not None:
+            out.print(f"{changed} outcome(s) recorded, {len(given) - changed} unchanged", markup=False)
+
+    run_body(body)
+
+
+def _outcomes_from(path: Path) -> list[tuple[str | None, str | None, str | None, str | None]]:
+    """The filled rows of a work-list CSV: (id, outcome, code, detail); rows without an outcome are skipped."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise InvalidRequest(f"cannot read {path}: {error.strerror}") from None
+    reader = csv.DictReader(text.splitlines())
+    missing = {"id", "outcome"} - set(reader.fieldnames or ())
+    if missing:
+        raise InvalidRequest(f"{path}: the CSV has no {', '.join(sorted(missing))} column (use `list --format csv`)")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        said = (row.get("outcome") or "").strip()
+        if not said:
+            continue
+        if said not in OUTCOMES:
+            raise InvalidRequest(f"{path}, line {line}: outcome must be one of {', '.join(OUTCOMES)}")
+        rows.append((row["id"].strip(), said, (row.get("code") or "").strip() or None,
+                     (row.get("detail") or "").strip() or None))  # fmt: skip
+    return rows
 
 
 # -- instructions: deliver; webhooks ---------------------------------------------------------------------------

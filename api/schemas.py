@@ -10,10 +10,38 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from kodex.rules.values import CalendarDate, CalendarDay, CalendarMoment, NoNul
 
 __all__ = [
-    "AgreementIn", "AgreementOut", "CameraRecordingIn", "Created", "DecisionPage", "ExceptionGrantIn",
-    "ExceptionOut", "ExceptionRevokeIn", "Explanation", "HoldIn", "HoldOut", "ImportResult", "LibraryIn",
-    "LibraryOut", "LibraryPolicy", "PolicyDiffOut", "PolicyOut", "PolicyValidation", "Problem", "ProposalDecisionIn",
-    "ProposalOut", "ReaderOut", "RequestAnswer", "RequestIn", "RequestOut", "RunIn", "RunOut", "UserIn", "UserOut",
+    "AgreementIn",
+    "AgreementOut",
+    "CameraRecordingIn",
+    "Created",
+    "DecisionPage",
+    "ExceptionGrantIn",
+    "ExceptionOut",
+    "ExceptionRevokeIn",
+    "Explanation",
+    "HoldIn",
+    "HoldOut",
+    "ImportResult",
+    "InstructionOut",
+    "InstructionPage",
+    "LibraryIn",
+    "LibraryOut",
+    "LibraryPolicy",
+    "OutcomeIn",
+    "PolicyDiffOut",
+    "PolicyOut",
+    "PolicyValidation",
+    "Problem",
+    "ProposalDecisionIn",
+    "ProposalOut",
+    "ReaderOut",
+    "RequestAnswer",
+    "RequestIn",
+    "RequestOut",
+    "RunIn",
+    "RunOut",
+    "UserIn",
+    "UserOut",
     "Verification",
 ]  # fmt: skip
 
@@ -311,3 +339,51 @@ class PolicyDiffOut(_Out):
     changed_subjects: int
     counts: list[Json]
     changes: list[Json]
+
+
+# -- the instruction feed (README, "Instructions to the library system") ------------------------------------------
+
+InstructionState = Literal["pending", "delivered", "done", "failed", "rejected", "not_carried_out"]
+Code = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\-]+$"),
+    Field(description="The library system's machine code, e.g. Koha's has_debt (logged: no free text)."),
+]  # fmt: skip
+
+
+class InstructionOutcome(_Out):
+    code: str | None
+    detail: str | None  # the library system's words, as it sent them
+    at: datetime | None
+
+
+class InstructionOut(_Out):
+    """What the library system must do, for which of its own ids, by when, why (the rule and its article)."""
+
+    id: str = Field(description="Stable; the webhook's `webhook-id` and the idempotency key.")
+    sequence: int = Field(description="Increasing per library, in commit order: page with `after`.")
+    library: str
+    action: str = Field(description="anonymise, erase_guardian_data, erase_loan_history, purge, block_services, "
+                        "lift_block, registration_expired, exclude")  # fmt: skip
+    subject_type: Literal["reader", "camera_recording"]
+    subject_id: str = Field(description="The library system's own id of the reader or recording.")
+    decision_id: str = Field(description="The decision-log entry behind the instruction.")
+    rule: str
+    cite: str | None
+    what: str = Field(description="What to do, in plain words.")
+    created_at: datetime
+    due_on: date | None = Field(description="Carry it out by this day (null: the policy sets no deadline).")
+    state: InstructionState
+    overdue: bool = Field(description="pending or delivered, and past due_on")
+    attempts: int = Field(description="Deliveries tried (webhook or connector).")
+    outcome: InstructionOutcome | None
+
+
+class InstructionPage(_Out):
+    instructions: list[InstructionOut]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null when this page is the last.")
+
+
+class OutcomeIn(_In):
+    outcome: Literal["done", "failed", "rejected"]
+    code: Code | None = None
+    detail: Text | None = None
