@@ -222,4 +222,5 @@ def _aware(at: datetime) -> datetime:
 
 
 def _iso(at: datetime | None) -> str | None:
-    return _aware(at).isoformat() if at is not None else None
+    """UTC in ISO 8601 with Z, as the HTTP service writes a date-time: jsonl and the pull API give the same text."""
+    return _aware(at).astimezone(UTC).isoformat().replace("+00:00", "Z") if at is not None else None
