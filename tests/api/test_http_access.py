@@ -38,6 +38,7 @@ from kodex.retention.run import run_library
 from kodex.rules.ruleset import Ruleset
 from kodex.services.holds import set_hold
 from kodex.services.importing import import_records
+from kodex.services.instructions import list_instructions
 from kodex.services.proposals import list_proposals
 from kodex.services.rule_exceptions import grant_exception
 from kodex.services.setup import Workspace
@@ -86,6 +87,7 @@ class Holdings:
     proposal: str  # an open proposal about `reader`
     exception: str  # an exception the records carry
     user: str  # a user's id (a librarian's)
+    instruction: str  # an instruction to the library system the run wrote
 
 
 def stock(work: Workspace, ruleset: Ruleset, library: str) -> Holdings:
@@ -104,9 +106,10 @@ def stock(work: Workspace, ruleset: Ruleset, library: str) -> Holdings:
     assert len(proposals) == 1, "the stock should make one proposal"
     (exception,) = (line for line in lines if json.loads(line)["type"] == "exception")
     user, _ = add_user(work.engine, work.master, library, "librarian", f"Librarian of {library}")
+    instruction = list_instructions(work.engine, ruleset, work.master, library, limit=1)[0]
     return Holdings(
         reader=str(proposals[0].subject), run=nightly.run_id, dry_run=plan.run_id, entry=entry,
-        proposal=proposals[0].id, exception=json.loads(exception)["id"], user=user.id,
+        proposal=proposals[0].id, exception=json.loads(exception)["id"], user=user.id, instruction=instruction.id,
     )  # fmt: skip
 
 
@@ -147,7 +150,7 @@ class Site:
         return {
             "user_id": kntb.user, "reader_id": kntb.reader, "kind": "readers", "subject": kntb.reader,
             "exception_id": kntb.exception, "proposal_id": kntb.proposal, "run_id": kntb.dry_run,
-            "entry_id": kntb.entry,
+            "entry_id": kntb.entry, "instruction_id": kntb.instruction,
         }  # fmt: skip
 
 
@@ -302,6 +305,12 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/v1/libraries/{library}/audit/checkpoints", "audit.verify"),
     Endpoint("POST", "/v1/libraries/{library}/audit/checkpoints", "audit.sign", ok=frozenset({201})),
     Endpoint("GET", "/v1/audit/public-keys", "audit.keys"),
+    # the instruction feed
+    Endpoint("GET", "/v1/libraries/{library}/instructions", "instructions.read"),
+    Endpoint("GET", "/v1/libraries/{library}/instructions/{instruction_id}", "instructions.read",
+             values=lambda site: {"instruction_id": site.home.instruction}),
+    Endpoint("POST", "/v1/libraries/{library}/instructions/{instruction_id}/outcome", "instructions.outcome",
+             values=lambda site: {"instruction_id": site.home.instruction}, body={"outcome": "failed"}),
     # the policy
     Endpoint("GET", "/v1/policy", "policy.read"),
     Endpoint("POST", "/v1/policy/validation", "policy.validate", body=NOT_A_POLICY, content_type="application/yaml"),
@@ -313,7 +322,8 @@ PER_LIBRARY = [e for e in ENDPOINTS if e.per_library]
 # The path values besides {library} that name nothing in any library: the other half of the existence-leak test.
 MISSING = {"user_id": "00000000-0000-0000-0000-000000000000", "reader_id": "SV-9999999", "subject": "SV-9999999",
            "kind": "readers", "exception_id": "X-NOSUCH", "proposal_id": "00000000-0000-0000-0000-000000000000",
-           "run_id": "00000000-0000-0000-0000-000000000000", "entry_id": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
+           "run_id": "00000000-0000-0000-0000-000000000000", "entry_id": "00000000-0000-0000-0000-000000000000",
+           "instruction_id": "00000000-0000-0000-0000-000000000000"}  # fmt: skip
 WITH_SUBJECT = [e for e in PER_LIBRARY if e.names]
 
 
