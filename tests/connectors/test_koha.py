@@ -166,9 +166,7 @@ def test_registration_expired_sets_the_expiry_date_by_putting_the_whole_patron_b
     assert koha.patrons[patron]["email"] == "jana@example.org"  # the rest of the patron is kept
 
 
-def test_a_registration_already_expired_in_koha_is_done_without_a_change(
-    koha: FakeKoha, adapter: KohaAdapter
-) -> None:
+def test_a_registration_already_expired_in_koha_is_done_without_a_change(koha: FakeKoha, adapter: KohaAdapter) -> None:
     patron = koha.add_patron(expiry_date="2025-12-31")
 
     carried = adapter.carry_out(instruction("registration_expired", patron))

@@ -32,16 +32,79 @@ import httpx
 
 # The properties of definitions/patron.yaml a client may send (the rest are read-only or embedded on request).
 WRITABLE = frozenset(
-    """cardnumber surname firstname preferred_name middle_name title other_name initials pronouns street_number
-    street_type address address2 city state postal_code country email phone mobile fax secondary_email
-    secondary_phone altaddress_street_number altaddress_street_type altaddress_address altaddress_address2
-    altaddress_city altaddress_state altaddress_postal_code altaddress_country altaddress_email altaddress_phone
-    date_of_birth library_id category_id date_enrolled expiry_date date_renewed incorrect_address patron_card_lost
-    staff_notes relationship_type gender userid opac_notes altaddress_notes statistics_1 statistics_2
-    autorenew_checkouts altcontact_firstname altcontact_surname altcontact_address altcontact_address2
-    altcontact_city altcontact_state altcontact_postal_code altcontact_country altcontact_phone sms_number
-    sms_provider_id privacy privacy_guarantor_checkouts privacy_guarantor_fines check_previous_checkout updated_on
-    last_seen lang login_attempts overdrive_auth_token protected""".split()
+    [
+        "cardnumber",
+        "surname",
+        "firstname",
+        "preferred_name",
+        "middle_name",
+        "title",
+        "other_name",
+        "initials",
+        "pronouns",
+        "street_number",
+        "street_type",
+        "address",
+        "address2",
+        "city",
+        "state",
+        "postal_code",
+        "country",
+        "email",
+        "phone",
+        "mobile",
+        "fax",
+        "secondary_email",
+        "secondary_phone",
+        "altaddress_street_number",
+        "altaddress_street_type",
+        "altaddress_address",
+        "altaddress_address2",
+        "altaddress_city",
+        "altaddress_state",
+        "altaddress_postal_code",
+        "altaddress_country",
+        "altaddress_email",
+        "altaddress_phone",
+        "date_of_birth",
+        "library_id",
+        "category_id",
+        "date_enrolled",
+        "expiry_date",
+        "date_renewed",
+        "incorrect_address",
+        "patron_card_lost",
+        "staff_notes",
+        "relationship_type",
+        "gender",
+        "userid",
+        "opac_notes",
+        "altaddress_notes",
+        "statistics_1",
+        "statistics_2",
+        "autorenew_checkouts",
+        "altcontact_firstname",
+        "altcontact_surname",
+        "altcontact_address",
+        "altcontact_address2",
+        "altcontact_city",
+        "altcontact_state",
+        "altcontact_postal_code",
+        "altcontact_country",
+        "altcontact_phone",
+        "sms_number",
+        "sms_provider_id",
+        "privacy",
+        "privacy_guarantor_checkouts",
+        "privacy_guarantor_fines",
+        "check_previous_checkout",
+        "updated_on",
+        "last_seen",
+        "lang",
+        "login_attempts",
+        "overdrive_auth_token",
+        "protected",
+    ]
 )
 READ_ONLY = frozenset({"patron_id", "restricted", "expired", "anonymized"})
 REQUIRED = ("surname", "library_id", "category_id")
