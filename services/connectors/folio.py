@@ -326,14 +326,14 @@ def _raise_if_unavailable(step: _Step, answer: httpx.Response) -> None:
 
 
 def _refused(step: _Step, answer: httpx.Response) -> Carried:
-    """A 4xx answer (other than 401/403/429) as the instruction's outcome; a 2xx here is a bug."""
+    """A 4xx answer (other than 401/403/429) as the instruction's outcome; any other (a redirect) is a failure."""
     status = answer.status_code
     if status == 404 and step.path.startswith("/users/"):
         return Carried("rejected", "not_found", f"{step.name} answered 404: FOLIO has no user with this id")
     if 400 <= status < 500:
         code = _code_of(_json(answer).get("errors") or [], status)
         return Carried("rejected", code, f"{step.name} answered {status} ({code})")
-    raise BrokenInvariant(f"{step.name} answered {status}, which the FOLIO adapter does not expect here")
+    return Carried("failed", f"http_{status}", f"{step.name} answered {status}, which FOLIO's API does not describe")
 
 
 def _code_of(errors: list[Any], status: int) -> str:

@@ -358,3 +358,10 @@ def test_connectors_test_without_a_connector_says_what_to_write(kodex_env: dict[
     result = kodex("connectors", "test", "--library", "svkpk")
     assert result.exit_code == 7, result.output
     assert "[connectors.svkpk]" in result.output and 'type = "folio"' in result.output
+
+
+def test_an_answer_folio_does_not_describe_is_failed_with_its_status(fake: FakeFolio, adapter: FolioAdapter) -> None:
+    user_id = reader(fake)
+    fake.fail("PUT", "/users/", 302, {"Location": "https://sso.example.cz/"})
+    carried = adapter.carry_out(instruction("registration_expired", user_id))
+    assert (carried.state, carried.code) == ("failed", "http_302")
