@@ -213,7 +213,7 @@ def test_a_subject_id_that_is_not_a_folio_uuid_is_rejected_before_any_call(
     assert fake.requests == []
 
 
-def test_a_validation_error_is_rejected_with_folio_code(fake: FakeFolio, adapter: FolioAdapter) -> None:
+def test_a_refusal_without_a_folio_code_is_rejected_with_its_status(fake: FakeFolio, adapter: FolioAdapter) -> None:
     user_id = reader(fake)
     fake.fail("PUT", "/users/", 422)  # the fake's failure body is text: the code falls back to the status
     carried = adapter.carry_out(instruction("registration_expired", user_id))
