@@ -5,7 +5,8 @@ Exit codes: 0 success; 2 wrong usage; 3 invalid policy; 4 invalid records;
 7 setup missing or wrong (store, master key, configuration); 8 a run is in progress;
 9 the decision log or a proof does not verify; 10 the role given has no authority for it;
 11 the library has no data-processing agreement recorded (it takes no personal data yet);
-12 a conflict with what is recorded (an instruction's outcome given otherwise before).
+12 a conflict with what is recorded (an instruction's outcome given otherwise before);
+13 a check of the library system failed (kodex connectors test).
 """
 
 from __future__ import annotations

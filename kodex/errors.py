@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_OK",
     "FAILURES",
     "BrokenInvariant",
+    "CheckFailed",
     "ConfigError",
     "Conflict",
     "Denied",
@@ -147,6 +148,11 @@ class ConfigError(Exception):
     """The configuration file or a KODEX_ variable is invalid; the message names the file or variable and the key."""
 
 
+class CheckFailed(Exception):
+    """`kodex connectors test`: the library system was not reached, refused the login or lacks a permission; the
+    message names each step that failed and what to grant or fix."""
+
+
 class StoreNotReady(Exception):
     """The database is missing, unreachable or not at the current schema; the message says what to run or set."""
 
@@ -253,6 +259,7 @@ FAILURES: dict[type[Exception], Failure] = {  # a subclass before its base: the 
     Unauthenticated: Failure(10, 401, "not authenticated"),
     NoAgreement: Failure(11, 409, "no data-processing agreement"),
     Conflict: Failure(12, 409, "conflict"),
+    CheckFailed: Failure(13, 502, "the library system's check failed"),
     KeyFileError: Failure(2, 422, "not a public key file"),
     InvalidRequest: Failure(2, 422, "request refused"),
     TooManyFailedTokens: Failure(2, 429, "too many failed tokens"),
