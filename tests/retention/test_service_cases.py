@@ -27,8 +27,8 @@ from kodex.rules.loading import parse_policy
 from kodex.rules.ruleset import Ruleset
 from kodex.services.evaluation import explain_reader, validate
 from kodex.services.holds import release_hold, set_hold
-from kodex.services.instructions import list_instructions, record_outcome
 from kodex.services.inquiry import explain_stored, reader_status
+from kodex.services.instructions import list_instructions, record_outcome
 from kodex.services.policy_diff import policy_diff
 from kodex.services.proposals import decide_proposal, list_proposals
 from kodex.services.requests import due_requests, file_request, list_requests
