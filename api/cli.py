@@ -359,6 +359,12 @@ def import_command(
             out.print(
                 f"{summary.gone['loan']} loan(s) left out: kodex has erased them from the loan history", markup=False
             )
+        for action, n in sorted(summary.not_carried_out.items()):
+            out.print(
+                f"{n} {action} instruction(s) not carried out: the library system reported them done, but this "
+                "import still holds what they were to remove (kodex instructions list --state not_carried_out)",
+                markup=False,
+            )
 
     _run(body)
 
@@ -437,6 +443,9 @@ def run_command(
         if dry_run:
             out.print(_plan_table(work.engine, results))
         out.print(_summary_table(results, dry_run))
+        for result in results:
+            for line in _escalation(result.library, result.instructions):
+                out.print(line, markup=False)
 
     _run(body)
 
@@ -479,6 +488,24 @@ def _plan_table(engine: Any, results: list[Any]) -> Table:
             why,
         )
     return table
+
+
+def _escalation(library: str, counts: dict[str, int]) -> list[str]:
+    """The library's instructions to its own system that need the dpo, in words (none: nothing is printed)."""
+    lines = []
+    if counts.get("not_carried_out"):
+        lines.append(
+            f"{library}: {counts['not_carried_out']} instruction(s) NOT CARRIED OUT: the library system reported them "
+            "done, but an import still held the data (kodex instructions list --state not_carried_out)"
+        )
+    if counts.get("overdue"):
+        lines.append(
+            f"{library}: {counts['overdue']} instruction(s) OVERDUE: the library system has not done them by their "
+            "deadline (kodex instructions list --state overdue)"
+        )
+    if counts.get("pending"):
+        lines.append(f"{library}: {counts['pending']} instruction(s) not yet delivered to the library system")
+    return lines
 
 
 def _summary_table(results: list[Any], dry_run: bool) -> Table:

@@ -147,6 +147,8 @@ class ImportResult(_Out):
     unchanged: dict[str, int]
     anonymised: int  # reader records left out: kodex has anonymised those readers
     gone: dict[str, int]  # recordings purged and loans erased earlier: not taken in again
+    # per action: instructions the library system reported done, whose data this import still held (verification)
+    not_carried_out: dict[str, int] = {}
     skipped: list[Json]  # with ?skip_invalid=true: each line left out, with its field and what is wrong
 
 
@@ -198,6 +200,7 @@ class RequestOut(_Out):
     status: str  # open, done
     overdue: bool
     done_at: datetime | None
+    instruction: str | None = None  # applied in kodex: the instruction to the library system it waits for (open)
 
 
 class Forecast(_Out):

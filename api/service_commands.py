@@ -269,12 +269,13 @@ def requests_due(
         work = command.workspace
         counted = day or command.today(library)
         table = Table(title=f"requests due by {counted.isoformat()} + {within} days")
-        for column in ("id", "reader", "kind", "received", "due", ""):
+        for column in ("id", "reader", "kind", "received", "due", "", "waiting for"):
             table.add_column(column)
         for r in due_requests(work.engine, library, counted, within):
             table.add_row(
-                r.id, r.reader or "", r.kind, str(r.received_on), str(r.due_on), "OVERDUE" if r.due_on < counted else ""
-            )
+                r.id, r.reader or "", r.kind, str(r.received_on), str(r.due_on), "OVERDUE" if r.due_on < counted else "",
+                f"instruction {r.instruction}" if r.instruction else "",
+            )  # fmt: skip
         out.print(table)
 
     run_body(body)

@@ -59,6 +59,7 @@ from kodex.rules.facts import local_day
 from kodex.rules.ruleset import LibraryAt, Ruleset
 from kodex.store import Connection, Engine
 from kodex.store.crypto import MasterKey
+from kodex.store.repositories.instructions import count_by_state
 from kodex.store.repositories.runs import (
     close_run,
     last_finished_revision,
@@ -83,6 +84,7 @@ __all__ = [
 ]
 
 APPLIED, REPORTED, PROPOSED, RETAINED, FAILED, ERROR = "applied", "reported", "proposed", "retained", "failed", "error"
+ESCALATED = ("pending", "overdue", "not_carried_out")  # the instruction counts a run's summary carries
 DECIDED = frozenset({"accepted", "rejected"})  # a proposal's finding once its deciding role has decided it
 log = logging.getLogger("kodex.run")
 _BY_EFFECT = {Effect.APPLY: APPLIED, Effect.REPORT: REPORTED, Effect.PROPOSE: PROPOSED}
@@ -113,12 +115,15 @@ class LibraryRun:
     reviewed: int = 0
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (action, outcome) -> decisions
     planned: int = 0  # a dry run's plan items (stored in plan_items; read back with plan_decisions)
+    # the library's instructions to its own system as the run ends: pending, overdue, not_carried_out (escalation)
+    instructions: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
             "reviewed": self.reviewed,
             "decisions": [{"action": a, "outcome": o, "count": n} for (a, o), n in sorted(self.counts.items())],
             "started_by": dict(self.started_by),
+            "instructions": dict(self.instructions),
         }
 
 
@@ -214,11 +219,16 @@ def _close(
     status: Literal["finished", "failed"],
     error: str | None = None,
 ) -> None:
-    """End the run with `status`: its row, and (not dry) its summary in the log and a signed checkpoint."""
-    summary = result.summary()
-    if error is not None:
-        summary["error"] = error
+    """End the run with `status`: its row, and (not dry) its summary in the log and a signed checkpoint.
+
+    The summary counts the library's instructions still to be carried out, late, or found not carried out.
+    """
     with engine.begin() as connection:
+        counts = count_by_state(connection, result.library, library_today(ruleset, result.library))
+        result.instructions = {state: int(counts.get(state, 0)) for state in ESCALATED}
+        summary = result.summary()
+        if error is not None:
+            summary["error"] = error
         close_run(connection, result.run_id, status, summary)
         if not result.dry_run:
             entry = run_summary_entry(
@@ -423,6 +433,8 @@ class _Job:
         """Apply one subject's decisions; its new review date is returned when `batched`, else written here."""
         for p in planned:
             if p.outcome == APPLIED:
+                instruction = self._instruction(subject, p)  # built first: requests it carries out wait for its id
+                subject.instruction = str(instruction["id"])
                 try:
                     STRATEGIES[p.action].apply(writes, subject, self.master)
                 except PurgeFailed as failure:
@@ -432,7 +444,9 @@ class _Job:
                     review = _tomorrow(self.day)
                     writes.purge_failed(subject.pk)
                 else:  # the library system is told to do the same, in the same transaction (retention.outbox)
-                    writes.instruct(self._instruction(subject, p))
+                    writes.instruct(instruction)
+                finally:
+                    subject.instruction = None
             self._record(writes, p, batched)
         for rule in resolved:
             writes.resolve_finding(self._finding_key(subject, rule), self.as_of.isoformat())

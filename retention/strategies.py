@@ -50,6 +50,7 @@ class Loaded:
     request_due: dict[str, date] = field(default_factory=dict)  # action -> the earliest due day of its open requests
     decided_on: date | None = None  # the day a proposal's decision is applied for (in the library's zone)
     folder: Path | None = None  # a recording's library's recordings folder: the only place its purge deletes
+    instruction: str | None = None  # the id of the instruction the action being applied becomes (retention.outbox)
 
 
 class Strategy(Protocol):
@@ -72,8 +73,9 @@ class _Anonymise:
         # exceptions and holds about the reader go too: their reason and grantor text may say who it was
         writes.delete_exceptions(subject.library, subject.id)
         _forget_holds(writes, subject)
-        # the reader's requests are done; they stay, unlinked, as proof they were handled in time
-        _requests_done(writes, subject, ("erasure", "loan_history_erasure"), unlink=True)
+        # the reader's requests wait for the instruction (open until the library system has done it); they stay,
+        # unlinked, as proof they were handled in time
+        _requests_await(writes, subject, ("erasure", "loan_history_erasure"), unlink=True)
         subject.state = "anonymised"
 
 
@@ -102,7 +104,7 @@ class _EraseLoanHistory:
     def apply(self, writes: Writes, subject: Loaded, master: MasterKey) -> None:
         writes.remember_erased_loans(subject.library, subject.id, datetime.now(UTC))
         writes.erase_returned_loans(subject.library, subject.id)
-        _requests_done(writes, subject, ("loan_history_erasure",), unlink=False)
+        _requests_await(writes, subject, ("loan_history_erasure",), unlink=False)
 
 
 class _Flag:
@@ -176,7 +178,11 @@ def _forget_holds(writes: Writes, subject: Loaded) -> None:
     writes.forget_holds(subject.library, subject.subject_type, subject.id)
 
 
-def _requests_done(writes: Writes, subject: Loaded, kinds: tuple[str, ...], *, unlink: bool) -> None:
-    writes.requests_done(subject.library, subject.id, kinds, datetime.now(UTC), unlink=unlink)
+def _requests_await(writes: Writes, subject: Loaded, kinds: tuple[str, ...], *, unlink: bool) -> None:
+    """The reader's open requests of `kinds` wait for the action's instruction: done when it is done (no longer
+    laid over the record, so no later run applies the action again for them)."""
+    if subject.instruction is None:
+        raise BrokenInvariant("an action that carries out requests is applied with the id of its instruction")
+    writes.requests_await(subject.library, subject.id, kinds, subject.instruction, unlink=unlink)
     if unlink:  # requests already done keep no link either
         writes.unlink_requests(subject.library, subject.id)

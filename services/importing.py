@@ -7,6 +7,13 @@ whose keyed digest equals the stored one is left alone: importing the same
 file twice changes nothing. A changed record, or a new incident or exception
 about a reader, makes its subject due for review at the next run. A reader
 kodex has anonymised is never filled in again from an import.
+
+The import also verifies the instructions the library system reported done
+(services.instructions): a reader anonymised there who arrives again with
+personal data, a guardian's data that arrives again after it was erased, a
+loan erased from the history or a camera recording purged that arrives again —
+each makes its instruction `not_carried_out` (counted per action in the
+summary), found with one query per chunk of the file and library.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from kodex.rules.records import CameraRecording, ExceptionGrant, Incident, Loan,
 from kodex.rules.ruleset import Ruleset
 from kodex.rules.validation import RecordProblem, RecordSet, read_records
 from kodex.services.import_checks import ImportChecks
+from kodex.services.instructions import IMPORT, mark_not_carried_out
 from kodex.services.tenants import require_agreement
 from kodex.store.codec import canonical, contract_json, exception_aad, new_pseudonym, seal_hold_reason, split_reader
 from kodex.store.crypto import MasterKey
@@ -52,6 +60,7 @@ class ImportSummary:
     unchanged: Counter[str] = field(default_factory=Counter)
     anonymised: int = 0  # readers kodex has anonymised: their records are not taken in again
     gone: Counter[str] = field(default_factory=Counter)  # recordings purged, loans erased: not taken in again
+    not_carried_out: Counter[str] = field(default_factory=Counter)  # action -> instructions done, found not done
     skipped: list[RecordProblem] = field(default_factory=list)
 
 
@@ -101,7 +110,7 @@ def import_records(
         for first, chunk in _chunks(read()):
             good = [line if first + i not in bad else "" for i, line in enumerate(chunk)]
             records = read_records(good, ruleset, as_of, first_line=first)[0]
-            _write(connection, records, master, summary, as_of, logged, actor)
+            _write(connection, records, ruleset, master, summary, as_of, logged, actor)
             if progress is not None:
                 progress("writing", first + len(chunk) - 1)
         for library in sorted(logged):  # exceptions granted are logged: sign the logs they went into
@@ -130,9 +139,22 @@ def _libraries(chunk: list[str], first: int) -> Iterator[tuple[int, str]]:
             yield first + offset, library
 
 
+# What came back, per action whose instruction it disproves, and the outcome code that says so.
+_CAME_BACK = {
+    "anonymise": "personal_data_imported",
+    "erase_guardian_data": "guardian_data_imported",
+    "erase_loan_history": "erased_loan_imported",
+    "purge": "purged_recording_imported",
+}
+_VERIFIER = {"type": IMPORT, "id": None, "role": None}
+
+Returned = dict[str, list[tuple[str, str, str]]]  # action -> (library, subject_type, subject id) that came back
+
+
 def _write(
     connection: Connection,
     records: RecordSet,
+    ruleset: Ruleset,
     master: MasterKey,
     summary: ImportSummary,
     as_of: date,
@@ -140,13 +162,19 @@ def _write(
     actor: Mapping[str, Any] | None,
 ) -> None:
     due: set[tuple[str, str]] = set()
-    _readers(connection, records.readers, master, summary)
+    returned: Returned = {action: [] for action in _CAME_BACK}
+    _readers(connection, records.readers, master, summary, returned)
     gone = _anonymised(connection, records)
-    for loan in _simple(connection, "loan", records.loans, master, summary, _loan_row, gone):
+    erased: list[Any] = []
+    for loan in _simple(connection, "loan", records.loans, master, summary, _loan_row, gone, erased):
         if loan.reader is not None:
             due.add((loan.library, loan.reader))
+    returned["erase_loan_history"] += [(r.library, "reader", r.reader) for r in erased if r.reader is not None]
     recording_row = partial(_recording_row, master=master)
-    _simple(connection, "camera_recording", records.recordings, master, summary, recording_row, gone)
+    purged: list[Any] = []
+    _simple(connection, "camera_recording", records.recordings, master, summary, recording_row, gone, purged)
+    returned["purge"] += [(r.library, "camera_recording", r.id) for r in purged]
+    _verify(connection, ruleset, master, returned, summary, logged)
     for incident in _simple(connection, "incident", records.incidents, master, summary, _incident_row, gone):
         due.add((incident.library, incident.reader))
     grants = [g for g in records.exceptions if (g.library, g.subject) not in gone]
@@ -163,6 +191,35 @@ def _write(
             SUBJECTS["camera_recording"].review_all_at_next_run(connection, library, ids)
 
 
+def _verify(
+    connection: Connection,
+    ruleset: Ruleset,
+    master: MasterKey,
+    returned: Returned,
+    summary: ImportSummary,
+    logged: set[str],
+) -> None:
+    """The instructions done whose subject came back with what they removed: not carried out (one query a library)."""
+    for library in sorted({lib for seen in returned.values() for lib, _, _ in seen}):
+        subjects = {
+            action: [(kind, subject) for lib, kind, subject in seen if lib == library]
+            for action, seen in returned.items()
+        }
+        found = mark_not_carried_out(connection, ruleset, master, library, subjects, code=_CAME_BACK, actor=_VERIFIER)
+        if found:
+            summary.not_carried_out.update(found)
+            logged.add(library)  # each is an entry in the library's decision log: sign it
+
+
+def _personal(reader: Reader) -> bool:
+    """Whether the record carries what anonymising removes (rules.actions.INSTRUCTED["anonymise"])."""
+    return reader.birth_date is not None or _filled(reader.personal) or _filled(reader.guardian)
+
+
+def _filled(data: Mapping[Any, str | None] | None) -> bool:
+    return data is not None and any(value for value in data.values())
+
+
 def _anonymised(connection: Connection, records: RecordSet) -> set[tuple[str, str]]:
     """Readers named by the batch's loans, incidents and exceptions whom kodex has anonymised."""
     named = {(r.library, r.reader) for r in records.loans if r.reader is not None}
@@ -173,19 +230,25 @@ def _anonymised(connection: Connection, records: RecordSet) -> set[tuple[str, st
     return readers.anonymised_among(connection, named)
 
 
-def _readers(connection: Connection, batch: Sequence[Reader], master: MasterKey, summary: ImportSummary) -> None:
+def _readers(
+    connection: Connection, batch: Sequence[Reader], master: MasterKey, summary: ImportSummary, returned: Returned
+) -> None:
     if not batch:
         return
     table = RECORDS["reader"]
     existing = table.stored(connection, [(r.library, r.id) for r in batch], "state")
     inserts, updates = [], []
     for reader in batch:
-        record = contract_json(reader)
-        digest = master.digest(canonical(record))
         row = existing.get((reader.library, reader.id))
         if row is not None and row.state == "anonymised":
             summary.anonymised += 1
+            if _personal(reader):  # anonymised here: it must be there too
+                returned["anonymise"].append((reader.library, "reader", reader.id))
             continue
+        if row is not None and _filled(reader.guardian):  # an unchanged record too: kodex erased it, not the file
+            returned["erase_guardian_data"].append((reader.library, "reader", reader.id))
+        record = contract_json(reader)
+        digest = master.digest(canonical(record))
         if row is not None and row.digest == digest:
             summary.unchanged["reader"] += 1
             continue
@@ -220,10 +283,12 @@ def _simple(
     summary: ImportSummary,
     row_of: Any,
     anonymised: set[tuple[str, str]],
+    came_back: list[Any] | None = None,
 ) -> list[Any]:
     """Upsert records that carry no personal data of their own; returns the records added or changed.
 
     A loan or incident of a reader kodex has anonymised is kept detached (for statistics), never linked again.
+    Records purged or erased before are not taken in again: they are added to `came_back` (verification).
     """
     if not batch:
         return []
@@ -235,6 +300,8 @@ def _simple(
     for record in batch:
         if (record.library, record.id) in gone:
             summary.gone[record.type] += 1
+            if came_back is not None:
+                came_back.append(record)
             continue
         digest = master.digest(canonical(contract_json(record)))
         row = existing.get((record.library, record.id))

@@ -62,7 +62,7 @@ def reader_status(engine: Engine, library: str, reader_id: str) -> ReaderStatus:
                 for f in findings.open_about(connection, library, "reader", row.pseudonym)
             ]
         open_requests = [
-            {"id": r.id, "kind": r.kind, "received_on": r.received_on, "due_on": r.due_on}
+            {"id": r.id, "kind": r.kind, "received_on": r.received_on, "due_on": r.due_on, "instruction": r.instruction}
             for r in requests.open_of_reader(connection, library, reader_id)
         ]
         hold = holds.find(connection, library, "reader", reader_id)

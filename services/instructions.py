@@ -7,15 +7,19 @@ outcomes (`kodex instructions outcome`, POST …/outcome, the adapters, the impo
 States: pending → delivered (a webhook answered 2xx) → done | failed | rejected (the library system says it
 cannot, with its code); not_carried_out when an import shows the data still there. `overdue` is a view: pending or
 delivered past `due_on` (in the library's time zone). An outcome is idempotent — the same one again changes nothing
-— and one that contradicts a final outcome (done, rejected) is a Conflict. Every outcome is a decision-log entry
-with ids and the library system's code only; its free-text detail is stored wrapped by the master key.
+— and one that contradicts a final outcome (done, rejected) is a Conflict, with one exception: the import's
+verification turns `done` into `not_carried_out` (the data arrived again), and the library system may then report
+`done` again. Every outcome is a decision-log entry with ids and the library system's code only; its free-text
+detail is stored wrapped by the master key. A data-subject request waits for its instruction: `done` finishes it,
+`not_carried_out` opens it again.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,21 +28,24 @@ from kodex.audit.entries import instruction_entry, now
 from kodex.audit.log import append
 from kodex.clock import library_today
 from kodex.errors import BrokenInvariant, Conflict, InvalidRequest, SubjectNotFound
-from kodex.retention.outbox import subject_aad
+from kodex.retention.outbox import subject_aad, subject_key
 from kodex.rules.actions import INSTRUCTED
 from kodex.rules.ruleset import Ruleset
 from kodex.store.crypto import MasterKey
-from kodex.store.database import Engine
+from kodex.store.database import Connection, Engine
 from kodex.store.repositories import instructions as stored
 
 __all__ = [
     "FINAL",
+    "IMPORT",
+    "NOT_CARRIED_OUT",
     "OUTCOMES",
     "STATES",
     "VIEWS",
     "Instruction",
     "get_instruction",
     "list_instructions",
+    "mark_not_carried_out",
     "record_outcome",
     "state_counts",
 ]
@@ -46,7 +53,9 @@ __all__ = [
 STATES = ("pending", "delivered", "done", "failed", "rejected", "not_carried_out")
 VIEWS = (*STATES, "overdue", "all")  # what `--state` and `?state=` take
 OUTCOMES = ("done", "failed", "rejected")  # what the library system may report
-FINAL = ("done", "rejected")  # an outcome after these must be the same one (else Conflict)
+FINAL = ("done", "rejected")  # an outcome after these must be the same one (else Conflict), but for NOT_CARRIED_OUT
+NOT_CARRIED_OUT = "not_carried_out"  # the import's verification only: done, yet the data arrived again
+IMPORT = "import"  # who records NOT_CARRIED_OUT (`by`)
 CODE = re.compile(r"^[A-Za-z0-9_.:\-]{1,100}$")  # a machine code (e.g. has_debt): it is logged, so no free text
 MAX_DETAIL = 2000
 MAX_PAGE = 1000
@@ -171,26 +180,78 @@ def record_outcome(
             raise SubjectNotFound(f"library {library!r} has no instruction {instruction_id}")
         if row.state == outcome:
             return _instruction(row, master, library_today(ruleset, library)), False
-        if row.state in FINAL:
+        if row.state in FINAL and not _verified(row.state, outcome, by):
             raise Conflict(
                 f"instruction {instruction_id} is {row.state} already (since {_iso(row.outcome_at)}); "
                 f"it cannot become {outcome}"
             )
         wrapped = master.wrap(detail.encode(), _detail_aad(instruction_id)) if detail else None
         stored.set_outcome(connection, row.iid, state=outcome, code=code, detail=wrapped, at=at, by=by)
-        if outcome == "done":
-            stored.finish_requests(connection, instruction_id, at)
+        _requests_follow(connection, row, outcome, at)
         day = library_today(ruleset, library)
-        entry = instruction_entry(
-            str(uuid.uuid4()), library, instruction=instruction_id, sequence=row.sequence, decision=row.decision_id,
-            subject_type=row.subject_type, rule=row.rule, cite=row.cite, action=row.action, outcome=outcome,
-            code=code, as_of=at.isoformat(), actor=actor, time=now(),
-        )  # fmt: skip
-        append(connection, library, day, [entry])
+        append(connection, library, day, [_entry(row, outcome, code, at, actor)])
         changed = stored.by_id(connection, library, instruction_id)
     if changed is None:
         raise BrokenInvariant("an instruction given its outcome is gone within the same transaction")
     return _instruction(changed, master, day), True
+
+
+def mark_not_carried_out(
+    connection: Connection,
+    ruleset: Ruleset,
+    master: MasterKey,
+    library: str,
+    subjects: Mapping[str, Sequence[tuple[str, str]]],
+    *,
+    code: Mapping[str, str],
+    actor: Mapping[str, Any],
+) -> Counter[str]:
+    """The import's verification, inside the import's transaction: the library's instructions marked done whose
+    subject arrived again with the data they were to remove become not_carried_out; how many, per action.
+
+    `subjects`: per action, the (subject_type, subject id) pairs the import saw come back; `code`: per action, the
+    outcome code that says what came back. One query for them all, then one outcome each (few: only those done).
+    """
+    keys: dict[bytes, set[str]] = {}
+    for action, pairs in subjects.items():
+        for subject_type, subject_id in pairs:
+            keys.setdefault(subject_key(master, library, subject_type, subject_id), set()).add(action)
+    if not keys:
+        return Counter()
+    rows = stored.done_of_subjects(connection, library, list(keys), sorted({a for own in keys.values() for a in own}))
+    rows = [row for row in rows if row.action in keys.get(row.subject_key, ())]
+    at = datetime.now(UTC)
+    entries = []
+    for row in rows:
+        stored.set_outcome(
+            connection, row.iid, state=NOT_CARRIED_OUT, code=code.get(row.action), detail=None, at=at, by=IMPORT
+        )
+        _requests_follow(connection, row, NOT_CARRIED_OUT, at)
+        entries.append(_entry(row, NOT_CARRIED_OUT, code.get(row.action), at, actor))
+    if entries:
+        append(connection, library, library_today(ruleset, library), entries)
+    return Counter(row.action for row in rows)
+
+
+def _verified(state: str, outcome: str, by: str) -> bool:
+    """The one change a final state allows: the import finds done not carried out after all."""
+    return state == "done" and outcome == NOT_CARRIED_OUT and by == IMPORT
+
+
+def _requests_follow(connection: Connection, row: Any, outcome: str, at: datetime) -> None:
+    """The requests waiting for the instruction are done with it, and open again when it was not carried out."""
+    if outcome == "done":
+        stored.finish_requests(connection, row.id, at)
+    elif outcome == NOT_CARRIED_OUT and row.state == "done":
+        stored.reopen_requests(connection, row.id)
+
+
+def _entry(row: Any, outcome: str, code: str | None, at: datetime, actor: Mapping[str, Any]) -> dict[str, Any]:
+    return instruction_entry(
+        str(uuid.uuid4()), row.library, instruction=row.id, sequence=row.sequence, decision=row.decision_id,
+        subject_type=row.subject_type, rule=row.rule, cite=row.cite, action=row.action, outcome=outcome,
+        code=code, as_of=at.isoformat(), actor=dict(actor), time=now(),
+    )  # fmt: skip
 
 
 def state_counts(engine: Engine, ruleset: Ruleset, library: str) -> dict[str, int]:

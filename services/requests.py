@@ -4,7 +4,9 @@ A request sets what the reader asked for; the rules decide what happens. It
 is stored with the day it was received and the day it is due (received +
 the library's `request_response_period`, a dated value in policies.yaml),
 and laid over the reader's record at every run (retention.subjects) until the
-action it asks for is applied; then it is done. The answer to a new request
+action it asks for is applied. Then it waits, still open, for that action's
+instruction to the library system (`instruction`): it is done when the
+library system has done it (services.instructions.record_outcome). The answer to a new request
 says what the rules decide about it today, and when the nightly run will act.
 """
 
@@ -43,6 +45,7 @@ class Request:
     due_on: date
     status: str
     done_at: datetime | None
+    instruction: str | None = None  # the instruction to the library system it waits for (open) or waited for (done)
 
 
 @dataclass(frozen=True)
@@ -136,4 +139,6 @@ def _request(row: Any) -> Request:
     done = row.done_at
     if done is not None and done.tzinfo is None:
         done = done.replace(tzinfo=UTC)
-    return Request(row.id, row.library, row.reader, row.kind, row.received_on, row.due_on, row.status, done)
+    return Request(
+        row.id, row.library, row.reader, row.kind, row.received_on, row.due_on, row.status, done, row.instruction
+    )

@@ -126,6 +126,7 @@ def _result(summary: ImportSummary) -> ImportResult:
     return ImportResult(
         added=dict(summary.added), updated=dict(summary.updated), unchanged=dict(summary.unchanged),
         anonymised=summary.anonymised, gone=dict(summary.gone),
+        not_carried_out=dict(summary.not_carried_out),
         skipped=[{"line": p.line, "field": p.field, "message": p.message} for p in summary.skipped],
     )  # fmt: skip
 

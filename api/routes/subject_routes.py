@@ -82,7 +82,7 @@ def requests(
 def _request(r: SubjectRequest, day: date) -> RequestOut:
     return RequestOut(
         id=r.id, reader=r.reader, kind=r.kind, received_on=r.received_on, due_on=r.due_on, status=r.status,
-        overdue=r.status == "open" and r.due_on < day, done_at=r.done_at,
+        overdue=r.status == "open" and r.due_on < day, done_at=r.done_at, instruction=r.instruction,
     )  # fmt: skip
 
 

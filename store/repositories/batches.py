@@ -44,9 +44,12 @@ _READER = select(
     _has(exceptions, exceptions.c.subject == readers.c.id).label("grants"),
     _has(incidents, incidents.c.reader == readers.c.id).label("incidents"),
     _has(findings, findings.c.subject_type == "reader", findings.c.subject == readers.c.pseudonym).label("findings"),
-    _has(subject_requests, subject_requests.c.reader == readers.c.id, subject_requests.c.status == "open").label(
-        "requests"
-    ),
+    _has(
+        subject_requests,
+        subject_requests.c.reader == readers.c.id,
+        subject_requests.c.status == "open",
+        subject_requests.c.instruction.is_(None),
+    ).label("requests"),
     _has(legal_holds, legal_holds.c.subject_type == "reader", legal_holds.c.subject == readers.c.id).label("holds"),
     select(func.count())
     .where(and_(loans.c.library == readers.c.library, loans.c.reader == readers.c.id, loans.c.returned_at.is_not(None)))
@@ -66,6 +69,7 @@ _REQUESTS = select(
     subject_requests.c.library == _LIBRARY,
     one_of(subject_requests.c.reader, "ids"),
     subject_requests.c.status == "open",
+    subject_requests.c.instruction.is_(None),  # one waiting for its instruction no longer drives the rules
 )
 _HOLDS = select(legal_holds).where(
     legal_holds.c.library == _LIBRARY,
@@ -101,7 +105,8 @@ def findings_of(connection: Connection, library: str, subject_type: str, pseudon
 
 
 def open_requests_of(connection: Connection, library: str, reader_ids: list[str]) -> Result[Any]:
-    """The readers' open data-subject requests: (reader, kind, received_on, due_on)."""
+    """The readers' open data-subject requests not yet carried out in kodex (none waiting for its instruction to
+    the library system): (reader, kind, received_on, due_on)."""
     return connection.execute(_REQUESTS, {"library": library, "ids": reader_ids})
 
 

@@ -19,11 +19,13 @@ __all__ = [
     "by_id",
     "count_by_state",
     "disable_webhook",
+    "done_of_subjects",
     "due_for_delivery",
     "finish_requests",
     "of_subject",
     "page",
     "record_attempt",
+    "reopen_requests",
     "set_outcome",
     "set_webhook",
     "webhook_of",
@@ -73,6 +75,29 @@ def of_subject(connection: Connection, library: str, key: bytes, actions: Sequen
             instructions.c.action.in_(list(actions)),
         )
         .order_by(instructions.c.sequence)
+    )
+    return list(connection.execute(query).all())
+
+
+def done_of_subjects(
+    connection: Connection, library: str, keys: Sequence[bytes], actions: Sequence[str]
+) -> list[Row[Any]]:
+    """The library's instructions for `actions` marked done whose subject is one of `keys` (keyed digests), locked.
+
+    One statement for a whole batch of an import (its verification), served by the (library, subject_key) index.
+    """
+    if not keys:
+        return []
+    query = (
+        select(instructions)
+        .where(
+            instructions.c.library == library,
+            instructions.c.subject_key.in_(list(set(keys))),
+            instructions.c.action.in_(list(actions)),
+            instructions.c.state == "done",
+        )
+        .order_by(instructions.c.sequence)
+        .with_for_update()
     )
     return list(connection.execute(query).all())
 
@@ -157,6 +182,16 @@ def finish_requests(connection: Connection, instruction_id: str, at: datetime) -
         update(subject_requests)
         .where(subject_requests.c.instruction == instruction_id, subject_requests.c.status == "open")
         .values(status="done", done_at=at)
+    )
+    return int(result.rowcount or 0)
+
+
+def reopen_requests(connection: Connection, instruction_id: str) -> int:
+    """The data-subject requests this instruction had finished are open again (it was not carried out); how many."""
+    result = connection.execute(
+        update(subject_requests)
+        .where(subject_requests.c.instruction == instruction_id, subject_requests.c.status == "done")
+        .values(status="open", done_at=None)
     )
     return int(result.rowcount or 0)
 

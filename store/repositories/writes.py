@@ -121,7 +121,7 @@ _REVIEW = {
     for subject_type, (table, key) in _SUBJECTS.items()
 }
 _READER_FLAGS: dict[tuple[str, Any], Any] = {}  # (column, value) -> its statement, built at first use
-_DONE: dict[tuple[tuple[str, ...], bool], Any] = {}
+_AWAIT: dict[tuple[tuple[str, ...], bool], Any] = {}
 _NEW_INCIDENT_PSEUDONYMS: dict[str, Any] = {}
 
 
@@ -187,9 +187,12 @@ class Writes:
         """The legal holds kept in kodex for the subject."""
         self._add(_FORGET_HOLDS, b_library=library, b_type=subject_type, b_subject=subject)
 
-    def requests_done(self, library: str, reader: str, kinds: tuple[str, ...], at: datetime, *, unlink: bool) -> None:
-        """The reader's open requests of `kinds` done at `at` (and no longer linked to the reader, with `unlink`)."""
-        self._add(_requests_done(kinds, unlink), b_library=library, b_reader=reader, b_at=at)
+    def requests_await(
+        self, library: str, reader: str, kinds: tuple[str, ...], instruction: str, *, unlink: bool
+    ) -> None:
+        """The reader's open requests of `kinds` not yet waiting for an instruction wait for `instruction` (and are no
+        longer linked to the reader, with `unlink`); they stay open until it is done."""
+        self._add(_requests_await(kinds, unlink), b_library=library, b_reader=reader, b_instruction=instruction)
 
     def unlink_requests(self, library: str, reader: str) -> None:
         """Every request of the reader's, done or not, no longer linked to the reader."""
@@ -260,23 +263,24 @@ def _finding_values(key: FindingKey, finding: dict[str, Any], decision_id: str, 
     return {**_finding_key(key), **values, "b_decision_id": decision_id, "b_opened_as_of": as_of}
 
 
-def _requests_done(kinds: tuple[str, ...], unlink: bool) -> Any:
+def _requests_await(kinds: tuple[str, ...], unlink: bool) -> Any:
     key = (kinds, unlink)
-    if key not in _DONE:
-        values: dict[str, Any] = {"status": "done", "done_at": _bp("b_at")}
+    if key not in _AWAIT:
+        values: dict[str, Any] = {"instruction": _bp("b_instruction")}
         if unlink:
             values["reader"] = None
-        _DONE[key] = (
+        _AWAIT[key] = (
             update(subject_requests)
             .where(
                 subject_requests.c.library == _bp("b_library"),
                 subject_requests.c.reader == _bp("b_reader"),
                 or_(*(subject_requests.c.kind == literal_column(f"'{kind}'") for kind in kinds)),  # no IN: executemany
                 subject_requests.c.status == "open",
+                subject_requests.c.instruction.is_(None),
             )
             .values(values)
         )
-    return _DONE[key]
+    return _AWAIT[key]
 
 
 def _detach_incidents(dialect: str) -> Any:

@@ -28,11 +28,14 @@ from kodex.api.web import create_app
 from kodex.config import load_settings
 from kodex.rules.periods import Period, add_period
 from kodex.rules.ruleset import Ruleset
+from kodex.services.instructions import list_instructions, record_outcome
 from kodex.services.setup import Workspace, initialise, open_workspace
 from kodex.services.users import add_user
 from kodex.store.schema import camera_recordings, loans, readers, runs, users
 from tests.retention.support import CURRENT, EXPELLED, LAPSED, OWING, PERSONAL, incident, loan, person, with_recordings
 from tests.support import POLICY
+
+INTEGRATION = {"type": "user", "id": "u-integration", "role": "librarian"}
 
 PRAGUE = ZoneInfo("Europe/Prague")
 NIGHT = "2026-11-22"
@@ -358,7 +361,9 @@ def test_the_dpos_due_list_shows_overdue_and_due_within_7_days_but_not_later_req
     assert api.call("GET", "/v1/libraries/svkpk/requests", "director").status_code == 403  # the dpo's list
 
 
-def test_after_the_nightly_run_the_reader_is_anonymised_and_the_request_done_and_unlinked(api: Api) -> None:
+def test_after_the_nightly_run_the_reader_is_anonymised_and_the_request_unlinked_and_done_with_its_instruction(
+    api: Api,
+) -> None:
     api.load([CURRENT, OWING])
     for who in ("SV-CURRENT", "SV-OWING"):
         api.ok("POST", "/v1/libraries/svkpk/requests", "dpo",
@@ -369,6 +374,13 @@ def test_after_the_nightly_run_the_reader_is_anonymised_and_the_request_done_and
     assert summary_counts(run)[("anonymise", "applied")] == 1
     assert api.reader("SV-CURRENT")["state"] == "anonymised"
     assert api.reader("SV-OWING")["state"] == "active"  # owes: kept, its request stays open
+    # issue 18: the request waits, open, for its instruction to the library system; done when that is done
+    (instruction,) = list_instructions(api.work.engine, api.ruleset, api.work.master, "svkpk")
+    waiting = api.ok("GET", "/v1/libraries/svkpk/requests", "dpo", params={"status": "open"})
+    assert sorted((r["reader"] or "", r["instruction"]) for r in waiting) == [
+        ("", instruction.id), ("SV-OWING", None)
+    ]  # fmt: skip
+    record_outcome(api.work.engine, api.ruleset, api.work.master, "svkpk", instruction.id, "done", actor=INTEGRATION)
     done = api.ok("GET", "/v1/libraries/svkpk/requests", "dpo", params={"status": "done"})
     assert [(r["reader"], r["kind"], r["status"]) for r in done] == [(None, "erasure", "done")]
     assert done[0]["done_at"] is not None
@@ -399,7 +411,9 @@ def test_a_loan_history_erasure_request_erases_returned_loans_and_the_registrati
     status = api.ok("GET", "/v1/libraries/zdirec/readers/ZD-1", "dpo", "zdirec")
     assert status["state"] == "active"
     (request,) = api.ok("GET", "/v1/libraries/zdirec/requests", "dpo", "zdirec")
-    assert (request["status"], request["reader"]) == ("done", "ZD-1")
+    (instruction,) = list_instructions(api.work.engine, api.ruleset, api.work.master, "zdirec")
+    # issue 18: open until the library system has erased it too
+    assert (request["status"], request["reader"], request["instruction"]) == ("open", "ZD-1", instruction.id)
     # the erased loans are not taken in again
     assert api.load(records, "zdirec")["gone"] == {"loan": 2}
 

@@ -28,6 +28,7 @@ from kodex.rules.ruleset import Ruleset
 from kodex.services.evaluation import explain_reader, validate
 from kodex.services.holds import release_hold, set_hold
 from kodex.services.inquiry import explain_stored, reader_status
+from kodex.services.instructions import list_instructions, record_outcome
 from kodex.services.policy_diff import policy_diff
 from kodex.services.proposals import decide_proposal, list_proposals
 from kodex.services.requests import due_requests, file_request, list_requests
@@ -57,6 +58,7 @@ from tests.support import POLICY
 NEXT_DAY = AS_OF + timedelta(days=1)
 DAY_AFTER = AS_OF + timedelta(days=2)
 DIRECTOR = {"type": "user", "id": "u-director-1", "role": "director", "name": "Mgr. Ivana Ředitelová"}
+INTEGRATION = {"type": "user", "id": "u-integration", "role": "librarian"}
 
 
 def state_of(work: Workspace, record_id: str, library: str = "svkpk") -> str:
@@ -249,7 +251,7 @@ def test_the_due_list_holds_overdue_and_due_within_the_days_and_nothing_later_or
     assert due_requests(workspace.engine, "kntb", today) == []  # another library's list is its own
 
 
-def test_after_the_nightly_run_an_erasure_request_is_done_and_unlinked_and_an_owing_readers_waits(
+def test_after_the_nightly_run_an_erasure_request_is_unlinked_and_waits_for_its_instruction_an_owing_readers_waits(
     workspace: Workspace, ruleset: Ruleset
 ) -> None:
     import_lines(workspace, ruleset, [CURRENT, OWING])
@@ -260,20 +262,26 @@ def test_after_the_nightly_run_an_erasure_request_is_done_and_unlinked_and_an_ow
 
     assert result.counts[("anonymise", "applied")] == 1
     assert (state_of(workspace, "SV-CURRENT"), state_of(workspace, "SV-OWING")) == ("anonymised", "active")
-    done = list_requests(workspace.engine, "svkpk", "done")
-    assert [(r.reader, r.kind, r.done_at is not None) for r in done] == [(None, "erasure", True)]
-    assert [r.reader for r in list_requests(workspace.engine, "svkpk", "open")] == ["SV-OWING"]
+    assert list_requests(workspace.engine, "svkpk", "done") == []  # issue 18: open until the library system did it
+    waiting = list_requests(workspace.engine, "svkpk", "open")
+    (anonymise,) = list_instructions(workspace.engine, ruleset, workspace.master, "svkpk")
+    assert sorted((r.reader or "", r.kind, r.instruction) for r in waiting) == [
+        ("", "erasure", anonymise.id), ("SV-OWING", "erasure", None)
+    ]  # fmt: skip
     with pytest.raises(InvalidRequest, match="anonymised already"):
         file_request(workspace.engine, ruleset, workspace.master, "svkpk", "SV-CURRENT", "erasure", AS_OF)
+    record_outcome(workspace.engine, ruleset, workspace.master, "svkpk", anonymise.id, "done", actor=INTEGRATION)
+    done = list_requests(workspace.engine, "svkpk", "done")
+    assert [(r.reader, r.kind, r.done_at is not None) for r in done] == [(None, "erasure", True)]
 
     # the debt is settled (a new import): the next run carries the open request out
     import_lines(workspace, ruleset, [{**OWING, "debt": 0, "obligations_settled_at": "2026-11-22"}])
     assert run(workspace, ruleset, "svkpk", NEXT_DAY).counts[("anonymise", "applied")] == 1
     assert state_of(workspace, "SV-OWING") == "anonymised"
-    assert list_requests(workspace.engine, "svkpk", "open") == []
+    assert [r.instruction is not None for r in list_requests(workspace.engine, "svkpk", "open")] == [True]
 
 
-def test_a_loan_history_erasure_erases_returned_loans_keeps_the_registration_and_is_done(
+def test_a_loan_history_erasure_erases_returned_loans_keeps_the_registration_and_waits_for_its_instruction(
     workspace: Workspace, ruleset: Ruleset
 ) -> None:
     records = [
@@ -298,9 +306,10 @@ def test_a_loan_history_erasure_erases_returned_loans_keeps_the_registration_and
         left = connection.execute(select(loans.c.id).where(loans.c.library == "zdirec").order_by(loans.c.id))
         assert left.scalars().all() == ["L-3", "L-4"]
     assert {state_of(workspace, who, "zdirec") for who in ("ZD-1", "ZD-2", "ZD-3")} == {"active"}
-    assert [(r.reader, r.status) for r in list_requests(workspace.engine, "zdirec")] == [
-        ("ZD-1", "done"), ("ZD-2", "done")
-    ]  # fmt: skip
+    erasures = {i.subject_id: i.id for i in list_instructions(workspace.engine, ruleset, workspace.master, "zdirec")}
+    assert [(r.reader, r.status, r.instruction) for r in list_requests(workspace.engine, "zdirec")] == [
+        ("ZD-1", "open", erasures["ZD-1"]), ("ZD-2", "open", erasures["ZD-2"])
+    ]  # fmt: skip  # issue 18: open, waiting for the instruction to the library system
     assert import_lines(workspace, ruleset, records).gone["loan"] == 2  # erased loans are not taken in again
 
 
