@@ -14,7 +14,7 @@ __all__ = [
     "ExceptionOut", "ExceptionRevokeIn", "Explanation", "HoldIn", "HoldOut", "ImportResult", "LibraryIn",
     "LibraryOut", "LibraryPolicy", "PolicyDiffOut", "PolicyOut", "PolicyValidation", "Problem", "ProposalDecisionIn",
     "ProposalOut", "ReaderOut", "RequestAnswer", "RequestIn", "RequestOut", "RunIn", "RunOut", "UserIn", "UserOut",
-    "Verification",
+    "Verification", "WebhookIn", "WebhookOut",
 ]  # fmt: skip
 
 # Each pattern states in the schema what the validators enforce together: no NUL, and for Text something left
@@ -311,3 +311,24 @@ class PolicyDiffOut(_Out):
     changed_subjects: int
     counts: list[Json]
     changes: list[Json]
+
+
+# -- the instruction feed: the webhook ----------------------------------------------------------------------------
+
+
+class WebhookIn(_In):
+    url: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=2000),
+        NoNul,
+        Field(
+            description="Where the library's instructions are POSTed: https:// (or http://), a host, a path.",
+            examples=["https://ils.example.org/kodex/instructions"],
+            json_schema_extra=NO_NUL,
+        ),
+    ]
+
+
+class WebhookOut(_Out):
+    url: str
+    secret: str = Field(description="The signing secret (whsec_…), shown this once: kodex keeps it wrapped.")
