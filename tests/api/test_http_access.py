@@ -302,6 +302,9 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("GET", "/v1/libraries/{library}/audit/checkpoints", "audit.verify"),
     Endpoint("POST", "/v1/libraries/{library}/audit/checkpoints", "audit.sign", ok=frozenset({201})),
     Endpoint("GET", "/v1/audit/public-keys", "audit.keys"),
+    # the instruction feed: where it is pushed
+    Endpoint("PUT", "/v1/libraries/{library}/webhook", "webhooks.set",
+             body={"url": "https://ils.example.org/kodex/instructions"}),
     # the policy
     Endpoint("GET", "/v1/policy", "policy.read"),
     Endpoint("POST", "/v1/policy/validation", "policy.validate", body=NOT_A_POLICY, content_type="application/yaml"),
