@@ -50,7 +50,15 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import select
 
 from kodex.api.auth import PERMISSIONS
-from kodex.api.routes import log_routes, policy_routes, record_routes, run_routes, subject_routes, tenant_routes
+from kodex.api.routes import (
+    instruction_routes,
+    log_routes,
+    policy_routes,
+    record_routes,
+    run_routes,
+    subject_routes,
+    tenant_routes,
+)
 from kodex.api.throttle import FailedTokens
 from kodex.api.web import create_app
 from kodex.config import load_settings
@@ -107,7 +115,15 @@ schema = schemathesis.openapi.from_asgi(
 def _operations() -> dict[tuple[str, str], str]:
     """(METHOD, path) → the operation of api.auth.PERMISSIONS the endpoint checks its caller against."""
     found: dict[tuple[str, str], str] = {}
-    for module in (tenant_routes, record_routes, subject_routes, run_routes, log_routes, policy_routes):
+    for module in (
+        tenant_routes,
+        record_routes,
+        subject_routes,
+        run_routes,
+        log_routes,
+        policy_routes,
+        instruction_routes,
+    ):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)
             stack = list(route.dependant.dependencies)
