@@ -543,7 +543,8 @@ def serve_command(
         bool,
         typer.Option(
             "--no-scheduler",
-            help="Serve the web app only and run no nightly jobs in this process (e.g. when cron runs `kodex run`).",
+            help="Serve the web app only and run no nightly jobs and no instruction relay in this process (e.g. "
+            "when cron runs `kodex run` and `kodex instructions deliver`).",
         ),
     ] = False,
     workers: Annotated[
@@ -561,7 +562,7 @@ def serve_command(
 ) -> None:
     """Run the kodex service: the HTTP API (/v1, OpenAPI at /docs), GET /health, and every library's nightly run.
 
-    Each night, at its configured local time in its own time zone, each library's job runs as `kodex run` would (deciding as of the scheduled moment). On start, a night missed while the service was down is caught up once. However many service processes share the store, a library's night runs once: the others wait for it, then skip it. Stop with Ctrl-C or SIGTERM.
+    Each night, at its configured local time in its own time zone, each library's job runs as `kodex run` would (deciding as of the scheduled moment). On start, a night missed while the service was down is caught up once. However many service processes share the store, a library's night runs once: the others wait for it, then skip it. Every few seconds, the same process delivers the due instructions of every library with a webhook or a connector (one process per library at a time). Stop with Ctrl-C or SIGTERM.
     """
 
     command = invocation(ctx, policy)
@@ -583,7 +584,12 @@ def serve_command(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scheduler = None if no_scheduler else build_scheduler(work, ruleset)
-    if scheduler is not None:
+    relay = None
+    if scheduler is not None:  # the relay runs beside the nightly jobs, in the one process that runs them
+        from kodex.services.delivery import Relay  # noqa: PLC0415
+
+        relay = Relay(work, ruleset)
+        relay.add_to(scheduler)
         schedule = work.settings.schedule
         for library_id in ruleset.libraries:
             zone = ruleset.library(library_id).zone
@@ -600,6 +606,8 @@ def serve_command(
         if scheduler is not None:
             # a run in progress is finished first (killing the process is safe too: the next start runs that night again)
             scheduler.shutdown(wait=True)
+        if relay is not None:
+            relay.close()
         work.engine.dispose()
 
 

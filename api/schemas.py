@@ -43,6 +43,8 @@ __all__ = [
     "UserIn",
     "UserOut",
     "Verification",
+    "WebhookIn",
+    "WebhookOut",
 ]  # fmt: skip
 
 # Each pattern states in the schema what the validators enforce together: no NUL, and for Text something left
@@ -390,3 +392,24 @@ class OutcomeIn(_In):
     outcome: Literal["done", "failed", "rejected"]
     code: Code | None = None
     detail: Text | None = None
+
+
+# -- the instruction feed: the webhook ----------------------------------------------------------------------------
+
+
+class WebhookIn(_In):
+    url: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=2000),
+        NoNul,
+        Field(
+            description="Where the library's instructions are POSTed: https:// (or http://), a host, a path.",
+            examples=["https://ils.example.org/kodex/instructions"],
+            json_schema_extra=NO_NUL,
+        ),
+    ]
+
+
+class WebhookOut(_Out):
+    url: str
+    secret: str = Field(description="The signing secret (whsec_…), shown this once: kodex keeps it wrapped.")

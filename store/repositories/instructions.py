@@ -18,6 +18,7 @@ __all__ = [
     "OPEN_STATES",
     "by_id",
     "count_by_state",
+    "count_undeliverable",
     "disable_webhook",
     "done_of_subjects",
     "due_for_delivery",
@@ -29,6 +30,7 @@ __all__ = [
     "set_outcome",
     "set_webhook",
     "webhook_of",
+    "webhooks_enabled",
 ]
 
 OPEN_STATES = ("pending", "delivered")  # not yet carried out, as far as kodex knows: these may fall overdue
@@ -140,20 +142,30 @@ def record_attempt(
     connection.execute(update(instructions).where(instructions.c.iid == iid).values(values))
 
 
-def due_for_delivery(connection: Connection, library: str, now: datetime, limit: int) -> list[Row[Any]]:
-    """Pending instructions whose next delivery attempt has come, oldest first."""
-    query = (
-        select(instructions)
-        .where(
-            instructions.c.library == library,
-            instructions.c.state == "pending",
-            instructions.c.next_attempt_at.is_not(None),
-            instructions.c.next_attempt_at <= now,
-        )
-        .order_by(instructions.c.sequence)
-        .limit(limit)
+def due_for_delivery(
+    connection: Connection, library: str, now: datetime, limit: int, *, actions: Sequence[str] | None = None
+) -> list[Row[Any]]:
+    """Pending instructions whose next delivery attempt has come, oldest first; only `actions` unless None."""
+    query = select(instructions).where(
+        instructions.c.library == library,
+        instructions.c.state == "pending",
+        instructions.c.next_attempt_at.is_not(None),
+        instructions.c.next_attempt_at <= now,
     )
-    return list(connection.execute(query).all())
+    if actions is not None:
+        query = query.where(instructions.c.action.in_(list(actions)))
+    return list(connection.execute(query.order_by(instructions.c.sequence).limit(limit)).all())
+
+
+def count_undeliverable(connection: Connection, library: str) -> int:
+    """Pending instructions whose deliveries were given up on (tried, none scheduled): they wait for the pull."""
+    query = select(func.count()).where(
+        instructions.c.library == library,
+        instructions.c.state == "pending",
+        instructions.c.next_attempt_at.is_(None),
+        instructions.c.attempts > 0,
+    )
+    return int(connection.execute(query).scalar_one())
 
 
 def count_by_state(connection: Connection, library: str, today: date) -> dict[str, int]:
@@ -213,3 +225,9 @@ def disable_webhook(connection: Connection, library: str, at: datetime) -> None:
     connection.execute(
         update(webhooks).where(webhooks.c.library == library, webhooks.c.disabled_at.is_(None)).values(disabled_at=at)
     )
+
+
+def webhooks_enabled(connection: Connection) -> list[str]:
+    """The libraries with an endpoint that is not disabled."""
+    query = select(webhooks.c.library).where(webhooks.c.disabled_at.is_(None)).order_by(webhooks.c.library)
+    return [str(library) for library in connection.execute(query).scalars()]

@@ -311,6 +311,9 @@ ENDPOINTS: list[Endpoint] = [
              values=lambda site: {"instruction_id": site.home.instruction}),
     Endpoint("POST", "/v1/libraries/{library}/instructions/{instruction_id}/outcome", "instructions.outcome",
              values=lambda site: {"instruction_id": site.home.instruction}, body={"outcome": "failed"}),
+    # the instruction feed: where it is pushed
+    Endpoint("PUT", "/v1/libraries/{library}/webhook", "webhooks.set",
+             body={"url": "https://ils.example.org/kodex/instructions"}),
     # the policy
     Endpoint("GET", "/v1/policy", "policy.read"),
     Endpoint("POST", "/v1/policy/validation", "policy.validate", body=NOT_A_POLICY, content_type="application/yaml"),
