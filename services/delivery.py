@@ -37,12 +37,13 @@ from urllib.parse import urlsplit
 import httpx
 from standardwebhooks import Webhook
 
+from kodex.clock import library_today
 from kodex.errors import Conflict, InvalidRequest, RunInProgress
 from kodex.retention.locking import library_lock
 from kodex.rules.actions import INSTRUCTED
 from kodex.rules.ruleset import Ruleset
 from kodex.services.connectors import Carried, Connector, connector_for
-from kodex.services.instructions import Instruction, get_instruction, record_outcome
+from kodex.services.instructions import Instruction, instruction_from_row, record_outcome
 from kodex.services.setup import Workspace
 from kodex.store.crypto import MasterKey
 from kodex.store.database import Engine
@@ -219,9 +220,10 @@ def deliver(
         rows = [] if actions == () else stored.due_for_delivery(connection, library, at, limit, actions=actions)
     own_client = client is None and endpoint is not None and rows
     http = httpx.Client(timeout=TIMEOUT, follow_redirects=False) if own_client else client
+    today = library_today(ruleset, library)
     try:
-        for row in rows:
-            instruction = get_instruction(engine, ruleset, master, library, row.id)
+        for row in rows:  # an outcome pulled meanwhile wins: an attempt is recorded only on a pending instruction
+            instruction = instruction_from_row(row, master, today)
             if instruction.state != "pending":
                 summary.skipped += 1
             elif connector is not None and connector.can(instruction.action):

@@ -44,6 +44,7 @@ __all__ = [
     "VIEWS",
     "Instruction",
     "get_instruction",
+    "instruction_from_row",
     "list_instructions",
     "mark_not_carried_out",
     "record_outcome",
@@ -135,7 +136,7 @@ def list_instructions(
             connection, library, states=states, overdue_before=today if state == "overdue" else None, after=after,
             limit=limit,
         )  # fmt: skip
-    return [_instruction(row, master, today) for row in rows]
+    return [instruction_from_row(row, master, today) for row in rows]
 
 
 def get_instruction(
@@ -145,7 +146,7 @@ def get_instruction(
         row = stored.by_id(connection, library, instruction_id)
     if row is None:
         raise SubjectNotFound(f"library {library!r} has no instruction {instruction_id}")
-    return _instruction(row, master, library_today(ruleset, library))
+    return instruction_from_row(row, master, library_today(ruleset, library))
 
 
 def record_outcome(
@@ -179,7 +180,7 @@ def record_outcome(
         if row is None:
             raise SubjectNotFound(f"library {library!r} has no instruction {instruction_id}")
         if row.state == outcome:
-            return _instruction(row, master, library_today(ruleset, library)), False
+            return instruction_from_row(row, master, library_today(ruleset, library)), False
         if row.state in FINAL and not _verified(row.state, outcome, by):
             raise Conflict(
                 f"instruction {instruction_id} is {row.state} already (since {_iso(row.outcome_at)}); "
@@ -193,7 +194,7 @@ def record_outcome(
         changed = stored.by_id(connection, library, instruction_id)
     if changed is None:
         raise BrokenInvariant("an instruction given its outcome is gone within the same transaction")
-    return _instruction(changed, master, day), True
+    return instruction_from_row(changed, master, day), True
 
 
 def mark_not_carried_out(
@@ -261,7 +262,8 @@ def state_counts(engine: Engine, ruleset: Ruleset, library: str) -> dict[str, in
     return {state: counts.get(state, 0) for state in (*STATES, "overdue")}
 
 
-def _instruction(row: Any, master: MasterKey, today: date) -> Instruction:
+def instruction_from_row(row: Any, master: MasterKey, today: date) -> Instruction:
+    """An instructions row as the view the feed gives (`today`: the library's, for `overdue`)."""
     detail = None
     if row.outcome_detail is not None:
         detail = master.unwrap(row.outcome_detail, _detail_aad(row.id)).decode()
