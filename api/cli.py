@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kodex.api.console import err, out, parse_as_of, run_body
+from kodex.api.console import configure_logging, err, out, parse_as_of, run_body
 from kodex.api.deferred import Deferring, stand_in
 from kodex.api.invocation import invocation
 
@@ -503,6 +503,16 @@ def _escalation(library: str, counts: dict[str, int]) -> list[str]:
             f"{library}: {counts['overdue']} instruction(s) OVERDUE: the library system has not done them by their "
             "deadline (kodex instructions list --state overdue)"
         )
+    if counts.get("rejected"):
+        lines.append(
+            f"{library}: {counts['rejected']} instruction(s) REJECTED by the library system, each with its reason "
+            "code (e.g. has_debt): decide what to do (kodex instructions list --state rejected)"
+        )
+    if counts.get("failed"):
+        lines.append(
+            f"{library}: {counts['failed']} instruction(s) FAILED in the library system "
+            "(kodex instructions list --state failed)"
+        )
     if counts.get("pending"):
         lines.append(f"{library}: {counts['pending']} instruction(s) not yet delivered to the library system")
     return lines
@@ -580,9 +590,7 @@ def serve_command(
     from kodex.services.scheduler import build_scheduler  # noqa: PLC0415
 
     work, ruleset = _run(body)
-    import logging  # noqa: PLC0415
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     scheduler = None if no_scheduler else build_scheduler(work, ruleset)
     relay = None
     if scheduler is not None:  # the relay runs beside the nightly jobs, in the one process that runs them

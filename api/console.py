@@ -65,3 +65,13 @@ def parse_as_of(text: str) -> date | datetime:
         return aware(moment)  # a moment without offset would be read in whatever zone this machine is in
     except ValueError as naive:
         raise typer.BadParameter(str(naive), param_hint="--as-of") from None
+
+
+def configure_logging() -> None:
+    """The service's log lines (kodex serve and its workers), in one format. HTTP clients' own request lines stay
+    out: httpx logs each URL it calls at INFO, and a connector's URLs name readers by the library system's id."""
+    import logging  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

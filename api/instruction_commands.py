@@ -19,8 +19,16 @@ from rich.table import Table
 
 from kodex.api.console import err, out, run_body
 from kodex.api.invocation import invocation
-from kodex.errors import InvalidRequest
-from kodex.services.instructions import OUTCOMES, VIEWS, Instruction, list_instructions, record_outcome
+from kodex.errors import Conflict, InvalidRequest, SubjectNotFound
+from kodex.services.instructions import (
+    FINAL,
+    OUTCOMES,
+    VIEWS,
+    Instruction,
+    get_instruction,
+    list_instructions,
+    record_outcome,
+)
 
 __all__ = ["connectors_app", "instructions_app", "webhooks_app"]
 
@@ -152,7 +160,7 @@ def _csv(found: Iterable[Instruction], lang: str) -> None:
         row = i.as_json()
         writer.writerow(
             {
-                **{k: row[k] for k in CSV_COLUMNS if k in row},
+                **{k: _cell(row[k]) for k in CSV_COLUMNS if k in row},
                 "what": i.what_cs if lang == "cs" else i.what,
                 "overdue": "yes" if i.overdue else "",
                 "outcome": "",
@@ -160,6 +168,17 @@ def _csv(found: Iterable[Instruction], lang: str) -> None:
                 "detail": "",
             }
         )
+
+
+def _cell(value: Any) -> Any:
+    """A value a spreadsheet shows as text: one that would start a formula (= + - @, a tab or CR) gets a leading '.
+
+    A library system's id is whatever it sent (e.g. `=HYPERLINK(…)`); a work list opened in a spreadsheet must
+    not run it. The outcome is loaded back by `id`, a UUID, which never starts so.
+    """
+    if isinstance(value, str) and value[:1] in {"=", "+", "-", "@", "\t", "\r"}:
+        return "'" + value
+    return value
 
 
 def _table(found: list[Instruction], state: str) -> None:
@@ -205,6 +224,8 @@ def instructions_outcome(
         command = invocation(ctx)
         work = command.workspace
         given = [(instruction_id, outcome, code, detail)] if from_csv is None else _outcomes_from(from_csv)
+        if from_csv is not None:  # every row checked before any is recorded: a file is loaded whole or not at all
+            _check_rows(command, work, library, given, from_csv)
         changed = 0
         for number, (iid, said, said_code, said_detail) in enumerate(given, start=1):
             if iid is None or said is None:
@@ -220,6 +241,20 @@ def instructions_outcome(
             out.print(f"{changed} outcome(s) recorded, {len(given) - changed} unchanged", markup=False)
 
     run_body(body)
+
+
+def _check_rows(command: Any, work: Any, library: str, given: list[Any], path: Path) -> None:
+    """Each row names an instruction of the library whose recorded outcome it does not contradict."""
+    for iid, said, said_code, _ in given:
+        try:
+            known = get_instruction(work.engine, command.ruleset, work.master, library, iid)
+        except SubjectNotFound:
+            raise SubjectNotFound(f"{path}: a filled row names no instruction of library {library!r}: {iid}") from None
+        if known.state in FINAL and (known.state != said or known.outcome_code != said_code):
+            raise Conflict(
+                f"{path}: instruction {known.sequence} ({iid}) is {known.state} already; the file says {said}. "
+                "Nothing was recorded: correct or empty that row's outcome and load the file again"
+            )
 
 
 def _outcomes_from(path: Path) -> list[tuple[str | None, str | None, str | None, str | None]]:
@@ -323,7 +358,7 @@ def webhooks_set(
         command = invocation(ctx)
         command.library(library)
         work = command.workspace
-        secret = set_webhook(work.engine, work.master, library, url)
+        secret = set_webhook(work.engine, work.master, library, url, private=True)  # the server's own line
         sys.stdout.write(secret + "\n")
         err.print(
             f"{library}: instructions are pushed to the URL given, signed with the secret above (shown this once).\n"

@@ -54,6 +54,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kodex.api.console import configure_logging
 from kodex.api.docs import install_docs
 from kodex.api.door import Door, routes_at
 from kodex.api.headers import SecurityHeaders
@@ -110,7 +111,7 @@ class Health(_Model):
 
 def app_from_environment() -> FastAPI:
     """The app as a worker process of `kodex serve --workers N` builds it: the installation KODEX_* names."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = load_settings()
     return create_app(open_workspace(settings), load_ruleset(settings.policy))
 

@@ -176,6 +176,9 @@ class Settings(BaseSettings):
     schedule: Schedule = Schedule()
     recordings: Recordings = Recordings()
     connectors: dict[str, ConnectorConfig] = {}  # library id -> its library system's API (none: the work list)
+    # whether a library's admin may point its webhook (PUT …/webhook) at http:// or a private, loopback or reserved
+    # address; the server's command line (kodex webhooks set) always may
+    webhook_private_networks: bool = False
 
     @property
     def embedded(self) -> bool:

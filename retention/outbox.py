@@ -16,14 +16,23 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from kodex.rules.actions import INSTRUCTED
+from kodex.errors import BrokenInvariant
+from kodex.rules.actions import ACTIONS, EXCLUDE, INSTRUCTED, Effect
 from kodex.rules.periods import add_period
 from kodex.rules.ruleset import CompiledLibrary, param_value
 from kodex.store.crypto import MasterKey
 
-__all__ = ["PENDING", "due_on", "instruction_row", "subject_aad", "subject_key"]
+__all__ = ["PENDING", "PROPOSED_AS", "due_on", "instruction_row", "subject_aad", "subject_key"]
 
 PENDING = "pending"
+
+# Every action kodex applies reaches the library system: a new applied action without its instruction text would
+# fail every subject it is decided for, so it is refused when kodex starts. An accepted proposal is instructed as
+# what it carries out.
+PROPOSED_AS = {"propose_exclusion": EXCLUDE}
+_APPLIED = {name for name, action in ACTIONS.items() if Effect.APPLY in action.effects}
+if not set(INSTRUCTED) >= _APPLIED or not set(PROPOSED_AS.values()) <= set(INSTRUCTED):
+    raise BrokenInvariant(f"every applied action is instructed; without: {sorted(_APPLIED - set(INSTRUCTED))}")
 
 
 def subject_key(master: MasterKey, library: str, subject_type: str, subject_id: str) -> bytes:
@@ -62,7 +71,7 @@ def instruction_row(
 ) -> dict[str, object]:
     """The instructions row for an applied `action` (decided in `decision_id`, on the library's `day`)."""
     if action not in INSTRUCTED:
-        raise ValueError(f"{action!r} is not an action the library system is instructed to carry out")
+        raise BrokenInvariant(f"{action!r} is not an action the library system is instructed to carry out")
     instruction_id = str(uuid.uuid4())
     return {
         "id": instruction_id,

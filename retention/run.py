@@ -84,7 +84,9 @@ __all__ = [
 ]
 
 APPLIED, REPORTED, PROPOSED, RETAINED, FAILED, ERROR = "applied", "reported", "proposed", "retained", "failed", "error"
-ESCALATED = ("pending", "overdue", "not_carried_out")  # the instruction counts a run's summary carries
+# the instruction counts a run's summary carries: what is still to do, late, refused by the library system (a
+# rejected erasure is never overdue, yet the dpo must answer it), failed, or found not carried out
+ESCALATED = ("pending", "overdue", "rejected", "failed", "not_carried_out")
 DECIDED = frozenset({"accepted", "rejected"})  # a proposal's finding once its deciding role has decided it
 log = logging.getLogger("kodex.run")
 _BY_EFFECT = {Effect.APPLY: APPLIED, Effect.REPORT: REPORTED, Effect.PROPOSE: PROPOSED}

@@ -23,10 +23,12 @@ from __future__ import annotations
 import base64
 import email.utils
 import hashlib
+import ipaddress
 import json
 import logging
 import random
 import secrets
+import socket
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,12 +100,17 @@ def _secret_aad(library: str) -> bytes:
 # -- the endpoint ----------------------------------------------------------------------------------------------------
 
 
-def set_webhook(engine: Engine, master: MasterKey, library: str, url: str) -> str:
+def set_webhook(engine: Engine, master: MasterKey, library: str, url: str, *, private: bool = False) -> str:
     """Make `url` the library's endpoint with a new signing secret, replacing any earlier one; the secret (whsec_…).
 
-    The secret is returned this once: only its wrapped form is kept.
+    The secret is returned this once: only its wrapped form is kept. Unless `private` (the server's own command
+    line, or the config's `webhook_private_networks`), the URL must be https:// and its host no loopback, private,
+    link-local or reserved address, by itself or as its name resolves now: a library's admin must not make kodex
+    call into the network it runs in. (A name that resolves otherwise later is not checked again.)
     """
     _check_url(url)
+    if not private:
+        _check_public(url)
     secret = secrets.token_bytes(SECRET_BYTES)
     with engine.begin() as connection:
         stored.set_webhook(connection, library, url, master.wrap(secret, _secret_aad(library)), datetime.now(UTC))
@@ -126,6 +133,31 @@ def _check_url(url: str) -> None:
         raise InvalidRequest(f"put no user name or password in the URL (the signature proves the sender); {example}")
     if any(c.isspace() for c in url):
         raise InvalidRequest(f"the URL has a space in it; {example}")
+
+
+def _check_public(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise InvalidRequest(
+            "the URL must start with https:// (the instruction names the reader by the library system's id); an "
+            "http:// endpoint on the library's own network is set at the server: kodex webhooks set"
+        )
+    host = parts.hostname or ""
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        try:
+            found = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        except (OSError, UnicodeError):
+            found = []  # not resolvable now: nothing to refuse (it is not delivered to either, until it is)
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found}
+    inner = [a for a in addresses if not a.is_global]
+    if inner:
+        raise InvalidRequest(
+            "the URL's host is on a private, loopback or reserved network; an endpoint inside the library's own "
+            "network is set at the server (kodex webhooks set), or allowed by the config's "
+            "webhook_private_networks = true"
+        )
 
 
 # -- what is pushed --------------------------------------------------------------------------------------------------
@@ -209,7 +241,8 @@ def deliver(
     The connector takes the actions it `can` carry out; the webhook the rest (when the library has one enabled);
     instructions neither takes stay as they are, for the pull. Call it under the relay lock (`deliver_due`).
     """
-    at = now if now is not None else datetime.now(UTC)
+    at = now if now is not None else _now()
+    fixed = now is not None
     summary = Delivery(library)
     with engine.connect() as connection:
         hook = stored.webhook_of(connection, library)
@@ -231,9 +264,10 @@ def deliver(
             elif (
                 endpoint is not None
                 and http is not None
-                and _by_webhook(engine, library, instruction, endpoint, http, at, summary)
+                # signed when sent (a receiver refuses an old timestamp), unless the caller fixed the clock
+                and _by_webhook(engine, library, instruction, endpoint, http, at if fixed else _now(), summary)
             ):
-                endpoint = None  # 410 Gone: disabled; the rest wait (the connector still takes its own)
+                endpoint = None  # 410 Gone, or no answer: the rest wait (the connector still takes its own)
     finally:
         if own_client and http is not None:
             http.close()
@@ -242,6 +276,10 @@ def deliver(
     if summary.tried or summary.disabled:
         log.info("library %s: delivery: %s", library, _counts(summary))
     return summary
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _actions_of(connector: Connector | None) -> tuple[str, ...]:
@@ -299,17 +337,17 @@ def _by_webhook(
     at: datetime,
     summary: Delivery,
 ) -> bool:
-    """POST the instruction; whether the endpoint is gone (410: disabled)."""
+    """POST the instruction, signed as of `at`; whether to stop this pass (410: disabled; no answer at all)."""
     body = webhook_body(instruction, at)
     headers = signed_request(endpoint.secret, instruction.id, at, body)
     try:
         answer = http.post(endpoint.url, content=body, headers=headers)
     except httpx.TimeoutException:
         _failed(engine, library, instruction, at, "timeout", None, summary)
-        return False
+        return True  # the endpoint does not answer: the rest wait for the next pass, not a timeout each
     except httpx.HTTPError as error:  # no connection, a broken answer: its type only (the text may hold the URL)
         _failed(engine, library, instruction, at, f"connection failed: {type(error).__name__}", None, summary)
-        return False
+        return True
     if answer.is_success:
         if _attempted(engine, library, instruction.id, at=at, state="delivered", next_attempt_at=None, error=None):
             summary.delivered += 1

@@ -168,8 +168,10 @@ def record_outcome(
     the data-subject requests that waited for the instruction. `not_carried_out` is the import's (verification),
     never the library system's.
     """
-    if outcome not in (*OUTCOMES, "not_carried_out"):
+    if outcome not in (*OUTCOMES, NOT_CARRIED_OUT):
         raise InvalidRequest(f"unknown outcome {outcome!r}; one of: {', '.join(OUTCOMES)}")
+    if outcome == NOT_CARRIED_OUT and by != IMPORT:
+        raise InvalidRequest("not_carried_out is found by the next import, never reported: report failed instead")
     if code is not None and not CODE.match(code):
         raise InvalidRequest("code must be 1 to 100 letters, digits or _ . : - (a machine code such as has_debt)")
     if detail is not None and len(detail) > MAX_DETAIL:
@@ -179,8 +181,14 @@ def record_outcome(
         row = stored.by_id(connection, library, instruction_id, lock=True)
         if row is None:
             raise SubjectNotFound(f"library {library!r} has no instruction {instruction_id}")
-        if row.state == outcome:
-            return instruction_from_row(row, master, library_today(ruleset, library)), False
+        if row.state == outcome and (row.outcome_code == code or row.state not in FINAL):
+            if row.outcome_code == code:  # the same outcome again: nothing changes
+                return instruction_from_row(row, master, library_today(ruleset, library)), False
+        elif row.state == outcome:  # a final outcome given again with another code contradicts the first
+            raise Conflict(
+                f"instruction {instruction_id} is {row.state} already with code {row.outcome_code or '(none)'}; "
+                f"it cannot be {outcome} with code {code or '(none)'}"
+            )
         if row.state in FINAL and not _verified(row.state, outcome, by):
             raise Conflict(
                 f"instruction {instruction_id} is {row.state} already (since {_iso(row.outcome_at)}); "

@@ -18,10 +18,9 @@ from typing import Any
 from kodex.audit.entries import now, proposal_entry
 from kodex.audit.log import append, checkpoint
 from kodex.errors import InvalidRequest, NotAuthorised, SubjectNotFound
-from kodex.retention.outbox import instruction_row
+from kodex.retention.outbox import PROPOSED_AS, instruction_row
 from kodex.retention.strategies import STRATEGIES, Writes
 from kodex.retention.subjects import SubjectLoader
-from kodex.rules.actions import EXCLUDE
 from kodex.rules.ruleset import Ruleset
 from kodex.store.crypto import MasterKey
 from kodex.store.database import Engine
@@ -87,7 +86,7 @@ def decide_proposal(
                         compiled,
                         subject_type=row.subject_type,
                         subject_id=subject.id,
-                        action=EXCLUDE,
+                        action=PROPOSED_AS[row.action],
                         decision_id=entry_id,
                         rule=row.rule,
                         cite=cite,

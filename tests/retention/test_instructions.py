@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from kodex.errors import Conflict
+from kodex.errors import Conflict, InvalidRequest
 from kodex.rules.actions import INSTRUCTED
 from kodex.rules.ruleset import Ruleset
 from kodex.services.instructions import Instruction, list_instructions, record_outcome
@@ -255,7 +255,7 @@ def test_not_carried_out_after_done_is_the_imports_alone_and_is_logged_without_p
     (anonymise,) = instructed(workspace, ruleset, "svkpk")
     done(workspace, ruleset, "svkpk", anonymise)
 
-    with pytest.raises(Conflict):
+    with pytest.raises(InvalidRequest):  # not_carried_out is the import's finding, never a caller's word
         record_outcome(
             workspace.engine, ruleset, workspace.master, "svkpk", anonymise.id, "not_carried_out", actor=INTEGRATION
         )
@@ -288,7 +288,13 @@ def test_the_run_summary_counts_the_librarys_pending_overdue_and_not_carried_out
     clock_at(monkeypatch, AS_OF)
     import_lines(workspace, ruleset, [LAPSED, SIXTEEN])
     first = run(workspace, ruleset, "svkpk")
-    assert first.summary()["instructions"] == {"pending": 2, "overdue": 0, "not_carried_out": 0}
+    assert first.summary()["instructions"] == {
+        "pending": 2,
+        "overdue": 0,
+        "rejected": 0,
+        "failed": 0,
+        "not_carried_out": 0,
+    }
 
     erasure = next(i for i in instructed(workspace, ruleset, "svkpk") if i.action == "erase_guardian_data")
     done(workspace, ruleset, "svkpk", erasure)
@@ -298,7 +304,7 @@ def test_the_run_summary_counts_the_librarys_pending_overdue_and_not_carried_out
     summary = run(workspace, ruleset, "svkpk", later).summary()
 
     # the anonymisation, still pending, is late; the guardian's erasure was not carried out
-    assert summary["instructions"] == {"pending": 1, "overdue": 1, "not_carried_out": 1}
+    assert summary["instructions"] == {"pending": 1, "overdue": 1, "rejected": 0, "failed": 0, "not_carried_out": 1}
     with workspace.engine.connect() as connection:
         logged = json.loads(
             connection.execute(
