@@ -319,7 +319,7 @@ def _by_connector(
     with engine.begin() as connection:
         row = stored.by_id(connection, library, instruction.id, lock=True)
         if row is not None:
-            stored.record_attempt(connection, row.iid, at=at, next_attempt_at=None)
+            stored.record_attempt(connection, row.id, at=at, next_attempt_at=None)
     if carried.state == "done":
         summary.carried_out += 1
     elif carried.state == "rejected":
@@ -431,7 +431,7 @@ def _attempted(
         row = stored.by_id(connection, library, instruction_id, lock=True)
         if row is None or row.state != "pending":
             return False
-        stored.record_attempt(connection, row.iid, at=at, state=state, next_attempt_at=next_attempt_at, error=error)
+        stored.record_attempt(connection, row.id, at=at, state=state, next_attempt_at=next_attempt_at, error=error)
     return True
 
 

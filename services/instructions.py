@@ -195,7 +195,7 @@ def record_outcome(
                 f"it cannot become {outcome}"
             )
         wrapped = master.wrap(detail.encode(), _detail_aad(instruction_id)) if detail else None
-        stored.set_outcome(connection, row.iid, state=outcome, code=code, detail=wrapped, at=at, by=by)
+        stored.set_outcome(connection, row.id, state=outcome, code=code, detail=wrapped, at=at, by=by)
         _requests_follow(connection, row, outcome, at)
         day = library_today(ruleset, library)
         append(connection, library, day, [_entry(row, outcome, code, at, actor)])
@@ -233,7 +233,7 @@ def mark_not_carried_out(
     entries = []
     for row in rows:
         stored.set_outcome(
-            connection, row.iid, state=NOT_CARRIED_OUT, code=code.get(row.action), detail=None, at=at, by=IMPORT
+            connection, row.id, state=NOT_CARRIED_OUT, code=code.get(row.action), detail=None, at=at, by=IMPORT
         )
         _requests_follow(connection, row, NOT_CARRIED_OUT, at)
         entries.append(_entry(row, NOT_CARRIED_OUT, code.get(row.action), at, actor))

@@ -38,6 +38,9 @@ __all__ = [
     "LIVE_READER",
     "LIVE_READER_SQL",
     "LOG_TABLES",
+    "OPEN_INSTRUCTION",
+    "OPEN_INSTRUCTION_SQL",
+    "OPEN_INSTRUCTION_STATES",
     "agreements",
     "camera_recordings",
     "decision_log",
@@ -429,11 +432,14 @@ run_leases = Table(
 # same transaction as its decision (a transactional outbox). The library system's own id of the subject is the one
 # thing that leaves kodex, to that library's integration only: at rest it is wrapped by the master key, and found
 # by a keyed digest (`subject_key`, MasterKey.digest) when an import shows whether it was carried out.
+OPEN_INSTRUCTION_STATES = ("pending", "delivered")  # not yet carried out, as far as kodex knows: may fall overdue
+# written out, not bound: the partial index's condition, which a query must repeat word for word to use it
+OPEN_INSTRUCTION_SQL = "state IN ({})".format(", ".join(f"'{state}'" for state in OPEN_INSTRUCTION_STATES))
+
 instructions = Table(
     "instructions",
     metadata,
-    Column("iid", Integer, primary_key=True, autoincrement=True),
-    Column("id", String(36), nullable=False, unique=True),
+    Column("id", String(36), primary_key=True),
     Column("library", String(64), ForeignKey("libraries.id"), nullable=False),
     Column("sequence", BigInteger, nullable=False),  # 1, 2, … per library, in commit order (instruction_heads)
     Column("action", String(40), nullable=False),
@@ -456,10 +462,18 @@ instructions = Table(
     Column("outcome_at", DateTime(timezone=True)),
     Column("outcome_by", String(40)),  # integration, connector, cli, import (verification)
     UniqueConstraint("library", "sequence"),
-    Index("ix_instructions_state", "library", "state", "sequence"),
     Index("ix_instructions_subject", "library", "subject_key"),
-    Index("ix_instructions_next_attempt", "state", "next_attempt_at"),
+    # the open ones (to deliver, or overdue) in sequence order: few beside the done, and a night writes hundreds of
+    # thousands, so only this partial index is kept for them (each index is paid for at every insert)
+    Index(
+        "ix_instructions_open",
+        "library",
+        "sequence",
+        sqlite_where=text(OPEN_INSTRUCTION_SQL),
+        postgresql_where=text(OPEN_INSTRUCTION_SQL),
+    ),
 )
+OPEN_INSTRUCTION = text(OPEN_INSTRUCTION_SQL)
 
 instruction_heads = Table(  # each library's last instruction sequence: taken under its row lock, so commit order
     "instruction_heads",

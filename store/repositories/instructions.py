@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select, update
 
-from kodex.store.schema import instructions, subject_requests, webhooks
+from kodex.store.schema import OPEN_INSTRUCTION, OPEN_INSTRUCTION_STATES, instructions, subject_requests, webhooks
 
 __all__ = [
     "OPEN_STATES",
@@ -33,7 +33,7 @@ __all__ = [
     "webhooks_enabled",
 ]
 
-OPEN_STATES = ("pending", "delivered")  # not yet carried out, as far as kodex knows: these may fall overdue
+OPEN_STATES = OPEN_INSTRUCTION_STATES  # not yet carried out, as far as kodex knows: these may fall overdue
 
 
 def page(
@@ -52,8 +52,10 @@ def page(
     query = select(instructions).where(instructions.c.library == library, instructions.c.sequence > after)
     if states is not None:
         query = query.where(instructions.c.state.in_(list(states)))
+        if set(states) <= set(OPEN_STATES):
+            query = query.where(OPEN_INSTRUCTION)  # the partial index of the open ones serves it
     if overdue_before is not None:
-        query = query.where(instructions.c.state.in_(OPEN_STATES), instructions.c.due_on < overdue_before)
+        query = query.where(OPEN_INSTRUCTION, instructions.c.due_on < overdue_before)
     query = query.order_by(instructions.c.sequence)
     if limit is not None:
         query = query.limit(limit)
@@ -106,7 +108,7 @@ def done_of_subjects(
 
 def set_outcome(
     connection: Connection,
-    iid: int,
+    instruction_id: str,
     *,
     state: str,
     code: str | None,
@@ -116,7 +118,7 @@ def set_outcome(
 ) -> None:
     connection.execute(
         update(instructions)
-        .where(instructions.c.iid == iid)
+        .where(instructions.c.id == instruction_id)
         .values(
             state=state, outcome_code=code, outcome_detail=detail, outcome_at=at, outcome_by=by, next_attempt_at=None
         )
@@ -125,7 +127,7 @@ def set_outcome(
 
 def record_attempt(
     connection: Connection,
-    iid: int,
+    instruction_id: str,
     *,
     at: datetime,
     state: str | None = None,
@@ -139,7 +141,7 @@ def record_attempt(
     }  # fmt: skip
     if state is not None:
         values["state"] = state
-    connection.execute(update(instructions).where(instructions.c.iid == iid).values(values))
+    connection.execute(update(instructions).where(instructions.c.id == instruction_id).values(values))
 
 
 def due_for_delivery(
@@ -148,6 +150,7 @@ def due_for_delivery(
     """Pending instructions whose next delivery attempt has come, oldest first; only `actions` unless None."""
     query = select(instructions).where(
         instructions.c.library == library,
+        OPEN_INSTRUCTION,
         instructions.c.state == "pending",
         instructions.c.next_attempt_at.is_not(None),
         instructions.c.next_attempt_at <= now,
@@ -161,6 +164,7 @@ def count_undeliverable(connection: Connection, library: str) -> int:
     """Pending instructions whose deliveries were given up on (tried, none scheduled): they wait for the pull."""
     query = select(func.count()).where(
         instructions.c.library == library,
+        OPEN_INSTRUCTION,
         instructions.c.state == "pending",
         instructions.c.next_attempt_at.is_(None),
         instructions.c.attempts > 0,
@@ -181,7 +185,7 @@ def count_by_state(connection: Connection, library: str, today: date) -> dict[st
     overdue = connection.execute(
         select(func.count()).where(
             instructions.c.library == library,
-            instructions.c.state.in_(OPEN_STATES),
+            OPEN_INSTRUCTION,
             instructions.c.due_on < today,
         )
     ).scalar_one()

@@ -20,7 +20,6 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "instructions",
-        sa.Column("iid", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("library", sa.String(length=64), nullable=False),
         sa.Column("sequence", sa.BigInteger(), nullable=False),
@@ -43,14 +42,16 @@ def upgrade() -> None:
         sa.Column("outcome_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("outcome_by", sa.String(length=40), nullable=True),
         sa.ForeignKeyConstraint(["library"], ["libraries.id"], name=op.f("fk_instructions_library_libraries")),
-        sa.PrimaryKeyConstraint("iid", name=op.f("pk_instructions")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_instructions")),
         sa.UniqueConstraint("decision_id", name=op.f("uq_instructions_decision_id")),
-        sa.UniqueConstraint("id", name=op.f("uq_instructions_id")),
         sa.UniqueConstraint("library", "sequence", name=op.f("uq_instructions_library_sequence")),
     )
-    op.create_index("ix_instructions_state", "instructions", ["library", "state", "sequence"], unique=False)
     op.create_index("ix_instructions_subject", "instructions", ["library", "subject_key"], unique=False)
-    op.create_index("ix_instructions_next_attempt", "instructions", ["state", "next_attempt_at"], unique=False)
+    op.create_index(
+        "ix_instructions_open", "instructions", ["library", "sequence"], unique=False,
+        sqlite_where=sa.text("state IN ('pending', 'delivered')"),
+        postgresql_where=sa.text("state IN ('pending', 'delivered')"),
+    )  # fmt: skip
     op.create_table(
         "instruction_heads",
         sa.Column("library", sa.String(length=64), nullable=False),
@@ -76,7 +77,6 @@ def downgrade() -> None:
         batch_op.drop_column("instruction")
     op.drop_table("webhooks")
     op.drop_table("instruction_heads")
-    op.drop_index("ix_instructions_next_attempt", table_name="instructions")
+    op.drop_index("ix_instructions_open", table_name="instructions")
     op.drop_index("ix_instructions_subject", table_name="instructions")
-    op.drop_index("ix_instructions_state", table_name="instructions")
     op.drop_table("instructions")
