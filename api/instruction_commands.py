@@ -124,6 +124,7 @@ def instructions_list(
 
     def body() -> None:
         command = invocation(ctx)
+        command.library(library)
         work = command.workspace
         found = list_instructions(work.engine, command.ruleset, work.master, library, state=state, after=after)
         if output == "jsonl":
@@ -222,6 +223,7 @@ def instructions_outcome(
 
     def body() -> None:
         command = invocation(ctx)
+        command.library(library)
         work = command.workspace
         given = [(instruction_id, outcome, code, detail)] if from_csv is None else _outcomes_from(from_csv)
         if from_csv is not None:  # every row checked before any is recorded: a file is loaded whole or not at all

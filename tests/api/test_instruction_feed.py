@@ -440,3 +440,16 @@ def test_a_csv_naming_a_final_instruction_otherwise_records_none_of_its_rows(
     assert "Nothing was recorded" in result.output
     states = {i["id"]: i["state"] for i in all_of(api, night, "zdirec")}
     assert states[mine[0]["id"]] == "pending"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["list", "--library", "nowhere"], ["outcome", "x", "--library", "nowhere", "--outcome", "done"]],
+    ids=["list", "outcome"],
+)
+def test_an_instructions_command_for_a_library_the_policy_lacks_exits_2_naming_the_ones_it_has(
+    night: Workspace, args: list[str]
+) -> None:
+    result = kodex("instructions", *args)
+    assert result.exit_code == 2
+    assert "kntb" in result.output and "Traceback" not in result.output
