@@ -119,7 +119,7 @@ def main() -> None:
         work = open_workspace(load_settings())
         try:
             onboard(work.engine, ruleset, LIBRARY, Agreement(date(2026, 1, 5), "DPA-BENCH"))
-            secret = set_webhook(work.engine, work.master, LIBRARY, url)
+            secret = set_webhook(work.engine, work.master, LIBRARY, url, private=True)
             rates = []
             with httpx.Client(timeout=10.0) as client:
                 for _ in range(args.repeat):
