@@ -220,9 +220,21 @@ def webhook_of(connection: Connection, library: str) -> Row[Any] | None:
 
 
 def set_webhook(connection: Connection, library: str, url: str, secret: bytes, at: datetime) -> None:
-    """The library's endpoint and its (wrapped) secret, replacing any earlier one, enabled."""
+    """The library's endpoint and its (wrapped) secret, replacing any earlier one, enabled; what waits unscheduled
+    is due again."""
     connection.execute(webhooks.delete().where(webhooks.c.library == library))
     connection.execute(webhooks.insert().values(library=library, url=url, secret=secret, created_at=at))
+    # what waits unscheduled (given up on, or since a 410) is tried again at the new endpoint
+    connection.execute(
+        update(instructions)
+        .where(
+            instructions.c.library == library,
+            OPEN_INSTRUCTION,
+            instructions.c.state == "pending",
+            instructions.c.next_attempt_at.is_(None),
+        )
+        .values(next_attempt_at=at)
+    )
 
 
 def disable_webhook(connection: Connection, library: str, at: datetime) -> None:

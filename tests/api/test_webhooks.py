@@ -247,6 +247,22 @@ def test_after_about_three_days_of_failures_it_stays_pending_unscheduled_and_is_
     assert first.id in [i.id for i in pending(stocked, ruleset)]  # the pull still has it
 
 
+def test_an_endpoint_set_again_gets_what_was_given_up_on(
+    stocked: Workspace, ruleset: Ruleset, receiver: Receiver
+) -> None:
+    set_hook(receiver.url)
+    first = pending(stocked, ruleset)[0]
+    receiver.then = (503, {})
+    at = soon()
+    while (following := aware(row(stocked, first.id).next_attempt_at)) is not None:
+        deliver(stocked.engine, ruleset, stocked.master, LIBRARY, now=max(at, following), limit=1)
+        at = max(at, following)
+    receiver.then = (204, {})
+    set_hook(receiver.url)  # the library fixed its endpoint and set it again
+    deliver(stocked.engine, ruleset, stocked.master, LIBRARY, now=at + timedelta(seconds=1), limit=1)
+    assert row(stocked, first.id).state == "delivered"
+
+
 def test_a_connection_refused_is_retried_and_recorded_by_its_type_only(
     stocked: Workspace, ruleset: Ruleset, receiver: Receiver
 ) -> None:
