@@ -490,29 +490,22 @@ def _plan_table(engine: Any, results: list[Any]) -> Table:
     return table
 
 
+# What each instruction count a run's summary carries means for the dpo, most urgent first
+_ESCALATION = (
+    ("not_carried_out", "NOT CARRIED OUT: the library system reported them done, but an import still held the data"),
+    ("overdue", "OVERDUE: the library system has not done them by their deadline"),
+    ("rejected", "REJECTED by the library system, each with its reason code (e.g. has_debt): decide what to do"),
+    ("failed", "FAILED in the library system"),
+)
+
+
 def _escalation(library: str, counts: dict[str, int]) -> list[str]:
     """The library's instructions to its own system that need the dpo, in words (none: nothing is printed)."""
-    lines = []
-    if counts.get("not_carried_out"):
-        lines.append(
-            f"{library}: {counts['not_carried_out']} instruction(s) NOT CARRIED OUT: the library system reported them "
-            "done, but an import still held the data (kodex instructions list --state not_carried_out)"
-        )
-    if counts.get("overdue"):
-        lines.append(
-            f"{library}: {counts['overdue']} instruction(s) OVERDUE: the library system has not done them by their "
-            "deadline (kodex instructions list --state overdue)"
-        )
-    if counts.get("rejected"):
-        lines.append(
-            f"{library}: {counts['rejected']} instruction(s) REJECTED by the library system, each with its reason "
-            "code (e.g. has_debt): decide what to do (kodex instructions list --state rejected)"
-        )
-    if counts.get("failed"):
-        lines.append(
-            f"{library}: {counts['failed']} instruction(s) FAILED in the library system "
-            "(kodex instructions list --state failed)"
-        )
+    lines = [
+        f"{library}: {counts[state]} instruction(s) {said} (kodex instructions list --state {state})"
+        for state, said in _ESCALATION
+        if counts.get(state)
+    ]
     if counts.get("pending"):
         lines.append(f"{library}: {counts['pending']} instruction(s) not yet delivered to the library system")
     return lines

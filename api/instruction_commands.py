@@ -20,15 +20,7 @@ from rich.table import Table
 from kodex.api.console import err, out, run_body
 from kodex.api.invocation import invocation
 from kodex.errors import Conflict, InvalidRequest, SubjectNotFound
-from kodex.services.instructions import (
-    FINAL,
-    OUTCOMES,
-    VIEWS,
-    Instruction,
-    get_instruction,
-    list_instructions,
-    record_outcome,
-)
+from kodex.services.instructions import OUTCOMES, VIEWS, Instruction, list_instructions, record_outcomes
 
 __all__ = ["connectors_app", "instructions_app", "webhooks_app"]
 
@@ -225,41 +217,33 @@ def instructions_outcome(
         command = invocation(ctx)
         command.library(library)
         work = command.workspace
-        given = [(instruction_id, outcome, code, detail)] if from_csv is None else _outcomes_from(from_csv)
-        if from_csv is not None:  # every row checked before any is recorded: a file is loaded whole or not at all
-            _check_rows(command, work, library, given, from_csv)
-        changed = 0
-        for number, (iid, said, said_code, said_detail) in enumerate(given, start=1):
-            if iid is None or said is None:
-                raise InvalidRequest(f"row {number}: give the instruction id and its outcome")
-            instruction, did = record_outcome(
-                work.engine, command.ruleset, work.master, library, iid, said, code=said_code, detail=said_detail,
-                actor={"type": "cli", "id": None, "role": None}, by="cli",
-            )  # fmt: skip
-            changed += did
-            verb = "recorded" if did else "already recorded, unchanged"
-            out.print(f"instruction {instruction.sequence} ({instruction.id}): {said} {verb}", markup=False)
         if from_csv is not None:
-            out.print(f"{changed} outcome(s) recorded, {len(given) - changed} unchanged", markup=False)
+            given = _outcomes_from(from_csv)
+        elif instruction_id is not None and outcome is not None:  # checked above: --outcome is one of OUTCOMES
+            given = [(instruction_id, outcome, code, detail)]
+        actor = {"type": "cli", "id": None, "role": None}
+        try:  # one transaction: a file is loaded whole or not at all
+            recorded = record_outcomes(work.engine, command.ruleset, work.master, library, given, actor=actor, by="cli")
+        except (Conflict, SubjectNotFound) as refused:
+            if from_csv is None:
+                raise
+            raise type(refused)(
+                f"{from_csv}: {refused}. Nothing was recorded: correct or empty that row's outcome and load the "
+                "file again"
+            ) from None
+        for instruction, did in recorded:
+            verb = "recorded" if did else "already recorded, unchanged"
+            out.print(
+                f"instruction {instruction.sequence} ({instruction.id}): {instruction.state} {verb}", markup=False
+            )
+        if from_csv is not None:
+            changed = sum(did for _, did in recorded)
+            out.print(f"{changed} outcome(s) recorded, {len(recorded) - changed} unchanged", markup=False)
 
     run_body(body)
 
 
-def _check_rows(command: Any, work: Any, library: str, given: list[Any], path: Path) -> None:
-    """Each row names an instruction of the library whose recorded outcome it does not contradict."""
-    for iid, said, said_code, _ in given:
-        try:
-            known = get_instruction(work.engine, command.ruleset, work.master, library, iid)
-        except SubjectNotFound:
-            raise SubjectNotFound(f"{path}: a filled row names no instruction of library {library!r}: {iid}") from None
-        if known.state in FINAL and (known.state != said or known.outcome_code != said_code):
-            raise Conflict(
-                f"{path}: instruction {known.sequence} ({iid}) is {known.state} already; the file says {said}. "
-                "Nothing was recorded: correct or empty that row's outcome and load the file again"
-            )
-
-
-def _outcomes_from(path: Path) -> list[tuple[str | None, str | None, str | None, str | None]]:
+def _outcomes_from(path: Path) -> list[tuple[str, str, str | None, str | None]]:
     """The filled rows of a work-list CSV: (id, outcome, code, detail); rows without an outcome are skipped."""
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")

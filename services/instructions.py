@@ -48,6 +48,7 @@ __all__ = [
     "list_instructions",
     "mark_not_carried_out",
     "record_outcome",
+    "record_outcomes",
     "state_counts",
 ]
 
@@ -164,10 +165,54 @@ def record_outcome(
 ) -> tuple[Instruction, bool]:
     """Record what the library system did about an instruction; (the instruction, whether anything changed).
 
-    The same outcome again changes nothing; another outcome after done or rejected is a Conflict. `done` finishes
-    the data-subject requests that waited for the instruction. `not_carried_out` is the import's (verification),
-    never the library system's.
+    The same outcome again changes nothing; another outcome after done or rejected (or the same with another code)
+    is a Conflict. `done` finishes the data-subject requests that waited for the instruction. `not_carried_out` is
+    the import's (verification), never the library system's.
     """
+    given = [(instruction_id, outcome, code, detail)]
+    return record_outcomes(engine, ruleset, master, library, given, actor=actor, by=by)[0]
+
+
+def record_outcomes(
+    engine: Engine,
+    ruleset: Ruleset,
+    master: MasterKey,
+    library: str,
+    given: Sequence[tuple[str, str, str | None, str | None]],
+    *,
+    actor: Mapping[str, Any],
+    by: str = "integration",
+) -> list[tuple[Instruction, bool]]:
+    """`record_outcome` for each (instruction id, outcome, code, detail), all in one transaction: every one is
+    recorded, or (an error on any) none is — a work list loaded from a file is loaded whole or not at all."""
+    for _, outcome, code, detail in given:
+        _check_outcome(outcome, code, detail, by)
+    at = datetime.now(UTC)
+    day = library_today(ruleset, library)
+    done: list[tuple[Instruction, bool]] = []
+    with engine.begin() as connection:
+        entries = []
+        for instruction_id, outcome, code, detail in given:
+            row = stored.by_id(connection, library, instruction_id, lock=True)
+            if row is None:
+                raise SubjectNotFound(f"library {library!r} has no instruction {instruction_id}")
+            if not _changes(row, outcome, code, by):
+                done.append((instruction_from_row(row, master, day), False))
+                continue
+            wrapped = master.wrap(detail.encode(), _detail_aad(instruction_id)) if detail else None
+            stored.set_outcome(connection, row.id, state=outcome, code=code, detail=wrapped, at=at, by=by)
+            _requests_follow(connection, row, outcome, at)
+            entries.append(_entry(row, outcome, code, at, actor))
+            changed = stored.by_id(connection, library, instruction_id)
+            if changed is None:
+                raise BrokenInvariant("an instruction given its outcome is gone within the same transaction")
+            done.append((instruction_from_row(changed, master, day), True))
+        if entries:
+            append(connection, library, day, entries)
+    return done
+
+
+def _check_outcome(outcome: str, code: str | None, detail: str | None, by: str) -> None:
     if outcome not in (*OUTCOMES, NOT_CARRIED_OUT):
         raise InvalidRequest(f"unknown outcome {outcome!r}; one of: {', '.join(OUTCOMES)}")
     if outcome == NOT_CARRIED_OUT and by != IMPORT:
@@ -176,33 +221,20 @@ def record_outcome(
         raise InvalidRequest("code must be 1 to 100 letters, digits or _ . : - (a machine code such as has_debt)")
     if detail is not None and len(detail) > MAX_DETAIL:
         raise InvalidRequest(f"detail may be {MAX_DETAIL} characters at most")
-    at = datetime.now(UTC)
-    with engine.begin() as connection:
-        row = stored.by_id(connection, library, instruction_id, lock=True)
-        if row is None:
-            raise SubjectNotFound(f"library {library!r} has no instruction {instruction_id}")
-        if row.state == outcome and (row.outcome_code == code or row.state not in FINAL):
-            if row.outcome_code == code:  # the same outcome again: nothing changes
-                return instruction_from_row(row, master, library_today(ruleset, library)), False
-        elif row.state == outcome:  # a final outcome given again with another code contradicts the first
-            raise Conflict(
-                f"instruction {instruction_id} is {row.state} already with code {row.outcome_code or '(none)'}; "
-                f"it cannot be {outcome} with code {code or '(none)'}"
-            )
-        if row.state in FINAL and not _verified(row.state, outcome, by):
-            raise Conflict(
-                f"instruction {instruction_id} is {row.state} already (since {_iso(row.outcome_at)}); "
-                f"it cannot become {outcome}"
-            )
-        wrapped = master.wrap(detail.encode(), _detail_aad(instruction_id)) if detail else None
-        stored.set_outcome(connection, row.id, state=outcome, code=code, detail=wrapped, at=at, by=by)
-        _requests_follow(connection, row, outcome, at)
-        day = library_today(ruleset, library)
-        append(connection, library, day, [_entry(row, outcome, code, at, actor)])
-        changed = stored.by_id(connection, library, instruction_id)
-    if changed is None:
-        raise BrokenInvariant("an instruction given its outcome is gone within the same transaction")
-    return instruction_from_row(changed, master, day), True
+
+
+def _changes(row: Any, outcome: str, code: str | None, by: str) -> bool:
+    """Whether `outcome` (with `code`) changes the instruction: False for the same again; Conflict if it contradicts
+    a final one (done, rejected; the import alone may find a done one not carried out)."""
+    if row.state == outcome and row.outcome_code == code:
+        return False
+    if row.state in FINAL and not _verified(row.state, outcome, by):
+        said = f"{outcome} with code {code}" if row.state == outcome else outcome
+        raise Conflict(
+            f"instruction {row.id} is {row.state} already (code {row.outcome_code or 'none'}, since "
+            f"{_iso(row.outcome_at)}); it cannot become {said}"
+        )
+    return True
 
 
 def mark_not_carried_out(
